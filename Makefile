@@ -1,0 +1,38 @@
+# memrl: `make run` trains the main experiment, `make test` runs the suite CI runs.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER ?= 0
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.PHONY: install run test test-slow bench lint clean
+
+install: $(STAMP)
+
+# torch==2.13.0 is pinned in pyproject.toml so pip takes the CPU wheel and never a CUDA build.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "memrl needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/memrl train configs/dqn_cartpole.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow -s
+
+bench: $(STAMP)
+	$(PY) benchmarks/cartpole.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check agents envs rollout tests benchmarks
+	$(VENV)/bin/ruff format --check agents envs rollout tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

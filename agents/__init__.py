@@ -1,0 +1,31 @@
+"""memrl agents: models, their losses and the generic learner. No Ray, no env imports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from agents import dqn, reinforce
+from agents.base import Agent, AgentError, ReplaySpec
+from agents.learner import Learner, NonFiniteLossError
+
+# name -> (Config dataclass, Agent class). One file per agent; register it here.
+AGENTS: dict[str, tuple[type, type[Agent]]] = {
+    "dqn": (dqn.Config, dqn.DQNAgent),
+    "reinforce": (reinforce.Config, reinforce.ReinforceAgent),
+}
+
+
+def agent_config_class(name: str) -> type:
+    return AGENTS[name][0]
+
+
+def make_agent(cfg: Any, observation_space: gym.Space, action_space: gym.Space) -> Agent:
+    """Build the agent named by `cfg.name` for these spaces."""
+    if cfg.name not in AGENTS:
+        raise AgentError(f"unknown agent '{cfg.name}'; valid agents: {', '.join(AGENTS)}.")
+    return AGENTS[cfg.name][1](cfg, observation_space, action_space)
+
+
+__all__ = ["AGENTS", "Agent", "AgentError", "Learner", "NonFiniteLossError", "ReplaySpec", "make_agent"]

@@ -1,0 +1,87 @@
+"""The agent interface every memrl agent implements (DESIGN.md, "Core interfaces").
+
+An agent is a torch module that acts on CPU rollout workers (`act`, no grad) and is trained by
+the generic `agents.Learner` through its pure `loss(batch)`. Agents know nothing about Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+
+class AgentError(ValueError):
+    """An agent cannot be built for this config or these spaces (the message says why)."""
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    """What an off-policy agent asks of the trainer's replay buffer."""
+
+    capacity: int
+    batch_size: int
+    learning_starts: int
+    replay_ratio: float  # learner updates per env step
+    n_step: int
+    gamma: float
+
+
+class Agent(nn.Module):
+    """Base class. Subclasses set `batch_kind` and implement `act` and `loss`.
+
+    batch_kind "episodes": workers return complete episodes, time-major and padded with a mask
+    (on-policy, e.g. REINFORCE). batch_kind "transitions": workers return [T, N] transitions that
+    the trainer stores in a replay buffer described by `replay_spec()` (off-policy, e.g. DQN).
+    """
+
+    batch_kind: ClassVar[Literal["episodes", "transitions"]]
+    # State-dict prefixes the workers never need (e.g. a DQN target network).
+    learner_only: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
+        super().__init__()
+        self.cfg = cfg
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def initial_state(self, batch_size: int) -> Any:
+        """Recurrent state for `batch_size` envs; None for feed-forward agents."""
+        return None
+
+    def reset_state(self, state: Any, done: np.ndarray) -> Any:
+        """Reset the recurrent state of the envs whose episode just ended."""
+        return state
+
+    def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def on_update(self, updates: int) -> None:
+        """Called by the learner after each optimiser step (e.g. target network sync)."""
+
+    def on_env_steps(self, env_steps: int) -> None:
+        """Called by the trainer before weights are broadcast (e.g. the epsilon schedule)."""
+
+    def replay_spec(self) -> ReplaySpec | None:
+        return None
+
+    def acting_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a rollout worker needs, on the CPU."""
+        return {
+            k: v.detach().cpu()
+            for k, v in self.state_dict().items()
+            if not k.startswith(self.learner_only)
+        }
+
+    def load_acting_state_dict(self, weights: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if not k.startswith(self.learner_only)]
+        if missing or unexpected:
+            raise AgentError(f"weights do not fit this agent: missing {missing}, unexpected {unexpected}")

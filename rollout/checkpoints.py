@@ -1,0 +1,92 @@
+"""Checkpoints: one folder per checkpoint, written whole or not at all (DESIGN.md rule 11).
+
+`checkpoints/<env_steps:012d>/` holds `state.pt` (model, optimiser, counters, RNG states),
+optionally `replay.npz`, and a `COMPLETE` marker written last. The folder is filled under a
+temporary name and renamed into place, so a crash or a failed write (disk full) leaves the
+previous checkpoints intact. Loading uses `torch.load(weights_only=True)`: no arbitrary pickles.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rollout.files import atomic_write, fsync_dir
+
+MARKER = "COMPLETE"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and (p / MARKER).is_file()]
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = complete_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def _numpy_state() -> list:
+    _, key, pos, has_gauss, cached = np.random.get_state()
+    return [key.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        # plain lists and ints: torch.load(weights_only=True) refuses numpy arrays
+        "numpy": _numpy_state(),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", np.array(key, np.uint32), pos, has_gauss, float(cached)))
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(folder: Path, step: int, state: dict[str, Any], replay: Any = None, keep: int = 3) -> Path:
+    """Write checkpoint `step` atomically and keep only the newest `keep` complete ones."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{step:012d}"
+    tmp = folder / f".tmp-{step:012d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        atomic_write(tmp / "state.pt", lambda f: torch.save(state, f))
+        if replay is not None:
+            atomic_write(tmp / "replay.npz", replay.save)
+        atomic_write(tmp / MARKER, lambda f: f.write(b"ok\n"))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in complete_checkpoints(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not (path / MARKER).is_file():
+        raise CheckpointError(f"checkpoint '{path}' is incomplete (no {MARKER} marker).")
+    try:
+        return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read checkpoint '{path / 'state.pt'}': {exc}") from None

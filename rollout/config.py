@@ -1,0 +1,321 @@
+"""Experiment configs: YAML sections -> typed, validated dataclasses.
+
+Loading is strict (DESIGN.md, style rule 9): an unknown key, a wrong type or a bad choice is a
+`ConfigError` that names the file, the dotted key, and the valid keys or choices, with the closest
+match suggested. YAML is read with `yaml.safe_load` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from agents import AGENTS, agent_config_class
+
+
+class ConfigError(ValueError):
+    """A config the user can fix: the message says which file, which key and what is valid."""
+
+
+@dataclass
+class EnvConfig:
+    """Which environment the workers step (any spec `envs.make` resolves)."""
+
+    id: str = "CartPole-v1"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LearnerConfig:
+    """Optimisation, shared by every agent (agents.Learner)."""
+
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = 1e-3
+    eps: float = 1e-8
+    momentum: float = 0.0
+    alpha: float = 0.95
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # 0 = automatic: the cores Ray's workers leave free (at least one).
+    torch_threads: int = 0
+
+
+@dataclass
+class RolloutConfig:
+    """Ray rollout workers. num_workers 0 runs the same worker class in the driver."""
+
+    num_workers: int = 1
+    envs_per_worker: int = 8
+    # Env steps each worker collects per iteration (summed over its envs).
+    steps_per_sample: int = 64
+    # Sample the next batch while the learner trains on the current one (weights lag 1 update).
+    overlap: bool = True
+    max_worker_restarts: int = 3
+
+
+@dataclass
+class RunConfig:
+    """Length, stopping, evaluation, logging and checkpointing of one run."""
+
+    name: str = "run"
+    seed: int = 0
+    dir: str = "runs"
+    total_env_steps: int = 100_000
+    max_time_s: float = 0.0  # 0 = no limit
+    eval_every_steps: int = 10_000  # 0 = only at the end
+    eval_episodes: int = 20
+    stop_return: float | None = None  # stop once the evaluation mean reaches this
+    checkpoint_every_steps: int = 20_000
+    keep_checkpoints: int = 3
+    save_replay: bool = True
+    log_every_s: float = 10.0
+
+
+@dataclass
+class ExperimentConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: Any = None  # the chosen agent's Config dataclass; its `name` picks it
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+SECTIONS = {"env": EnvConfig, "learner": LearnerConfig, "rollout": RolloutConfig, "run": RunConfig}
+
+
+def _closest(word: str, choices: typing.Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`; return it converted (int -> float, list -> tuple)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    bad = ConfigError(f"{where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__}).")
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}."
+                + (_closest(value, map(str, args)) if isinstance(value, str) else "")
+            )
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise bad
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise bad
+        item = args[0] if args else Any
+        items = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise ConfigError(f"{where}: unsupported field type {tp!r}")  # a bug in a Config class
+
+
+def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Build `cls` from a mapping, strictly: unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}.")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key '{where}.{key}'.{_closest(str(key), fields)} "
+                f"Valid keys in '{where}': {', '.join(fields)}."
+            )
+        kwargs[key] = _coerce(value, hints[key], f"'{where}.{key}'")
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as exc:
+            raise ConfigError(f"'{where}': {exc}") from None
+    return obj
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`learner.lr=3e-4` -> (['learner', 'lr'], 0.0003). Values are parsed as YAML scalars."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(
+            f"bad override '{text}': write section.key=value, e.g. learner.lr=3e-4 "
+            "or rollout.num_workers=2."
+        )
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML reads 3e-4 as a string (it wants 3.0e-4); accept the usual float spelling.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    return key.split("."), value
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        near = ""
+        if path.parent.is_dir():
+            near = _closest(path.name, [p.name for p in path.parent.glob("*.yaml")])
+        raise ConfigError(f"config file '{path}' does not exist.{near}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping with sections {_SECTION_LIST}.")
+    return data
+
+
+_SECTION_LIST = "env, agent, learner, rollout, run"
+
+
+def build_config(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    """Turn a raw mapping (already merged with overrides) into an ExperimentConfig."""
+    try:
+        return _build(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build(data: dict[str, Any]) -> ExperimentConfig:
+    valid = list(SECTIONS) + ["agent"]
+    for key in data:
+        if key not in valid:
+            raise ConfigError(
+                f"unknown section '{key}'.{_closest(str(key), valid)} Valid sections: {_SECTION_LIST}."
+            )
+    sections = {name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in SECTIONS.items()}
+    agent_data = dict(data.get("agent") or {})
+    name = agent_data.get("name")
+    if name is None:
+        raise ConfigError(f"'agent.name' is missing. Valid agents: {', '.join(AGENTS)}.")
+    if name not in AGENTS:
+        raise ConfigError(
+            f"unknown agent '{name}' in 'agent.name'.{_closest(str(name), AGENTS)} "
+            f"Valid agents: {', '.join(AGENTS)}."
+        )
+    agent = build_dataclass(agent_config_class(name), agent_data, "agent")
+    cfg = ExperimentConfig(agent=agent, **sections)
+    _check_ranges(cfg)
+    return cfg
+
+
+def _check_ranges(cfg: ExperimentConfig) -> None:
+    r, run = cfg.rollout, cfg.run
+    rules = [
+        (r.num_workers >= 0, "'rollout.num_workers' must be >= 0"),
+        (r.envs_per_worker >= 1, "'rollout.envs_per_worker' must be >= 1"),
+        (r.steps_per_sample >= r.envs_per_worker, "'rollout.steps_per_sample' must be >= 'rollout.envs_per_worker'"),
+        (cfg.learner.lr > 0, "'learner.lr' must be > 0"),
+        (cfg.learner.grad_clip >= 0, "'learner.grad_clip' must be >= 0 (0 turns clipping off)"),
+        (run.total_env_steps > 0, "'run.total_env_steps' must be > 0"),
+        (run.eval_episodes >= 1, "'run.eval_episodes' must be >= 1"),
+        (run.keep_checkpoints >= 1, "'run.keep_checkpoints' must be >= 1"),
+        (run.checkpoint_every_steps >= 0, "'run.checkpoint_every_steps' must be >= 0"),
+        (run.name.replace("-", "").replace("_", "").isalnum(), "'run.name' may hold letters, digits, '-' and '_' only"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise ConfigError(message + ".")
+
+
+def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{part}' is a value, not a section.")
+            else:
+                child = node[part] = dict(child)
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
+    """Read a YAML config, apply dotted `key=value` overrides, validate."""
+    data = apply_overrides(read_yaml(path), overrides)
+    return build_config(data, source=str(path))
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Plain mapping of a config (tuples as lists) that `build_config` reads back unchanged."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(cfg)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -1,0 +1,55 @@
+"""Progress for long runs: a rich bar on a terminal, a plain line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class ProgressReport:
+    def __init__(self, total: int, start: int, console: Console, log_every_s: float):
+        self.console = console
+        self.log_every_s = log_every_s
+        self.last_line = 0.0
+        self.live = console.is_terminal
+        self.progress = None
+        if self.live:
+            self.progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps  {task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self.task = self.progress.add_task("train", total=total, completed=start, info="")
+            self.progress.start()
+
+    @staticmethod
+    def _info(fields: dict[str, float | None]) -> str:
+        parts = []
+        for key, value in fields.items():
+            if value is None:
+                continue
+            parts.append(f"{key} {value:,.0f}" if abs(value) >= 100 else f"{key} {value:.3g}")
+        return "  ".join(parts)
+
+    def update(self, env_steps: int, fields: dict[str, float | None]) -> None:
+        info = self._info(fields)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=env_steps, info=info)
+            return
+        now = time.monotonic()
+        if now - self.last_line >= self.log_every_s:
+            self.last_line = now
+            self.console.print(f"env steps {env_steps:,}  {info}", highlight=False)
+
+    def print(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

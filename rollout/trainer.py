@@ -1,0 +1,317 @@
+"""The training loop: rollout workers -> (replay) -> learner -> weights back to the workers.
+
+Sampling of the next batch overlaps the learner's update on the current one
+(`rollout.overlap`): the next `sample` is launched before the update, and the new weights,
+broadcast with one `ray.put`, reach the workers for the batch after it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+import envs
+from agents import Learner, NonFiniteLossError, make_agent
+from rollout.checkpoints import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rollout.config import ExperimentConfig
+from rollout.progress import ProgressReport
+from rollout.replay import ReplayBuffer
+from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
+from rollout.worker import Batch, RolloutWorker, merge_batches
+
+
+class TrainingError(RuntimeError):
+    """Training stopped on purpose (e.g. a NaN loss); the message says what and what is kept."""
+
+
+class WorkerGroup:
+    """N rollout workers as Ray actors, or one in-process worker when num_workers is 0."""
+
+    def __init__(self, cfg: ExperimentConfig, seed: int):
+        r = cfg.rollout
+        args = (cfg.env.id, cfg.env.kwargs, cfg.agent, r.envs_per_worker)
+        self.local: RolloutWorker | None = None
+        self.actors: list[Any] = []
+        self.pending: list[Any] = []
+        if r.num_workers == 0:
+            self.local = RolloutWorker(*args, seed=seed, torch_threads=torch.get_num_threads())
+        else:
+            from rollout.ray_runtime import remote_worker_class
+
+            cls = remote_worker_class(r.max_worker_restarts)
+            self.actors = [cls.remote(*args, seed=seed + 7919 * (i + 1)) for i in range(r.num_workers)]
+
+    @property
+    def num_streams(self) -> int:
+        return max(1, len(self.actors))
+
+    def launch(self, num_steps: int) -> None:
+        if self.local is not None:
+            self.pending = [num_steps]
+        else:
+            self.pending = [a.sample.remote(num_steps) for a in self.actors]
+
+    def collect(self) -> list[Batch]:
+        pending, self.pending = self.pending, []
+        if self.local is not None:
+            return [self.local.sample(n) for n in pending]
+        import ray
+
+        return ray.get(pending)
+
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        if self.local is not None:
+            self.local.set_weights(weights)
+            return
+        import ray
+
+        ref = ray.put(weights)  # one copy in the object store, read by every worker
+        for actor in self.actors:
+            actor.set_weights.remote(ref)
+
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
+        if self.actors:
+            import ray
+
+            for actor in self.actors:
+                ray.kill(actor)
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, run: RunDir, resume: bool = False, console: Console | None = None):
+        self.cfg = cfg
+        self.run_dir = run
+        self.console = console or Console(stderr=True)
+        run_cfg = cfg.run
+        threads = cfg.learner.torch_threads or max(1, (os.cpu_count() or 1) - cfg.rollout.num_workers)
+        torch.set_num_threads(threads)
+        torch.manual_seed(run_cfg.seed)
+        np.random.seed(run_cfg.seed)
+        self.rng = np.random.default_rng(run_cfg.seed)
+
+        probe = envs.make(cfg.env.id, **cfg.env.kwargs)
+        spaces = probe.observation_space, probe.action_space
+        probe.close()
+        self.agent = make_agent(cfg.agent, *spaces)
+        self.learner = Learner(self.agent, cfg.learner)
+
+        self.env_steps = 0
+        self.iterations = 0
+        self.episodes = 0
+        self.elapsed_before = 0.0
+        self.update_credit = 0.0
+        self.best_eval: float | None = None
+        self.last_eval: float | None = None
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self._start: float | None = None
+        self.last_metrics: dict[str, float] = {}
+
+        self.replay: ReplayBuffer | None = None
+        self.spec = self.agent.replay_spec()
+        if self.agent.batch_kind == "transitions":
+            if self.spec is None:
+                raise TrainingError(f"agent '{cfg.agent.name}' learns from transitions but has no replay spec")
+            streams = max(1, cfg.rollout.num_workers) * cfg.rollout.envs_per_worker
+            self.replay = ReplayBuffer(self.spec.capacity, streams, self.spec.n_step, self.spec.gamma)
+
+        if resume:
+            self._restore()
+        self.evaluator = RolloutWorker(
+            cfg.env.id, cfg.env.kwargs, cfg.agent, min(run_cfg.eval_episodes, 10), seed=run_cfg.seed + 99991
+        )
+        torch.set_num_threads(threads)  # the evaluator set its own count in this process
+        # Fresh episodes on resume: workers get a seed no earlier run segment used.
+        self.workers = WorkerGroup(cfg, seed=run_cfg.seed * 1_000_003 + self.iterations)
+
+    # ----------------------------------------------------------------- checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state_dict(),
+            "counters": {
+                "env_steps": self.env_steps,
+                "iterations": self.iterations,
+                "episodes": self.episodes,
+                "elapsed_s": self.elapsed(),
+                "update_credit": self.update_credit,
+                "best_eval": self.best_eval,
+            },
+            "rng": rng_state(),
+            "replay_rng": self.rng.bit_generator.state,
+        }
+
+    def save(self) -> Path:
+        replay = self.replay if self.cfg.run.save_replay else None
+        return save_checkpoint(self.run_dir.checkpoints, self.env_steps, self._state(), replay, self.cfg.run.keep_checkpoints)
+
+    def _restore(self) -> None:
+        path = latest_checkpoint(self.run_dir.checkpoints)
+        if path is None:
+            raise TrainingError(
+                f"no complete checkpoint in '{self.run_dir.checkpoints}' to resume from; start a new run instead."
+            )
+        state = load_checkpoint(path)
+        self.learner.load_state_dict(state["learner"])
+        c = state["counters"]
+        self.env_steps, self.iterations, self.episodes = c["env_steps"], c["iterations"], c["episodes"]
+        self.elapsed_before, self.update_credit, self.best_eval = c["elapsed_s"], c["update_credit"], c["best_eval"]
+        set_rng_state(state["rng"])
+        self.rng.bit_generator.state = state["replay_rng"]
+        if self.replay is not None and (path / "replay.npz").is_file():
+            self.replay.load(path / "replay.npz")
+        truncate_metrics(self.run_dir.metrics, self.env_steps)
+        self.console.print(f"resumed from {path} at env step {self.env_steps:,}", highlight=False)
+
+    # ----------------------------------------------------------------- the loop
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.monotonic() - self._start if self._start is not None else 0.0)
+
+    def _learn(self, batches: list[Batch]) -> dict[str, float]:
+        new_steps = sum(b.env_steps for b in batches)
+        metrics: dict[str, float] = {}
+        if self.replay is None:
+            return self.learner.update(merge_batches(batches))
+        self.replay.add(merge_batches(batches))
+        if self.env_steps < self.spec.learning_starts:
+            return metrics
+        self.update_credit += self.spec.replay_ratio * new_steps
+        for _ in range(int(self.update_credit)):
+            metrics = self.learner.update(self.replay.sample(self.spec.batch_size, self.rng))
+        self.update_credit -= int(self.update_credit)
+        return metrics
+
+    def evaluate(self) -> float:
+        self.evaluator.set_weights(self.agent.acting_state_dict())
+        returns = self.evaluator.evaluate(self.cfg.run.eval_episodes, seed=self.cfg.run.seed + 12345)
+        self.last_eval = float(np.mean(returns))
+        if self.best_eval is None or self.last_eval > self.best_eval:
+            self.best_eval = self.last_eval
+        return self.last_eval
+
+    def _row(self, steps_per_s: float) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "env_steps": self.env_steps,
+            "iteration": self.iterations,
+            "updates": self.learner.updates,
+            "episodes": self.episodes,
+            "time_s": round(self.elapsed(), 3),
+            "steps_per_s": round(steps_per_s, 1),
+        }
+        if self.recent_returns:
+            row["return_mean"] = float(np.mean(self.recent_returns))
+        row.update({k: v for k, v in self.last_metrics.items() if math.isfinite(v)})
+        return row
+
+    def train(self) -> dict[str, Any]:
+        cfg, run = self.cfg, self.cfg.run
+        log = MetricsLog(self.run_dir)
+        report = ProgressReport(run.total_env_steps, self.env_steps, self.console, run.log_every_s)
+        self._start = time.monotonic()
+        next_eval = self._next_multiple(run.eval_every_steps)
+        next_ckpt = self._next_multiple(run.checkpoint_every_steps)
+        last_log, window_start, window_steps = 0.0, time.monotonic(), self.env_steps
+        stop_reason = "total_env_steps reached"
+        self.workers.set_weights(self.agent.acting_state_dict())
+        self.workers.launch(cfg.rollout.steps_per_sample)
+        try:
+            while True:
+                batches = self.workers.collect()
+                for b in batches:
+                    self.env_steps += b.env_steps
+                    self.episodes += len(b.episode_returns)
+                    self.recent_returns.extend(b.episode_returns)
+                self.iterations += 1
+                last_round = self.env_steps >= run.total_env_steps
+                if cfg.rollout.overlap and not last_round:
+                    self.workers.launch(cfg.rollout.steps_per_sample)
+                metrics = self._learn(batches)
+                if metrics:
+                    self.last_metrics = metrics
+                self.agent.on_env_steps(self.env_steps)
+                self.workers.set_weights(self.agent.acting_state_dict())
+
+                evaluated = False
+                if next_eval and self.env_steps >= next_eval:
+                    next_eval = self._next_multiple(run.eval_every_steps)
+                    self.evaluate()
+                    evaluated = True
+                reached = run.stop_return is not None and evaluated and self.last_eval >= run.stop_return
+                if reached:
+                    stop_reason = f"evaluation return {self.last_eval:.1f} >= stop_return {run.stop_return}"
+                timed_out = run.max_time_s > 0 and self.elapsed() >= run.max_time_s
+                if timed_out:
+                    stop_reason = f"max_time_s {run.max_time_s:g} reached"
+                done = last_round or reached or timed_out
+
+                now = time.monotonic()
+                if evaluated or done or now - last_log >= run.log_every_s:
+                    rate = (self.env_steps - window_steps) / max(now - window_start, 1e-9)
+                    row = self._row(rate)
+                    if evaluated:
+                        row["eval_return_mean"] = self.last_eval
+                    log.write(row)
+                    last_log, window_start, window_steps = now, now, self.env_steps
+                if next_ckpt and self.env_steps >= next_ckpt and not done:
+                    next_ckpt = self._next_multiple(run.checkpoint_every_steps)
+                    self.save()
+                report.update(
+                    self.env_steps,
+                    {"return": self._recent_mean(), "eval": self.last_eval, "loss": self.last_metrics.get("loss")},
+                )
+                if done:
+                    break
+                if not cfg.rollout.overlap:
+                    self.workers.launch(cfg.rollout.steps_per_sample)
+            if not (stop_reason.startswith("evaluation")):
+                self.evaluate()
+                row = self._row(0.0)
+                row["eval_return_mean"] = self.last_eval
+                log.write(row)
+            checkpoint = self.save()
+        except NonFiniteLossError as exc:
+            last = latest_checkpoint(self.run_dir.checkpoints)
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+            raise TrainingError(f"training stopped: {exc} {kept}.") from None
+        except KeyboardInterrupt:
+            report.close()
+            path = self.save()
+            self.console.print(f"interrupted; saved {path}. Continue with: memrl train --resume {self.run_dir.path}")
+            raise
+        finally:
+            report.close()
+            log.close()
+            self.workers.close()
+            self.evaluator.close()
+        summary = {
+            "run_dir": str(self.run_dir.path),
+            "stop_reason": stop_reason,
+            "env_steps": self.env_steps,
+            "updates": self.learner.updates,
+            "episodes": self.episodes,
+            "time_s": round(self.elapsed(), 2),
+            "eval_return_mean": self.last_eval,
+            "best_eval_return": self.best_eval,
+            "checkpoint": str(checkpoint),
+        }
+        self.console.print(
+            f"done: {stop_reason}; {self.env_steps:,} env steps, {self.learner.updates:,} updates in "
+            f"{summary['time_s']:.1f} s; evaluation return {self.last_eval:.1f} "
+            f"({run.eval_episodes} episodes); run dir {self.run_dir.path}",
+            highlight=False,
+        )
+        return summary
+
+    def _recent_mean(self) -> float | None:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else None
+
+    def _next_multiple(self, every: int) -> int:
+        return (self.env_steps // every + 1) * every if every > 0 else 0

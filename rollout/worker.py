@@ -1,0 +1,195 @@
+"""The rollout worker: a vectorised Gymnasium env and a CPU copy of the agent.
+
+The same class runs in the driver (`rollout.num_workers: 0`) and as a Ray actor; it never imports
+Ray. `sample()` returns a `Batch` of numpy arrays with fixed key names (DESIGN.md, style rule 4):
+
+- transitions (off-policy agents): obs, actions, rewards, terminated, truncated, next_obs, all
+  time-major [T, num_envs, ...]; next_obs is the true final observation at an episode's end.
+- episodes (on-policy agents): obs, actions, rewards, mask, time-major [T_max, num_episodes, ...],
+  complete episodes padded with mask 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+import envs
+from agents import make_agent
+
+
+@dataclass
+class Batch:
+    data: dict[str, np.ndarray]
+    env_steps: int
+    episode_returns: list[float] = field(default_factory=list)
+    episode_lengths: list[int] = field(default_factory=list)
+    sample_time_s: float = 0.0
+
+
+def make_vector_env(env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> SyncVectorEnv:
+    return SyncVectorEnv(
+        [envs.env_factory(env_id, env_kwargs) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+
+
+def _stack_episodes(episodes: list[dict[str, list]]) -> dict[str, np.ndarray]:
+    """Pad complete episodes into time-major arrays with a mask."""
+    longest = max(len(ep["rewards"]) for ep in episodes)
+    out: dict[str, np.ndarray] = {}
+    for key in ("obs", "actions", "rewards"):
+        first = np.asarray(episodes[0][key][0])
+        arr = np.zeros((longest, len(episodes), *first.shape), first.dtype if key != "rewards" else np.float32)
+        for i, ep in enumerate(episodes):
+            arr[: len(ep[key]), i] = np.asarray(ep[key])
+        out[key] = arr
+    out["mask"] = np.zeros((longest, len(episodes)), np.float32)
+    for i, ep in enumerate(episodes):
+        out["mask"][: len(ep["rewards"]), i] = 1.0
+    return out
+
+
+def merge_batches(batches: list[Batch]) -> dict[str, np.ndarray]:
+    """Join workers' batches along the env/episode axis (axis 1), padding episodes in time."""
+    if len(batches) == 1:
+        return batches[0].data
+    longest = max(b.data["rewards"].shape[0] for b in batches)
+    merged = {}
+    for key in batches[0].data:
+        parts = []
+        for b in batches:
+            arr = b.data[key]
+            if arr.shape[0] < longest:
+                pad = np.zeros((longest - arr.shape[0], *arr.shape[1:]), arr.dtype)
+                arr = np.concatenate([arr, pad])
+            parts.append(arr)
+        merged[key] = np.concatenate(parts, axis=1)
+    return merged
+
+
+class RolloutWorker:
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        agent_cfg: Any,
+        num_envs: int,
+        seed: int,
+        torch_threads: int = 1,
+    ):
+        torch.set_num_threads(torch_threads)
+        torch.manual_seed(seed)
+        self.env = make_vector_env(env_id, env_kwargs, num_envs)
+        self.num_envs = num_envs
+        self.agent = make_agent(agent_cfg, self.env.single_observation_space, self.env.single_action_space)
+        self.agent.eval()
+        self.obs, _ = self.env.reset(seed=seed)
+        self.state = self.agent.initial_state(num_envs)
+        self.episode_return = np.zeros(num_envs)
+        self.episode_length = np.zeros(num_envs, np.int64)
+        self.partial: list[dict[str, list]] = [self._empty_episode() for _ in range(num_envs)]
+
+    @staticmethod
+    def _empty_episode() -> dict[str, list]:
+        return {"obs": [], "actions": [], "rewards": []}
+
+    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.agent.load_acting_state_dict(weights)
+
+    def _step(self, explore: bool) -> tuple[np.ndarray, ...]:
+        obs = self.obs
+        actions, self.state, _ = self.agent.act(obs, self.state, explore)
+        next_obs, rewards, terminated, truncated, info = self.env.step(actions)
+        done = terminated | truncated
+        final_obs = next_obs
+        if done.any():
+            final_obs = next_obs.copy()
+            for i in np.flatnonzero(done):
+                final_obs[i] = info["final_obs"][i]
+            self.state = self.agent.reset_state(self.state, done)
+        self.obs = next_obs
+        return obs, actions, rewards, terminated, truncated, final_obs, done
+
+    def _track(self, rewards: np.ndarray, done: np.ndarray, batch: Batch) -> None:
+        self.episode_return += rewards
+        self.episode_length += 1
+        for i in np.flatnonzero(done):
+            batch.episode_returns.append(float(self.episode_return[i]))
+            batch.episode_lengths.append(int(self.episode_length[i]))
+        self.episode_return[done] = 0.0
+        self.episode_length[done] = 0
+
+    def sample(self, num_steps: int) -> Batch:
+        start = time.perf_counter()
+        if self.agent.batch_kind == "episodes":
+            batch = self._sample_episodes(num_steps)
+        else:
+            batch = self._sample_transitions(num_steps)
+        batch.sample_time_s = time.perf_counter() - start
+        return batch
+
+    def _sample_transitions(self, num_steps: int) -> Batch:
+        steps = max(1, num_steps // self.num_envs)
+        columns: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")}
+        batch = Batch(data={}, env_steps=steps * self.num_envs)
+        for _ in range(steps):
+            obs, actions, rewards, terminated, truncated, final_obs, done = self._step(explore=True)
+            for key, value in zip(columns, (obs, actions, rewards, terminated, truncated, final_obs)):
+                columns[key].append(value)
+            self._track(rewards, done, batch)
+        batch.data = {k: np.stack(v) for k, v in columns.items()}
+        batch.data["rewards"] = batch.data["rewards"].astype(np.float32)
+        return batch
+
+    def _sample_episodes(self, num_steps: int) -> Batch:
+        """Step until the complete episodes hold >= num_steps steps. Episodes in progress carry
+        over to the next call (their early steps then lag the newest weights by one update)."""
+        done_episodes: list[dict[str, list]] = []
+        collected = 0
+        batch = Batch(data={}, env_steps=0)
+        while collected < num_steps:
+            obs, actions, rewards, _, _, _, done = self._step(explore=True)
+            batch.env_steps += self.num_envs
+            for i in range(self.num_envs):
+                ep = self.partial[i]
+                ep["obs"].append(obs[i])
+                ep["actions"].append(actions[i])
+                ep["rewards"].append(rewards[i])
+                if done[i]:
+                    done_episodes.append(ep)
+                    collected += len(ep["rewards"])
+                    self.partial[i] = self._empty_episode()
+            self._track(rewards, done, batch)
+        batch.data = _stack_episodes(done_episodes)
+        return batch
+
+    def evaluate(self, num_episodes: int, seed: int, explore: bool = False) -> list[float]:
+        """Returns of `num_episodes` episodes from a fresh reset with `seed`, the envs sharing the
+        episodes out evenly (so short episodes are not over-represented)."""
+        quota = np.full(self.num_envs, num_episodes // self.num_envs)
+        quota[: num_episodes % self.num_envs] += 1
+        self.obs, _ = self.env.reset(seed=seed)
+        self.state = self.agent.initial_state(self.num_envs)
+        ret = np.zeros(self.num_envs)
+        returns: list[float] = []
+        while (quota > 0).any():
+            _, _, rewards, _, _, _, done = self._step(explore)
+            ret += rewards
+            for i in np.flatnonzero(done):
+                if quota[i] > 0:
+                    returns.append(float(ret[i]))
+                    quota[i] -= 1
+            ret[done] = 0.0
+        return returns
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        return self.env.single_observation_space, self.env.single_action_space
+
+    def close(self) -> None:
+        self.env.close()
