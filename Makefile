@@ -1,5 +1,5 @@
 # memrl: `make run` trains the main experiment, `make test` runs the suite CI runs.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -12,7 +12,7 @@ install: $(STAMP)
 
 # torch==2.13.0 is pinned in pyproject.toml so pip takes the CPU wheel and never a CUDA build.
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "memrl needs $(PYTHON) (set PYTHON=...)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "memrl needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

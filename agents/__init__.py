@@ -28,4 +28,12 @@ def make_agent(cfg: Any, observation_space: gym.Space, action_space: gym.Space) 
     return AGENTS[cfg.name][1](cfg, observation_space, action_space)
 
 
-__all__ = ["AGENTS", "Agent", "AgentError", "Learner", "NonFiniteLossError", "ReplaySpec", "make_agent"]
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "AgentError",
+    "Learner",
+    "NonFiniteLossError",
+    "ReplaySpec",
+    "make_agent",
+]

@@ -84,4 +84,6 @@ class Agent(nn.Module):
         missing, unexpected = self.load_state_dict(weights, strict=False)
         missing = [k for k in missing if not k.startswith(self.learner_only)]
         if missing or unexpected:
-            raise AgentError(f"weights do not fit this agent: missing {missing}, unexpected {unexpected}")
+            raise AgentError(
+                f"weights do not fit this agent: missing {missing}, unexpected {unexpected}"
+            )

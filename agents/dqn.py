@@ -54,7 +54,9 @@ class Config:
         if not (0.0 <= self.epsilon_end <= 1.0 and 0.0 <= self.epsilon_start <= 1.0):
             raise ValueError("epsilon_start and epsilon_end must be in [0, 1]")
         if self.batch_size < 1 or self.buffer_size < self.batch_size:
-            raise ValueError(f"need 1 <= batch_size <= buffer_size, got {self.batch_size}, {self.buffer_size}")
+            raise ValueError(
+                f"need 1 <= batch_size <= buffer_size, got {self.batch_size}, {self.buffer_size}"
+            )
         if self.replay_ratio <= 0 or self.target_update_every < 1:
             raise ValueError("replay_ratio must be > 0 and target_update_every >= 1")
 
@@ -137,7 +139,13 @@ class DQNAgent(Agent):
             q_next_online = self.q_values(batch["next_obs"]) if self.cfg.double else None
         actions = batch["actions"].long() - self.action_start
         return td_loss(
-            q_online, q_next_online, q_next_target, actions, batch["returns"], batch["discounts"], self.cfg.huber
+            q_online,
+            q_next_online,
+            q_next_target,
+            actions,
+            batch["returns"],
+            batch["discounts"],
+            self.cfg.huber,
         )
 
     def on_update(self, updates: int) -> None:
@@ -154,4 +162,11 @@ class DQNAgent(Agent):
 
     def replay_spec(self) -> ReplaySpec:
         cfg = self.cfg
-        return ReplaySpec(cfg.buffer_size, cfg.batch_size, cfg.learning_starts, cfg.replay_ratio, cfg.n_step, cfg.gamma)
+        return ReplaySpec(
+            cfg.buffer_size,
+            cfg.batch_size,
+            cfg.learning_starts,
+            cfg.replay_ratio,
+            cfg.n_step,
+            cfg.gamma,
+        )

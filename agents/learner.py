@@ -23,7 +23,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise AgentError("learner.device is 'cuda' but torch sees no CUDA GPU; use 'auto' or 'cpu'.")
+        raise AgentError(
+            "learner.device is 'cuda' but torch sees no CUDA GPU; use 'auto' or 'cpu'."
+        )
     return torch.device(name)
 
 
@@ -32,7 +34,12 @@ def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+            params,
+            lr=cfg.lr,
+            alpha=cfg.alpha,
+            eps=cfg.eps,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
         )
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
@@ -50,7 +57,8 @@ class Learner:
     def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         # arrays from Ray's object store are read-only; torch wants writable memory
         return {
-            k: torch.as_tensor(v if v.flags.writeable else v.copy(), device=self.device) for k, v in batch.items()
+            k: torch.as_tensor(v if v.flags.writeable else v.copy(), device=self.device)
+            for k, v in batch.items()
         }
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:

@@ -38,7 +38,9 @@ def observation_size(space: gym.Space) -> int:
 def encode_observation(obs: torch.Tensor, space: gym.Space) -> torch.Tensor:
     """[B, ...] raw observations -> [B, observation_size] float32."""
     if isinstance(space, gym.spaces.Discrete):
-        return nn.functional.one_hot((obs.long() - int(space.start)).flatten(), int(space.n)).float()
+        return nn.functional.one_hot(
+            (obs.long() - int(space.start)).flatten(), int(space.n)
+        ).float()
     return obs.reshape(obs.shape[0], -1).float()
 
 

@@ -58,7 +58,10 @@ def reinforce_loss(
         advantages = (advantages - mean) / (std + 1e-8)
     policy_loss = -masked_mean(log_probs * advantages.detach(), mask)
     loss = policy_loss
-    metrics = {"policy_loss": float(policy_loss.detach()), "return_mean": float(masked_mean(returns, mask))}
+    metrics = {
+        "policy_loss": float(policy_loss.detach()),
+        "return_mean": float(masked_mean(returns, mask)),
+    }
     if baseline is not None:
         value_loss = masked_mean((baseline - returns) ** 2, mask)
         loss = loss + value_coef * value_loss
@@ -155,7 +158,9 @@ class ReinforceAgent(Agent):
         steps, width = mask.shape
         flat_obs = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
         dist = self.head.distribution(self.policy(flat_obs))
-        actions = self.head.from_env(batch["actions"].reshape(steps * width, *batch["actions"].shape[2:]))
+        actions = self.head.from_env(
+            batch["actions"].reshape(steps * width, *batch["actions"].shape[2:])
+        )
         log_probs = dist.log_prob(actions).reshape(steps, width)
         entropy = dist.entropy().reshape(steps, width)
         baseline = self.value(flat_obs).reshape(steps, width) if self.value is not None else None

@@ -62,7 +62,11 @@ def describe(env_id: str) -> str:
     spec = gym.registry.get(env_id)
     if spec is None:
         return ""
-    entry = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__name__", "")
+    entry = (
+        spec.entry_point
+        if isinstance(spec.entry_point, str)
+        else getattr(spec.entry_point, "__name__", "")
+    )
     steps = f", max {spec.max_episode_steps} steps" if spec.max_episode_steps else ""
     return f"gymnasium ({entry}{steps})"
 
@@ -71,7 +75,9 @@ def _from_callable(target: Any, spec: str, kwargs: dict[str, Any]) -> gym.Env:
     if isinstance(target, type) and not issubclass(target, gym.Env):
         raise EnvSpecError(f"'{spec}' is a class but not a gymnasium.Env subclass.")
     if not callable(target):
-        raise EnvSpecError(f"'{spec}' is neither a gymnasium.Env class nor a function that makes one.")
+        raise EnvSpecError(
+            f"'{spec}' is neither a gymnasium.Env class nor a function that makes one."
+        )
     try:
         env = target(**kwargs)
     except TypeError as exc:
@@ -86,7 +92,9 @@ def _load_module_attr(spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise EnvSpecError(f"cannot import module '{module_name}' for env '{spec}': {exc}") from None
+        raise EnvSpecError(
+            f"cannot import module '{module_name}' for env '{spec}': {exc}"
+        ) from None
     if not hasattr(module, attr):
         names = [n for n in dir(module) if not n.startswith("_")]
         match = difflib.get_close_matches(attr, names, n=1)
@@ -106,7 +114,9 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
         try:
             target = eps[spec].load()
         except Exception as exc:  # a broken plug-in must not look like a memrl crash
-            raise EnvSpecError(f"plug-in env '{spec}' ({eps[spec].value}) failed to load: {exc}") from None
+            raise EnvSpecError(
+                f"plug-in env '{spec}' ({eps[spec].value}) failed to load: {exc}"
+            ) from None
         return _from_callable(target, spec, kwargs)
     _register_memrl_envs()
     if spec.startswith("ALE/") or spec not in gym.registry:
@@ -131,4 +141,12 @@ def env_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[],
     return lambda: make(spec, **kwargs)
 
 
-__all__ = ["ENTRY_POINT_GROUP", "EnvSpecError", "MEMRL_ENVS", "describe", "env_factory", "known_ids", "make"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EnvSpecError",
+    "MEMRL_ENVS",
+    "describe",
+    "env_factory",
+    "known_ids",
+    "make",
+]

@@ -29,7 +29,9 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     """Complete checkpoint folders, oldest first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and (p / MARKER).is_file()]
+    found = [
+        p for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and (p / MARKER).is_file()
+    ]
     return sorted(found, key=lambda p: int(p.name))
 
 
@@ -59,7 +61,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(folder: Path, step: int, state: dict[str, Any], replay: Any = None, keep: int = 3) -> Path:
+def save_checkpoint(
+    folder: Path, step: int, state: dict[str, Any], replay: Any = None, keep: int = 3
+) -> Path:
     """Write checkpoint `step` atomically and keep only the newest `keep` complete ones."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{step:012d}"

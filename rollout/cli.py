@@ -7,6 +7,7 @@ a run stopped on purpose (NaN loss) exits with 1; Ctrl-C saves a checkpoint and 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,16 +36,26 @@ def _parser() -> argparse.ArgumentParser:
         "  memrl train configs/dqn_cartpole.yaml --address auto",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("args", nargs="*", metavar="CONFIG|KEY=VALUE", help="config file, then overrides")
+    train.add_argument(
+        "args", nargs="*", metavar="CONFIG|KEY=VALUE", help="config file, then overrides"
+    )
     train.add_argument(
         "--address",
         help="join an existing Ray cluster: 'auto', 'host:port' or 'ray://host:10001' "
         "(token authentication as configured on the cluster; see README)",
     )
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint"
+    )
 
-    envs_cmd = sub.add_parser("envs", help="list known environment ids", description="List environment ids memrl can make.")
-    envs_cmd.add_argument("filter", nargs="?", default="", help="only ids containing this text (e.g. memrl, ALE/Pong)")
+    envs_cmd = sub.add_parser(
+        "envs",
+        help="list known environment ids",
+        description="List environment ids memrl can make.",
+    )
+    envs_cmd.add_argument(
+        "filter", nargs="?", default="", help="only ids containing this text (e.g. memrl, ALE/Pong)"
+    )
     return parser
 
 
@@ -66,7 +77,14 @@ def cmd_envs(args: argparse.Namespace, out: Console) -> int:
 def cmd_train(args: argparse.Namespace, err: Console) -> int:
     import envs
     from agents import AgentError
-    from rollout.config import ConfigError, apply_overrides, build_config, dump_config, load_config, read_yaml
+    from rollout.config import (
+        ConfigError,
+        apply_overrides,
+        build_config,
+        dump_config,
+        load_config,
+        read_yaml,
+    )
     from rollout.run_dir import RunDir
 
     positional = list(args.args)
@@ -74,16 +92,26 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         if args.resume:
             run = RunDir(Path(args.resume))
             if not run.exists():
-                raise ConfigError(f"'{args.resume}' is not a memrl run directory (no config.yaml in it).")
+                raise ConfigError(
+                    f"'{args.resume}' is not a memrl run directory (no config.yaml in it)."
+                )
             if positional and "=" not in positional[0]:
-                raise ConfigError("with --resume, give only overrides (the run's own config.yaml is used).")
-            cfg = build_config(apply_overrides(read_yaml(run.config), positional), source=str(run.config))
+                raise ConfigError(
+                    "with --resume, give only overrides (the run's own config.yaml is used)."
+                )
+            cfg = build_config(
+                apply_overrides(read_yaml(run.config), positional), source=str(run.config)
+            )
         else:
             if not positional or "=" in positional[0]:
-                raise ConfigError("give a config file first, e.g. `memrl train configs/dqn_cartpole.yaml`.")
+                raise ConfigError(
+                    "give a config file first, e.g. `memrl train configs/dqn_cartpole.yaml`."
+                )
             cfg = load_config(positional[0], positional[1:])
             run = None
-        probe = envs.make(cfg.env.id, **cfg.env.kwargs)  # a bad env id fails here, before Ray starts
+        probe = envs.make(
+            cfg.env.id, **cfg.env.kwargs
+        )  # a bad env id fails here, before Ray starts
         from agents import make_agent
         from agents.learner import resolve_device
 
@@ -115,8 +143,20 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
     return 0
 
 
+def _import_from_cwd() -> None:
+    """Let `package.module:EnvClass` specs name modules in the current folder, as `python -m`
+    does; embedded Ray workers get the same path through PYTHONPATH."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if cwd not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [cwd, *paths] if p)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _import_from_cwd()
     out, err = Console(), Console(stderr=True)
     if args.command == "envs":
         return cmd_envs(args, out)

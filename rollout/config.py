@@ -7,6 +7,7 @@ match suggested. YAML is read with `yaml.safe_load` only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -199,11 +200,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except yaml.YAMLError:
         value = raw
     # YAML reads 3e-4 as a string (it wants 3.0e-4); accept the usual float spelling.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in ".eE") else value
-        except ValueError:
-            pass
+    if isinstance(value, str) and any(c in value for c in ".eE"):
+        with contextlib.suppress(ValueError):
+            value = float(value)
     return key.split("."), value
 
 
@@ -221,7 +220,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping with sections {_SECTION_LIST}.")
+        raise ConfigError(
+            f"config file '{path}' must hold a mapping with sections {_SECTION_LIST}."
+        )
     return data
 
 
@@ -243,7 +244,9 @@ def _build(data: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(
                 f"unknown section '{key}'.{_closest(str(key), valid)} Valid sections: {_SECTION_LIST}."
             )
-    sections = {name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in SECTIONS.items()}
+    sections = {
+        name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in SECTIONS.items()
+    }
     agent_data = dict(data.get("agent") or {})
     name = agent_data.get("name")
     if name is None:
@@ -264,14 +267,20 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     rules = [
         (r.num_workers >= 0, "'rollout.num_workers' must be >= 0"),
         (r.envs_per_worker >= 1, "'rollout.envs_per_worker' must be >= 1"),
-        (r.steps_per_sample >= r.envs_per_worker, "'rollout.steps_per_sample' must be >= 'rollout.envs_per_worker'"),
+        (
+            r.steps_per_sample >= r.envs_per_worker,
+            "'rollout.steps_per_sample' must be >= 'rollout.envs_per_worker'",
+        ),
         (cfg.learner.lr > 0, "'learner.lr' must be > 0"),
         (cfg.learner.grad_clip >= 0, "'learner.grad_clip' must be >= 0 (0 turns clipping off)"),
         (run.total_env_steps > 0, "'run.total_env_steps' must be > 0"),
         (run.eval_episodes >= 1, "'run.eval_episodes' must be >= 1"),
         (run.keep_checkpoints >= 1, "'run.keep_checkpoints' must be >= 1"),
         (run.checkpoint_every_steps >= 0, "'run.checkpoint_every_steps' must be >= 0"),
-        (run.name.replace("-", "").replace("_", "").isalnum(), "'run.name' may hold letters, digits, '-' and '_' only"),
+        (
+            run.name.replace("-", "").replace("_", "").isalnum(),
+            "'run.name' may hold letters, digits, '-' and '_' only",
+        ),
     ]
     for ok, message in rules:
         if not ok:

@@ -45,4 +45,6 @@ def remote_worker_class(max_restarts: int) -> Any:
 
     from rollout.worker import RolloutWorker
 
-    return ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(RolloutWorker)
+    return ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(
+        RolloutWorker
+    )

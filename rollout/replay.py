@@ -20,7 +20,9 @@ FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
 class ReplayBuffer:
     def __init__(self, capacity: int, num_streams: int, n_step: int = 1, gamma: float = 0.99):
         if capacity < num_streams:
-            raise ValueError(f"replay capacity {capacity} is smaller than its {num_streams} env streams")
+            raise ValueError(
+                f"replay capacity {capacity} is smaller than its {num_streams} env streams"
+            )
         self.rows = capacity // num_streams
         self.num_streams = num_streams
         self.n_step = n_step
@@ -35,7 +37,9 @@ class ReplayBuffer:
     def _allocate(self, batch: dict[str, np.ndarray]) -> None:
         for key in FIELDS:
             value = batch[key]
-            self.storage[key] = np.zeros((self.rows, self.num_streams, *value.shape[2:]), value.dtype)
+            self.storage[key] = np.zeros(
+                (self.rows, self.num_streams, *value.shape[2:]), value.dtype
+            )
 
     def add(self, batch: dict[str, np.ndarray]) -> None:
         """Append time-major [T, num_streams, ...] arrays with the keys in FIELDS."""
@@ -94,5 +98,7 @@ class ReplayBuffer:
                 raise ValueError(
                     f"saved replay has shape {rows}x{streams}, this run's buffer {self.rows}x{self.num_streams}"
                 )
-            self.storage = {k.removeprefix("storage_"): data[k] for k in data.files if k.startswith("storage_")}
+            self.storage = {
+                k.removeprefix("storage_"): data[k] for k in data.files if k.startswith("storage_")
+            }
             self.cursor, self.filled = cursor, filled

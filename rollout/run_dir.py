@@ -45,7 +45,7 @@ class MetricsLog:
 
     def __init__(self, run: RunDir, tensorboard: bool = True):
         self.path = run.metrics
-        self.file = open(self.path, "a", buffering=1)
+        self.file = open(self.path, "a", buffering=1)  # noqa: SIM115 - open for the whole run
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -57,7 +57,11 @@ class MetricsLog:
         if self.writer is not None:
             step = int(row["env_steps"])
             for key, value in row.items():
-                if key != "env_steps" and isinstance(value, int | float) and not isinstance(value, bool):
+                if (
+                    key != "env_steps"
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                ):
                     self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:

@@ -20,7 +20,13 @@ from rich.console import Console
 
 import envs
 from agents import Learner, NonFiniteLossError, make_agent
-from rollout.checkpoints import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from rollout.checkpoints import (
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from rollout.config import ExperimentConfig
 from rollout.progress import ProgressReport
 from rollout.replay import ReplayBuffer
@@ -47,7 +53,9 @@ class WorkerGroup:
             from rollout.ray_runtime import remote_worker_class
 
             cls = remote_worker_class(r.max_worker_restarts)
-            self.actors = [cls.remote(*args, seed=seed + 7919 * (i + 1)) for i in range(r.num_workers)]
+            self.actors = [
+                cls.remote(*args, seed=seed + 7919 * (i + 1)) for i in range(r.num_workers)
+            ]
 
     @property
     def num_streams(self) -> int:
@@ -88,12 +96,20 @@ class WorkerGroup:
 
 
 class Trainer:
-    def __init__(self, cfg: ExperimentConfig, run: RunDir, resume: bool = False, console: Console | None = None):
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        run: RunDir,
+        resume: bool = False,
+        console: Console | None = None,
+    ):
         self.cfg = cfg
         self.run_dir = run
         self.console = console or Console(stderr=True)
         run_cfg = cfg.run
-        threads = cfg.learner.torch_threads or max(1, (os.cpu_count() or 1) - cfg.rollout.num_workers)
+        threads = cfg.learner.torch_threads or max(
+            1, (os.cpu_count() or 1) - cfg.rollout.num_workers
+        )
         torch.set_num_threads(threads)
         torch.manual_seed(run_cfg.seed)
         np.random.seed(run_cfg.seed)
@@ -120,14 +136,22 @@ class Trainer:
         self.spec = self.agent.replay_spec()
         if self.agent.batch_kind == "transitions":
             if self.spec is None:
-                raise TrainingError(f"agent '{cfg.agent.name}' learns from transitions but has no replay spec")
+                raise TrainingError(
+                    f"agent '{cfg.agent.name}' learns from transitions but has no replay spec"
+                )
             streams = max(1, cfg.rollout.num_workers) * cfg.rollout.envs_per_worker
-            self.replay = ReplayBuffer(self.spec.capacity, streams, self.spec.n_step, self.spec.gamma)
+            self.replay = ReplayBuffer(
+                self.spec.capacity, streams, self.spec.n_step, self.spec.gamma
+            )
 
         if resume:
             self._restore()
         self.evaluator = RolloutWorker(
-            cfg.env.id, cfg.env.kwargs, cfg.agent, min(run_cfg.eval_episodes, 10), seed=run_cfg.seed + 99991
+            cfg.env.id,
+            cfg.env.kwargs,
+            cfg.agent,
+            min(run_cfg.eval_episodes, 10),
+            seed=run_cfg.seed + 99991,
         )
         torch.set_num_threads(threads)  # the evaluator set its own count in this process
         # Fresh episodes on resume: workers get a seed no earlier run segment used.
@@ -151,7 +175,13 @@ class Trainer:
 
     def save(self) -> Path:
         replay = self.replay if self.cfg.run.save_replay else None
-        return save_checkpoint(self.run_dir.checkpoints, self.env_steps, self._state(), replay, self.cfg.run.keep_checkpoints)
+        return save_checkpoint(
+            self.run_dir.checkpoints,
+            self.env_steps,
+            self._state(),
+            replay,
+            self.cfg.run.keep_checkpoints,
+        )
 
     def _restore(self) -> None:
         path = latest_checkpoint(self.run_dir.checkpoints)
@@ -162,8 +192,16 @@ class Trainer:
         state = load_checkpoint(path)
         self.learner.load_state_dict(state["learner"])
         c = state["counters"]
-        self.env_steps, self.iterations, self.episodes = c["env_steps"], c["iterations"], c["episodes"]
-        self.elapsed_before, self.update_credit, self.best_eval = c["elapsed_s"], c["update_credit"], c["best_eval"]
+        self.env_steps, self.iterations, self.episodes = (
+            c["env_steps"],
+            c["iterations"],
+            c["episodes"],
+        )
+        self.elapsed_before, self.update_credit, self.best_eval = (
+            c["elapsed_s"],
+            c["update_credit"],
+            c["best_eval"],
+        )
         set_rng_state(state["rng"])
         self.rng.bit_generator.state = state["replay_rng"]
         if self.replay is not None and (path / "replay.npz").is_file():
@@ -173,7 +211,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def elapsed(self) -> float:
-        return self.elapsed_before + (time.monotonic() - self._start if self._start is not None else 0.0)
+        return self.elapsed_before + (
+            time.monotonic() - self._start if self._start is not None else 0.0
+        )
 
     def _learn(self, batches: list[Batch]) -> dict[str, float]:
         new_steps = sum(b.env_steps for b in batches)
@@ -191,7 +231,9 @@ class Trainer:
 
     def evaluate(self) -> float:
         self.evaluator.set_weights(self.agent.acting_state_dict())
-        returns = self.evaluator.evaluate(self.cfg.run.eval_episodes, seed=self.cfg.run.seed + 12345)
+        returns = self.evaluator.evaluate(
+            self.cfg.run.eval_episodes, seed=self.cfg.run.seed + 12345
+        )
         self.last_eval = float(np.mean(returns))
         if self.best_eval is None or self.last_eval > self.best_eval:
             self.best_eval = self.last_eval
@@ -244,9 +286,13 @@ class Trainer:
                     next_eval = self._next_multiple(run.eval_every_steps)
                     self.evaluate()
                     evaluated = True
-                reached = run.stop_return is not None and evaluated and self.last_eval >= run.stop_return
+                reached = (
+                    run.stop_return is not None and evaluated and self.last_eval >= run.stop_return
+                )
                 if reached:
-                    stop_reason = f"evaluation return {self.last_eval:.1f} >= stop_return {run.stop_return}"
+                    stop_reason = (
+                        f"evaluation return {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
+                    )
                 timed_out = run.max_time_s > 0 and self.elapsed() >= run.max_time_s
                 if timed_out:
                     stop_reason = f"max_time_s {run.max_time_s:g} reached"
@@ -265,7 +311,11 @@ class Trainer:
                     self.save()
                 report.update(
                     self.env_steps,
-                    {"return": self._recent_mean(), "eval": self.last_eval, "loss": self.last_metrics.get("loss")},
+                    {
+                        "return": self._recent_mean(),
+                        "eval": self.last_eval,
+                        "loss": self.last_metrics.get("loss"),
+                    },
                 )
                 if done:
                     break
@@ -279,12 +329,18 @@ class Trainer:
             checkpoint = self.save()
         except NonFiniteLossError as exc:
             last = latest_checkpoint(self.run_dir.checkpoints)
-            kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+            kept = (
+                f"the last good checkpoint is {last}"
+                if last
+                else "no checkpoint had been written yet"
+            )
             raise TrainingError(f"training stopped: {exc} {kept}.") from None
         except KeyboardInterrupt:
             report.close()
             path = self.save()
-            self.console.print(f"interrupted; saved {path}. Continue with: memrl train --resume {self.run_dir.path}")
+            self.console.print(
+                f"interrupted; saved {path}. Continue with: memrl train --resume {self.run_dir.path}"
+            )
             raise
         finally:
             report.close()
@@ -304,7 +360,7 @@ class Trainer:
         }
         self.console.print(
             f"done: {stop_reason}; {self.env_steps:,} env steps, {self.learner.updates:,} updates in "
-            f"{summary['time_s']:.1f} s; evaluation return {self.last_eval:.1f} "
+            f"{summary['time_s']:.1f} s; evaluation return {self.last_eval:.4g} "
             f"({run.eval_episodes} episodes); run dir {self.run_dir.path}",
             highlight=False,
         )

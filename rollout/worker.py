@@ -35,7 +35,8 @@ class Batch:
 
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> SyncVectorEnv:
     return SyncVectorEnv(
-        [envs.env_factory(env_id, env_kwargs) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP
+        [envs.env_factory(env_id, env_kwargs) for _ in range(num_envs)],
+        autoreset_mode=AutoresetMode.SAME_STEP,
     )
 
 
@@ -45,7 +46,9 @@ def _stack_episodes(episodes: list[dict[str, list]]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for key in ("obs", "actions", "rewards"):
         first = np.asarray(episodes[0][key][0])
-        arr = np.zeros((longest, len(episodes), *first.shape), first.dtype if key != "rewards" else np.float32)
+        arr = np.zeros(
+            (longest, len(episodes), *first.shape), first.dtype if key != "rewards" else np.float32
+        )
         for i, ep in enumerate(episodes):
             arr[: len(ep[key]), i] = np.asarray(ep[key])
         out[key] = arr
@@ -87,7 +90,9 @@ class RolloutWorker:
         torch.manual_seed(seed)
         self.env = make_vector_env(env_id, env_kwargs, num_envs)
         self.num_envs = num_envs
-        self.agent = make_agent(agent_cfg, self.env.single_observation_space, self.env.single_action_space)
+        self.agent = make_agent(
+            agent_cfg, self.env.single_observation_space, self.env.single_action_space
+        )
         self.agent.eval()
         self.obs, _ = self.env.reset(seed=seed)
         self.state = self.agent.initial_state(num_envs)
@@ -136,11 +141,15 @@ class RolloutWorker:
 
     def _sample_transitions(self, num_steps: int) -> Batch:
         steps = max(1, num_steps // self.num_envs)
-        columns: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")}
+        columns: dict[str, list] = {
+            k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
+        }
         batch = Batch(data={}, env_steps=steps * self.num_envs)
         for _ in range(steps):
             obs, actions, rewards, terminated, truncated, final_obs, done = self._step(explore=True)
-            for key, value in zip(columns, (obs, actions, rewards, terminated, truncated, final_obs)):
+            for key, value in zip(
+                columns, (obs, actions, rewards, terminated, truncated, final_obs)
+            ):
                 columns[key].append(value)
             self._track(rewards, done, batch)
         batch.data = {k: np.stack(v) for k, v in columns.items()}

@@ -1,0 +1,52 @@
+"""Checkpoints are atomic, bounded in number, and survive a failed write."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from rollout import checkpoints as ck
+
+
+def test_save_keep_last_k_and_load(tmp_path):
+    for step in (10, 20, 30, 40):
+        ck.save_checkpoint(tmp_path, step, {"step": step, "w": torch.ones(2) * step}, keep=2)
+    assert [p.name for p in ck.complete_checkpoints(tmp_path)] == ["000000000030", "000000000040"]
+    state = ck.load_checkpoint(ck.latest_checkpoint(tmp_path))
+    assert state["step"] == 40 and torch.equal(state["w"], torch.full((2,), 40.0))
+
+
+def test_incomplete_checkpoint_is_ignored(tmp_path):
+    ck.save_checkpoint(tmp_path, 10, {"step": 10})
+    broken = tmp_path / "000000000020"
+    broken.mkdir()
+    (broken / "state.pt").write_bytes(b"torn")
+    assert ck.latest_checkpoint(tmp_path).name == "000000000010"
+    with pytest.raises(ck.CheckpointError, match="incomplete"):
+        ck.load_checkpoint(broken)
+
+
+def test_failed_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    ck.save_checkpoint(tmp_path, 10, {"step": 10})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ck.save_checkpoint(tmp_path, 20, {"step": 20}, keep=1)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["000000000010"]  # no temp folder left behind
+    assert ck.load_checkpoint(ck.latest_checkpoint(tmp_path))["step"] == 10
+
+
+def test_rng_state_round_trips_through_weights_only_load(tmp_path):
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    ck.save_checkpoint(tmp_path, 1, {"rng": ck.rng_state()})
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(2), np.random.seed(2), torch.manual_seed(2)
+    ck.set_rng_state(ck.load_checkpoint(ck.latest_checkpoint(tmp_path))["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
