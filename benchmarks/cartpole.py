@@ -30,14 +30,24 @@ from benchmarks.machine import machine_info  # noqa: E402
 from rollout.files import atomic_write_text  # noqa: E402
 from rollout.run_dir import read_metrics  # noqa: E402
 
-MEMRL = {"memrl_dqn": "configs/dqn_cartpole.yaml", "memrl_reinforce": "configs/reinforce_cartpole.yaml"}
+MEMRL = {
+    "memrl_dqn": "configs/dqn_cartpole.yaml",
+    "memrl_reinforce": "configs/reinforce_cartpole.yaml",
+}
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def run_memrl(config: str, seed: int, max_time: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         memrl = Path(sys.executable).with_name("memrl")
-        cmd = [str(memrl), "train", config, f"run.seed={seed}", f"run.dir={tmp}", f"run.max_time_s={max_time}"]
+        cmd = [
+            str(memrl),
+            "train",
+            config,
+            f"run.seed={seed}",
+            f"run.dir={tmp}",
+            f"run.max_time_s={max_time}",
+        ]
         start = time.monotonic()
         proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
         wall = time.monotonic() - start
@@ -54,12 +64,24 @@ def run_memrl(config: str, seed: int, max_time: float) -> dict:
         "updates": last["updates"],
         "train_time_s": last["time_s"],
         "total_time_s": round(wall, 2),
-        "curve": [[r["env_steps"], r["time_s"], r["eval_return_mean"]] for r in rows if "eval_return_mean" in r],
+        "curve": [
+            [r["env_steps"], r["time_s"], r["eval_return_mean"]]
+            for r in rows
+            if "eval_return_mean" in r
+        ],
     }
 
 
 def run_rllib(algo: str, seed: int, max_time: float) -> dict:
-    cmd = [sys.executable, "benchmarks/rllib_cartpole.py", algo, "--max-time", str(max_time), "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        "benchmarks/rllib_cartpole.py",
+        algo,
+        "--max-time",
+        str(max_time),
+        "--seed",
+        str(seed),
+    ]
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     wall = time.monotonic() - start
@@ -75,11 +97,17 @@ def summarise(runs: list[dict], key: str) -> dict:
     values = [r[key] for r in runs if r.get("reached")]
     if not values:
         return {"median": None, "worst": None, "reached": f"0/{len(runs)}"}
-    return {"median": statistics.median(values), "worst": max(values), "reached": f"{len(values)}/{len(runs)}"}
+    return {
+        "median": statistics.median(values),
+        "worst": max(values),
+        "reached": f"{len(values)}/{len(runs)}",
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per memrl agent")
     parser.add_argument("--rllib-seeds", type=int, default=1, help="seeds per RLlib algorithm")
     parser.add_argument("--max-time", type=float, default=600.0, help="time limit per run, seconds")
@@ -105,11 +133,17 @@ def main() -> None:
         for name, runs in results.items()
     }
     ratios = {}
-    for ours, theirs, goal in (("memrl_dqn", "rllib_dqn", 1 / 3), ("memrl_reinforce", "rllib_ppo", 1.0)):
+    for ours, theirs, goal in (
+        ("memrl_dqn", "rllib_dqn", 1 / 3),
+        ("memrl_reinforce", "rllib_ppo", 1.0),
+    ):
         a = summary[ours]["total_time_s"]["median"]
         b = summary.get(theirs, {}).get("total_time_s", {}).get("median")
         if a is not None and b:
-            ratios[f"{ours}/{theirs}"] = {"total_time_ratio": round(a / b, 3), "goal_at_most": round(goal, 3)}
+            ratios[f"{ours}/{theirs}"] = {
+                "total_time_ratio": round(a / b, 3),
+                "goal_at_most": round(goal, 3),
+            }
     out = {
         "benchmark": "cartpole",
         "machine": machine_info(),
@@ -129,7 +163,9 @@ def main() -> None:
     for name, s in summary.items():
         t, tr, st = s["total_time_s"], s["train_time_s"], s["env_steps"]
         fmt = lambda v: "-" if v is None else f"{v:,.0f}" if v > 100 else f"{v:.1f}"  # noqa: E731
-        print(f"{name:<18}{t['reached']:>9}{fmt(t['median']):>10}{fmt(tr['median']):>10}{fmt(st['median']):>11}")
+        print(
+            f"{name:<18}{t['reached']:>9}{fmt(t['median']):>10}{fmt(tr['median']):>10}{fmt(st['median']):>11}"
+        )
     for key, value in ratios.items():
         print(f"{key}: {value['total_time_ratio']} x (goal <= {value['goal_at_most']})")
     print(f"wrote {args.out}")
