@@ -6,13 +6,15 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents import dqn, reinforce
+from agents import dqn, lstm, ntm, reinforce
 from agents.base import Agent, AgentError, ReplaySpec
 from agents.learner import Learner, NonFiniteLossError
 
 # name -> (Config dataclass, Agent class). One file per agent; register it here.
 AGENTS: dict[str, tuple[type, type[Agent]]] = {
     "dqn": (dqn.Config, dqn.DQNAgent),
+    "lstm": (lstm.Config, lstm.LSTMAgent),
+    "ntm": (ntm.Config, ntm.NTMAgent),
     "reinforce": (reinforce.Config, reinforce.ReinforceAgent),
 }
 

@@ -20,8 +20,9 @@ import time
 from typing import Any
 
 # Settings from RLlib's tuned CartPole examples; only num_env_runners (1) and the seed are ours.
+# DQN lr is the example's 0.0005 * (num_learners or 1) ** 0.5 with the default of 0 learners.
 DQN_TRAINING: dict[str, Any] = {
-    "lr": 0.0005,  # 0.0005 * num_learners ** 0.5 with the default of 0 learners
+    "lr": 0.0005,
     "train_batch_size_per_learner": 32,
     "replay_buffer_config": {
         "type": "PrioritizedEpisodeReplayBuffer",
@@ -48,6 +49,12 @@ PPO_MODEL: dict[str, Any] = {
     "vf_share_layers": True,
 }
 STOP_CRITERION = "training episode_return_mean over RLlib's default smoothing window"
+SOURCE = "ray-project/ray: rllib/examples/algorithms/{0}/cartpole_{0}.py"
+
+
+def _num(x: float) -> float | None:
+    """NaN (no finished episode yet) is not valid JSON: report it as null."""
+    return None if x != x else round(x, 3)
 
 
 def _build_config(algo: str, seed: int) -> tuple[Any, dict[str, Any]]:
@@ -71,13 +78,8 @@ def _build_config(algo: str, seed: int) -> tuple[Any, dict[str, Any]]:
         .rl_module(model_config=DefaultModelConfig(**model))
         .debugging(seed=seed)
     )
-    settings = {
-        "env": "CartPole-v1",
-        "num_env_runners": 1,
-        "seed": seed,
-        "training": training,
-        "model_config": model,
-    }
+    settings = {"source": SOURCE.format(algo), "env": "CartPole-v1", "num_env_runners": 1}
+    settings |= {"seed": seed, "training": training, "model_config": model}
     return config, settings
 
 
@@ -85,13 +87,13 @@ def run_rllib(
     algo: str, target_return: float = 475.0, max_time_s: float = 600.0, seed: int = 0
 ) -> dict:
     """Train RLlib's ``algo`` ("dqn" or "ppo") on CartPole-v1 until ``target_return``."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before importing ray
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     t0 = time.perf_counter()
     config, settings = _build_config(algo, seed)
-    curve: list[list[float]] = []
+    curve: list[list[float | None]] = []
     reached, ret, steps, train_time, startup, iters = False, float("nan"), 0, 0.0, 0.0, 0
     trainer = None
     try:
@@ -109,13 +111,9 @@ def run_rllib(
                 result.get("num_env_steps_sampled_lifetime")
                 or runners.get("num_env_steps_sampled_lifetime", 0)
             )
-            curve.append([steps, round(wall, 3), round(ret, 3)])
+            curve.append([steps, round(wall, 3), _num(ret)])
             train_time = wall
-            print(
-                f"[{algo}] iter {iters} steps {steps} t {wall:.1f}s return {ret:.1f}",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"[{algo}] {iters}: {steps} steps {wall:.1f}s return {ret:.1f}", file=sys.stderr)
             if ret >= target_return:
                 reached = True
                 break
@@ -128,7 +126,7 @@ def run_rllib(
     return {
         "algo": algo,
         "reached": reached,
-        "final_return": ret,
+        "final_return": _num(ret),
         "env_steps": steps,
         "train_time_s": round(train_time, 3),
         "startup_s": round(startup, 3),

@@ -9,8 +9,10 @@ known ids.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +21,28 @@ import gymnasium as gym
 ENTRY_POINT_GROUP = "memrl.envs"
 
 # memrl's own ids: id -> (entry point, one-line description). Tasks register here as they land.
-MEMRL_ENVS: dict[str, tuple[str, str]] = {}
+MEMRL_ENVS: dict[str, tuple[str, str]] = {
+    "memrl/Copy-v0": (
+        "envs.algorithmic:Copy",
+        "NTM copy (Graves et al. 2014, 4.1): reproduce a sequence of random bit vectors",
+    ),
+    "memrl/RepeatCopy-v0": (
+        "envs.algorithmic:RepeatCopy",
+        "NTM repeat copy (4.2): output a sequence R times, then an end marker",
+    ),
+    "memrl/AssociativeRecall-v0": (
+        "envs.algorithmic:AssociativeRecall",
+        "NTM associative recall (4.3): given an item of a list, output the next one",
+    ),
+    "memrl/DynamicNGrams-v0": (
+        "envs.algorithmic:DynamicNGrams",
+        "NTM dynamic N-grams (4.4): predict the next bit of a random 6-gram sequence",
+    ),
+    "memrl/PrioritySort-v0": (
+        "envs.algorithmic:PrioritySort",
+        "NTM priority sort (4.5): output the highest-priority vectors, sorted",
+    ),
+}
 
 
 class EnvSpecError(ValueError):
@@ -71,6 +94,21 @@ def describe(env_id: str) -> str:
     return f"gymnasium ({entry}{steps})"
 
 
+def _construct(build: Callable[[], Any], spec: str, kwargs: dict[str, Any]) -> Any:
+    """Call `build`, turning the errors a user can fix (bad kwargs, bad values) into EnvSpecError.
+    A TypeError that is not about the arguments is a bug inside the env and propagates as is."""
+    try:
+        return build()
+    except EnvSpecError:
+        raise
+    except TypeError as exc:
+        if "argument" not in str(exc):
+            raise
+        raise EnvSpecError(f"could not build '{spec}' with kwargs {kwargs}: {exc}") from None
+    except ValueError as exc:
+        raise EnvSpecError(f"could not build '{spec}': {exc}") from None
+
+
 def _from_callable(target: Any, spec: str, kwargs: dict[str, Any]) -> gym.Env:
     if isinstance(target, type) and not issubclass(target, gym.Env):
         raise EnvSpecError(f"'{spec}' is a class but not a gymnasium.Env subclass.")
@@ -78,23 +116,24 @@ def _from_callable(target: Any, spec: str, kwargs: dict[str, Any]) -> gym.Env:
         raise EnvSpecError(
             f"'{spec}' is neither a gymnasium.Env class nor a function that makes one."
         )
-    try:
-        env = target(**kwargs)
-    except TypeError as exc:
-        raise EnvSpecError(f"could not build '{spec}' with kwargs {kwargs}: {exc}") from None
+    env = _construct(lambda: target(**kwargs), spec, kwargs)
     if not isinstance(env, gym.Env):
         raise EnvSpecError(f"'{spec}' returned {type(env).__name__}, not a gymnasium.Env.")
     return env
 
 
-def _load_module_attr(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
+def _import(module_name: str, spec: str) -> Any:
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError as exc:
         raise EnvSpecError(
             f"cannot import module '{module_name}' for env '{spec}': {exc}"
         ) from None
+
+
+def _load_module_attr(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    module = _import(module_name, spec)
     if not hasattr(module, attr):
         names = [n for n in dir(module) if not n.startswith("_")]
         match = difflib.get_close_matches(attr, names, n=1)
@@ -103,42 +142,49 @@ def _load_module_attr(spec: str) -> Any:
     return getattr(module, attr)
 
 
+_GYM_ID = re.compile(r"-v\d+$")
+
+
 def make(spec: str, **kwargs: Any) -> gym.Env:
-    """Build one environment from any spec memrl accepts (see the module docstring)."""
+    """Build one environment from any spec memrl accepts (see the module docstring).
+
+    Registered ids (memrl's, Gymnasium's, ALE's) take precedence over plug-in entry points of the
+    same name, so a plug-in cannot silently replace a built-in environment.
+    """
     if not isinstance(spec, str) or not spec:
         raise EnvSpecError(f"an env spec must be a non-empty string, got {spec!r}.")
+    env_id = spec
     if ":" in spec and "/" not in spec.split(":", 1)[0]:
-        return _from_callable(_load_module_attr(spec), spec, kwargs)
+        module_name, _, attr = spec.partition(":")
+        if not _GYM_ID.search(attr):
+            return _from_callable(_load_module_attr(spec), spec, kwargs)
+        _import(module_name, spec)  # Gymnasium's "module:EnvId-v0": the import registers the id
+        env_id = attr
+    _register_memrl_envs()
+    if env_id.startswith("ALE/") or env_id not in gym.registry:
+        _register_ale()
+    if env_id in gym.registry:
+        return _construct(lambda: gym.make(env_id, **kwargs), spec, kwargs)
     eps = _entry_points()
-    if spec in eps:
+    if env_id in eps:
         try:
-            target = eps[spec].load()
+            target = eps[env_id].load()
         except Exception as exc:  # a broken plug-in must not look like a memrl crash
             raise EnvSpecError(
-                f"plug-in env '{spec}' ({eps[spec].value}) failed to load: {exc}"
+                f"plug-in env '{env_id}' ({eps[env_id].value}) failed to load: {exc}"
             ) from None
         return _from_callable(target, spec, kwargs)
-    _register_memrl_envs()
-    if spec.startswith("ALE/") or spec not in gym.registry:
-        _register_ale()
-    if spec not in gym.registry:
-        ids = known_ids()
-        close = difflib.get_close_matches(spec, ids, n=3, cutoff=0.6)
-        hint = f" Closest known ids: {', '.join(close)}." if close else ""
-        raise EnvSpecError(
-            f"unknown environment '{spec}'.{hint} Run `memrl envs` to list every id; a plug-in "
-            "can also be given as package.module:EnvClass."
-        )
-    try:
-        return gym.make(spec, **kwargs)
-    except TypeError as exc:
-        raise EnvSpecError(f"could not build '{spec}' with kwargs {kwargs}: {exc}") from None
+    close = difflib.get_close_matches(env_id, known_ids(), n=3, cutoff=0.6)
+    hint = f" Closest known ids: {', '.join(close)}." if close else ""
+    raise EnvSpecError(
+        f"unknown environment '{spec}'.{hint} Run `memrl envs` to list every id; a plug-in "
+        "can also be given as package.module:EnvClass."
+    )
 
 
 def env_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[], gym.Env]:
     """A picklable thunk for vector envs and remote workers."""
-    kwargs = dict(kwargs or {})
-    return lambda: make(spec, **kwargs)
+    return functools.partial(make, spec, **dict(kwargs or {}))
 
 
 __all__ = [

@@ -114,8 +114,11 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         )  # a bad env id fails here, before Ray starts
         from agents import make_agent
         from agents.learner import resolve_device
+        from rollout.trainer import check_compatible
 
-        make_agent(cfg.agent, probe.observation_space, probe.action_space)
+        check_compatible(
+            cfg, probe, make_agent(cfg.agent, probe.observation_space, probe.action_space)
+        )
         resolve_device(cfg.learner.device)
         probe.close()
     except (ConfigError, envs.EnvSpecError, AgentError) as exc:

@@ -46,7 +46,7 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 10.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # 0 = automatic: the cores Ray's workers leave free (at least one).
+    # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
     torch_threads: int = 0
 
 
@@ -71,6 +71,7 @@ class RunConfig:
     seed: int = 0
     dir: str = "runs"
     total_env_steps: int = 100_000
+    total_episodes: int = 0  # also stop after this many episodes / supervised sequences (0 = off)
     max_time_s: float = 0.0  # 0 = no limit
     eval_every_steps: int = 10_000  # 0 = only at the end
     eval_episodes: int = 20

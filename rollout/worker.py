@@ -7,6 +7,8 @@ Ray. `sample()` returns a `Batch` of numpy arrays with fixed key names (DESIGN.m
   time-major [T, num_envs, ...]; next_obs is the true final observation at an episode's end.
 - episodes (on-policy agents): obs, actions, rewards, mask, time-major [T_max, num_episodes, ...],
   complete episodes padded with mask 0.
+- sequences (supervised sequence agents): inputs, targets, mask, time-major [T, batch, ...],
+  drawn whole with the task's vectorised `sample_batch(batch_size, rng)`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Batch:
     episode_returns: list[float] = field(default_factory=list)
     episode_lengths: list[int] = field(default_factory=list)
     sample_time_s: float = 0.0
+    sequences: int = 0  # supervised sequences drawn (sequences mode)
 
 
 def make_vector_env(env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> SyncVectorEnv:
@@ -99,6 +102,7 @@ class RolloutWorker:
         self.episode_return = np.zeros(num_envs)
         self.episode_length = np.zeros(num_envs, np.int64)
         self.partial: list[dict[str, list]] = [self._empty_episode() for _ in range(num_envs)]
+        self.data_rng = np.random.default_rng(seed)
 
     @staticmethod
     def _empty_episode() -> dict[str, list]:
@@ -132,7 +136,9 @@ class RolloutWorker:
 
     def sample(self, num_steps: int) -> Batch:
         start = time.perf_counter()
-        if self.agent.batch_kind == "episodes":
+        if self.agent.batch_kind == "sequences":
+            batch = self._sample_sequences()
+        elif self.agent.batch_kind == "episodes":
             batch = self._sample_episodes(num_steps)
         else:
             batch = self._sample_transitions(num_steps)
@@ -155,6 +161,14 @@ class RolloutWorker:
         batch.data = {k: np.stack(v) for k, v in columns.items()}
         batch.data["rewards"] = batch.data["rewards"].astype(np.float32)
         return batch
+
+    def _sample_sequences(self) -> Batch:
+        task = self.env.envs[0].unwrapped
+        inputs, targets, mask = task.sample_batch(self.agent.cfg.batch_size, self.data_rng)
+        data = {"inputs": inputs, "targets": targets, "mask": mask}
+        return Batch(
+            data=data, env_steps=int(mask.shape[0] * mask.shape[1]), sequences=int(mask.shape[1])
+        )
 
     def _sample_episodes(self, num_steps: int) -> Batch:
         """Step until the complete episodes hold >= num_steps steps. Episodes in progress carry

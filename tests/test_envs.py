@@ -69,3 +69,23 @@ def test_memrl_envs_lists_one_line_per_id(capsys):
     assert any(line.startswith("CartPole-v1") and "gymnasium" in line for line in lines)
     assert all("CartPole" in line for line in lines)
     assert isinstance(gym.registry, dict)
+
+
+def test_gymnasium_module_id_form_and_picklable_factory():
+    import pickle
+
+    env = envs.make("gymnasium.envs.classic_control:CartPole-v1")
+    assert env.spec.id == "CartPole-v1"
+    thunk = pickle.loads(pickle.dumps(envs.env_factory("tests.fakes:Corridor", {"length": 4})))
+    assert thunk().observation_space.shape == (4,)
+
+
+def test_a_bug_inside_an_env_is_not_reported_as_bad_kwargs(monkeypatch):
+    import tests.fakes
+
+    def broken(self, length=5, max_steps=20):
+        return None + 1  # a TypeError that has nothing to do with the arguments
+
+    monkeypatch.setattr(tests.fakes.Corridor, "__init__", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        envs.make("tests.fakes:Corridor")

@@ -1,0 +1,104 @@
+"""Sequence agents: a recurrent core that maps input vectors to output bits, one step at a time.
+
+The NTM and the LSTM baseline share this: supervised training on whole sequences drawn by the
+rollout workers with the task's `sample_batch` (binary cross-entropy on the output steps), and
+acting step by step in the same task's Gymnasium env (greedy: threshold at 0.5; exploring:
+sample the Bernoulli outputs, as RL-NTM will). The core's state is explicit: a tuple of tensors
+with the batch in dimension 0 (DESIGN.md, style rule 7).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from agents.base import Agent, AgentError
+
+State = tuple[torch.Tensor, ...]
+
+
+class RecurrentCore(nn.Module):
+    """Interface of a sequence model: `initial_state(B)`, `step(x, state) -> (logits, state)`."""
+
+    def initial_state(self, batch_size: int) -> State:
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def forward(
+        self, inputs: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """inputs [T, B, in] -> logits [T, B, out]; cores may override with a fused version."""
+        state = self.initial_state(inputs.shape[1]) if state is None else state
+        outputs = []
+        for x in inputs:
+            logits, state = self.step(x, state)
+            outputs.append(logits)
+        return torch.stack(outputs), state
+
+
+def sequence_loss(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean binary cross-entropy over the output steps, plus the paper's per-sequence figures:
+    `cost_bits` (cross-entropy in bits per sequence) and `bit_errors` (wrong bits per sequence
+    after thresholding at 0.5). logits/targets [T, B, K], mask [T, B]."""
+    m = mask.unsqueeze(-1).to(logits.dtype)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none") * m
+    width = logits.shape[-1]
+    loss = bce.sum() / (m.sum() * width).clamp_min(1.0)
+    batch = logits.shape[1]
+    with torch.no_grad():
+        errors = (((logits > 0).to(targets.dtype) != targets).to(logits.dtype) * m).sum() / batch
+        cost = bce.sum() / batch / math.log(2.0)
+    return loss, {"bit_errors": float(errors), "cost_bits": float(cost)}
+
+
+class SequenceAgent(Agent):
+    """Base for agents built around a `RecurrentCore`; subclasses set `self.core`."""
+
+    batch_kind = "sequences"
+    core: RecurrentCore
+
+    def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
+        super().__init__(cfg, observation_space, action_space)
+        if not (
+            isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1
+        ):
+            raise AgentError(
+                f"{cfg.name} needs vector observations (a 1-D Box), got {observation_space}."
+            )
+        if not isinstance(action_space, gym.spaces.MultiBinary) or len(action_space.shape) != 1:
+            raise AgentError(
+                f"{cfg.name} outputs bits: it needs a 1-D MultiBinary action space, got {action_space}."
+            )
+        self.input_size = int(observation_space.shape[0])
+        self.output_size = int(action_space.shape[0])
+
+    def initial_state(self, batch_size: int) -> State:
+        return self.core.initial_state(batch_size)
+
+    def reset_state(self, state: State, done: np.ndarray) -> State:
+        if not done.any():
+            return state
+        fresh = self.core.initial_state(len(done))
+        keep = torch.as_tensor(~done)
+        return tuple(
+            torch.where(keep.view(-1, *([1] * (s.dim() - 1))), s, f) for s, f in zip(state, fresh)
+        )
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, state: State, explore: bool) -> tuple[np.ndarray, State, dict]:
+        logits, state = self.core.step(torch.as_tensor(obs, dtype=torch.float32), state)
+        bits = torch.bernoulli(torch.sigmoid(logits)) if explore else (logits > 0).float()
+        return bits.numpy().astype(np.int8), state, {}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, _ = self.core(batch["inputs"].float())
+        return sequence_loss(logits, batch["targets"].float(), batch["mask"])

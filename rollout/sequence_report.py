@@ -1,0 +1,202 @@
+"""Evaluation of a trained sequence agent (NTM, LSTM) on its algorithmic task.
+
+Bit errors per sequence on the training distribution and on longer sequences (the paper's
+generalisation test), written as `generalisation.json`, a printed table and `generalisation.png`;
+and pictures of one sequence at a few lengths: inputs, targets, outputs and, for the NTM, the
+write and read weightings over memory through time (Graves et al. 2014, Figure 6 style).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import envs
+from rollout.files import atomic_write, atomic_write_text
+
+# task class -> [(label, length, env kwargs)]; lengths beyond training test generalisation
+VARIANTS: dict[str, list[tuple[str, int, dict[str, int]]]] = {
+    "Copy": [
+        (f"length {n}", n, {"min_len": n, "max_len": n}) for n in (10, 20, 30, 40, 60, 80, 100, 120)
+    ],
+    "RepeatCopy": [
+        (
+            f"length {n} x {r} repeats",
+            n * r,
+            {"min_len": n, "max_len": n, "min_repeats": r, "max_repeats": r},
+        )
+        for n, r in ((10, 5), (10, 10), (10, 15), (10, 20), (20, 10))
+    ],
+    "AssociativeRecall": [
+        (f"{n} items", n, {"min_items": n, "max_items": n}) for n in (3, 6, 9, 12, 15, 20)
+    ],
+    "PrioritySort": [("20 inputs -> 16 sorted", 20, {})],
+    "DynamicNGrams": [("200 bits", 200, {})],
+}
+TRACE_COUNT = 3  # pictures for this many variants: the training length and two longer ones
+
+
+@torch.no_grad()
+def score(
+    agent: Any, task: Any, sequences: int, rng: np.random.Generator, chunk: int = 64
+) -> dict[str, float]:
+    """Mean bit errors and cost (bits) per sequence over `sequences` fresh sequences."""
+    errors = cost = 0.0
+    optimal = 0.0
+    done = 0
+    while done < sequences:
+        n = min(chunk, sequences - done)
+        inputs, targets, mask = task.sample_batch(n, rng)
+        logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
+        t, m = torch.as_tensor(targets), torch.as_tensor(mask).unsqueeze(-1)
+        errors += float((((logits > 0).float() != t).float() * m).sum())
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")
+        cost += float((bce * m).sum()) / math.log(2.0)
+        if hasattr(task, "bayes_optimal_cost"):
+            optimal += task.bayes_optimal_cost(inputs, targets, mask) * n
+        done += n
+    out = {"bit_errors_per_seq": errors / sequences, "cost_bits_per_seq": cost / sequences}
+    if hasattr(task, "bayes_optimal_cost"):
+        out["bayes_optimal_cost_bits_per_seq"] = optimal / sequences
+    return out
+
+
+def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    scored = [r for r in rows if "bit_errors_per_seq" in r]
+    ax.plot([r["length"] for r in scored], [r["bit_errors_per_seq"] for r in scored], "o-")
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel("bit errors per sequence")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inputs, targets, mask = task.sample_batch(1, rng)
+    x = torch.as_tensor(inputs, dtype=torch.float32)
+    if hasattr(agent, "trace"):
+        traced = agent.trace(x)
+        logits = traced["logits"]
+        weights = [
+            ("write weighting", traced["write_weights"][:, 0, 0]),
+            ("read weighting", traced["read_weights"][:, 0, 0]),
+        ]
+    else:
+        logits, _ = agent.core(x)
+        weights = []
+    outputs = torch.sigmoid(logits[:, 0]).numpy() * mask[:, 0:1]
+    panels = [
+        ("inputs", inputs[:, 0]),
+        ("targets", targets[:, 0] * mask[:, 0:1]),
+        ("outputs", outputs),
+    ]
+    used = None
+    for _, w in weights:  # show the memory rows the heads visited, not all of them
+        rows = np.flatnonzero(w.numpy().max(0) > 0.05)
+        used = rows if used is None else np.union1d(used, rows)
+    if used is not None and len(used):
+        lo, hi = int(used.min()), int(used.max()) + 1
+        panels += [(f"{name} (rows {lo}-{hi - 1})", w.numpy()[:, lo:hi]) for name, w in weights]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 * len(panels) + 0.6), sharex=True)
+    for ax, (name, data) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(
+            np.asarray(data).T,
+            aspect="auto",
+            cmap="gray_r",
+            interpolation="nearest",
+            vmin=0,
+            vmax=1,
+        )
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_yticks([])
+    np.atleast_1d(axes)[-1].set_xlabel("time step")
+    fig.suptitle(f"{type(task).__name__}, {label}", fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def write_report(
+    agent: Any,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    out_dir: Path,
+    sequences: int = 256,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score the agent on its task's variants and write the table, plot and pictures to out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    agent = agent.cpu().eval()
+    base = envs.make(env_id, **env_kwargs).unwrapped
+    name = type(base).__name__
+    rows: list[dict[str, Any]] = [
+        {"variant": "training distribution", "length": None, **env_kwargs}
+    ]
+    rows[0].update(score(agent, base, sequences, np.random.default_rng(seed)))
+    memory = getattr(agent.cfg, "memory_n", None)
+    traced = 0
+    for label, length, kwargs in VARIANTS.get(name, []):
+        row: dict[str, Any] = {"variant": label, "length": length}
+        try:
+            task = envs.make(env_id, **{**env_kwargs, **kwargs}).unwrapped
+        except envs.EnvSpecError as exc:
+            rows.append({**row, "skipped": str(exc)})
+            continue
+        needed = getattr(task, "memory_slots_needed", None)
+        if memory is not None and needed is not None and needed > memory:
+            rows.append({**row, "skipped": f"needs {needed} memory rows, the agent has {memory}"})
+            continue
+        row.update(score(agent, task, sequences, np.random.default_rng(seed + length)))
+        rows.append(row)
+        if traced < TRACE_COUNT:
+            slug = label.replace(" ", "_").replace(">", "").replace("__", "_")
+            _plot_trace(
+                agent, task, label, np.random.default_rng(seed), out_dir / f"trace_{slug}.png"
+            )
+            traced += 1
+    report = {
+        "task": name,
+        "env_id": env_id,
+        "agent": agent.cfg.name,
+        "sequences_per_row": sequences,
+        "rows": rows,
+    }
+    atomic_write_text(out_dir / "generalisation.json", json.dumps(report, indent=1) + "\n")
+    if len(rows) > 2:
+        _plot_generalisation(
+            rows[1:], f"{agent.cfg.name.upper()} on {name}", out_dir / "generalisation.png"
+        )
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['agent']} on {report['task']}: bit errors per sequence ({report['sequences_per_row']} sequences)"
+    ]
+    for row in report["rows"]:
+        if "skipped" in row:
+            lines.append(f"  {row['variant']:<28} skipped: {row['skipped']}")
+            continue
+        extra = ""
+        if "bayes_optimal_cost_bits_per_seq" in row:
+            extra = f"  cost {row['cost_bits_per_seq']:.2f} bits (Bayes-optimal {row['bayes_optimal_cost_bits_per_seq']:.2f})"
+        lines.append(f"  {row['variant']:<28} {row['bit_errors_per_seq']:9.3f}{extra}")
+    return "\n".join(lines)
