@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/memrl train configs/dqn_cartpole.yaml
+	$(VENV)/bin/memrl train configs/ntm_copy.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/cartpole.py
+	$(PY) benchmarks/ntm.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check agents envs rollout tests benchmarks

@@ -133,10 +133,15 @@ class DQNAgent(Agent):
         return greedy.numpy() + self.action_start, state, {}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        q_online = self.q_values(batch["obs"])
+        obs, next_obs = batch["obs"], batch["next_obs"]
+        q_next_online = None
+        if self.cfg.double:  # one forward pass of the online net over obs and next_obs together
+            q_both = self.q_values(torch.cat([obs, next_obs]))
+            q_online, q_next_online = q_both[: len(obs)], q_both[len(obs) :].detach()
+        else:
+            q_online = self.q_values(obs)
         with torch.no_grad():
-            q_next_target = self.q_values(batch["next_obs"], self.target)
-            q_next_online = self.q_values(batch["next_obs"]) if self.cfg.double else None
+            q_next_target = self.q_values(next_obs, self.target)
         actions = batch["actions"].long() - self.action_start
         return td_loss(
             q_online,

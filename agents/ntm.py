@@ -152,7 +152,11 @@ class NTMCore(RecurrentCore):
         erase_add = params[:, (r + w) * self.address_size :].reshape(batch, w, 2 * m)
         # write first, then read the updated memory (the read sees this step's write)
         w_write = self._address(address[:, r:], w_write, memory)
-        memory = write(memory, w_write, torch.sigmoid(erase_add[..., :m]), erase_add[..., m:])
+        # tanh bounds the add vector (Collier & Beel): unbounded adds let memory, reads and the
+        # controller saturate, and training then collapsed to chance (loss ln 2) after converging
+        memory = write(
+            memory, w_write, torch.sigmoid(erase_add[..., :m]), torch.tanh(erase_add[..., m:])
+        )
         w_read = self._address(address[:, :r], w_read, memory)
         reads = read(memory, w_read)
         logits = self.output(torch.cat([out, reads.reshape(batch, -1)], dim=-1)).clamp(

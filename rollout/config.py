@@ -56,7 +56,8 @@ class RolloutConfig:
 
     num_workers: int = 1
     envs_per_worker: int = 8
-    # Env steps each worker collects per iteration (summed over its envs).
+    # Env steps each worker collects per iteration (summed over its envs). Sequence agents (NTM,
+    # LSTM) draw agent.batch_size whole sequences per iteration instead.
     steps_per_sample: int = 64
     # Sample the next batch while the learner trains on the current one (weights lag 1 update).
     overlap: bool = True

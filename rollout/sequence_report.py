@@ -84,6 +84,7 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+@torch.no_grad()
 def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
     import matplotlib
 

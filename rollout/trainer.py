@@ -73,6 +73,7 @@ class WorkerGroup:
         self.local: RolloutWorker | None = None
         self.actors: list[Any] = []
         self.pending: list[Any] = []
+        self.in_flight: list[Any] = []
         if r.num_workers == 0:
             self.local = RolloutWorker(*args, seed=seed, torch_threads=torch.get_num_threads())
         else:
@@ -108,8 +109,7 @@ class WorkerGroup:
         import ray
 
         ref = ray.put(weights)  # one copy in the object store, read by every worker
-        for actor in self.actors:
-            actor.set_weights.remote(ref)
+        self.in_flight = [actor.set_weights.remote(ref) for actor in self.actors]
 
     def close(self) -> None:
         if self.local is not None:
@@ -117,6 +117,12 @@ class WorkerGroup:
         if self.actors:
             import ray
 
+            # let queued calls finish first, so killing the actors does not make Ray retry them
+            ray.wait(
+                self.pending + self.in_flight,
+                num_returns=len(self.pending + self.in_flight),
+                timeout=10,
+            )
             for actor in self.actors:
                 ray.kill(actor)
 
@@ -282,6 +288,7 @@ class Trainer:
         log = MetricsLog(self.run_dir)
         report = ProgressReport(run.total_env_steps, self.env_steps, self.console, run.log_every_s)
         self._start = time.monotonic()
+        first_steps = self.env_steps
         next_eval = self._next_multiple(run.eval_every_steps)
         next_ckpt = self._next_multiple(run.checkpoint_every_steps)
         last_log, window_start, window_steps = 0.0, time.monotonic(), self.env_steps
@@ -340,9 +347,11 @@ class Trainer:
                 report.update(
                     self.env_steps,
                     {
+                        "steps/s": (self.env_steps - first_steps) / max(now - self._start, 1e-9),
                         "return": self._recent_mean(),
                         "eval": self.last_eval,
                         "loss": self.last_metrics.get("loss"),
+                        "bit errors": self.last_metrics.get("bit_errors"),
                     },
                 )
                 if done:

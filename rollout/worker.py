@@ -65,7 +65,7 @@ def merge_batches(batches: list[Batch]) -> dict[str, np.ndarray]:
     """Join workers' batches along the env/episode axis (axis 1), padding episodes in time."""
     if len(batches) == 1:
         return batches[0].data
-    longest = max(b.data["rewards"].shape[0] for b in batches)
+    longest = max(next(iter(b.data.values())).shape[0] for b in batches)
     merged = {}
     for key in batches[0].data:
         parts = []

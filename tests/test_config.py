@@ -76,7 +76,8 @@ def test_bad_choice_lists_choices(tmp_path):
 
 def test_unknown_agent_and_section(tmp_path):
     with pytest.raises(
-        ConfigError, match=r"unknown agent 'dqm'.*Did you mean 'dqn'.*Valid agents: dqn, lstm, ntm, reinforce"
+        ConfigError,
+        match=r"unknown agent 'dqm'.*Did you mean 'dqn'.*Valid agents: dqn, lstm, ntm, reinforce",
     ):
         load_config(write(tmp_path, "agent: {name: dqm}\n"))
     with pytest.raises(ConfigError, match=r"unknown section 'runn'.*Did you mean 'run'"):
@@ -123,6 +124,16 @@ def test_missing_file_suggests_neighbour():
             "looks like images",
         ),
         (["train", "configs/dqn_cartpole.yaml", "learner.device=cuda"], "no CUDA GPU"),
+        (["train", "configs/ntm_copy.yaml", "env.kwargs={max_len: 200}"], "needs 200 memory rows"),
+        (["train", "configs/ntm_copy.yaml", "env.kwargs={bits: 0}"], "bits=0 is invalid"),
+        (
+            ["train", "configs/ntm_copy.yaml", "env.id=CartPole-v1", "env.kwargs={}"],
+            "MultiBinary action space",
+        ),
+        (
+            ["train", "configs/lstm_copy.yaml", "env.id=tests.fakes:BitMatch", "env.kwargs={}"],
+            "has no sample_batch",
+        ),
         (["train", "learner.lr=1"], "give a config file first"),
         (["train", "--resume", "/nonexistent/run"], "not a memrl run directory"),
     ],

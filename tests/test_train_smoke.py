@@ -25,6 +25,18 @@ SMOKE = {
         "rollout.steps_per_sample=32",
     ],
     "reinforce": ["configs/reinforce_cartpole.yaml", "rollout.steps_per_sample=200"],
+    "ntm": [
+        "configs/ntm_copy.yaml",
+        "env.kwargs={min_len: 1, max_len: 5}",
+        "agent.memory_n=16",
+        "agent.controller_size=16",
+        "agent.batch_size=4",
+    ],
+    "lstm": [
+        "configs/lstm_copy.yaml",
+        "env.kwargs={min_len: 1, max_len: 5}",
+        "agent.hidden_size=16",
+    ],
 }
 COMMON = [
     "rollout.num_workers=2",
@@ -49,10 +61,12 @@ def distributions(agent, obs: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(obs)
         if hasattr(agent, "q_values"):
             return agent.q_values(x)
+        if hasattr(agent, "core"):  # sequence agents: Bernoulli probabilities over a sequence
+            return torch.sigmoid(agent.core(x.reshape(4, 4, -1))[0])
         return agent.head.distribution(agent.policy(agent._encode(x))).probs
 
 
-@pytest.mark.parametrize("agent_name", ["dqn", "reinforce"])
+@pytest.mark.parametrize("agent_name", ["dqn", "reinforce", "ntm", "lstm"])
 def test_train_checkpoint_reload_resume_through_ray(agent_name, tmp_path, ray_local):
     cfg = smoke_config(agent_name, tmp_path, steps=1200)
     run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
@@ -69,10 +83,22 @@ def test_train_checkpoint_reload_resume_through_ray(agent_name, tmp_path, ray_lo
     env = envs.make(cfg.env.id)
     fresh = make_agent(cfg.agent, env.observation_space, env.action_space)
     fresh.load_state_dict(state["learner"]["agent"])
-    obs = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    width = env.observation_space.shape[0]
+    obs = np.random.default_rng(0).normal(size=(16, width)).astype(np.float32)
     torch.testing.assert_close(
         distributions(fresh, obs), distributions(trainer.agent.cpu(), obs), rtol=0, atol=0
     )
+
+    if agent_name in ("ntm", "lstm"):  # the generalisation report: table, plot, pictures
+        final = run.path / "evaluation" / "final"
+        report = json.loads((final / "generalisation.json").read_text())
+        scored = [r for r in report["rows"] if "bit_errors_per_seq" in r]
+        skipped = [r for r in report["rows"] if "skipped" in r]
+        assert scored and all(r["bit_errors_per_seq"] >= 0 for r in scored)
+        if agent_name == "ntm":  # lengths beyond 16 memory rows are skipped, not run
+            assert skipped and "memory rows" in skipped[0]["skipped"]
+        assert (final / "generalisation.png").stat().st_size > 1000
+        assert list(final.glob("trace_*.png"))
 
     rows = read_metrics(run.metrics)
     assert rows[-1]["env_steps"] == summary["env_steps"] and "eval_return_mean" in rows[-1]

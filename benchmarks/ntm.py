@@ -1,0 +1,196 @@
+"""NTM and LSTM on the algorithmic tasks: sequences and wall-clock to 0.1 bits/sequence,
+generalisation to longer sequences, and throughput; median and worst over seeds.
+
+Each run is `memrl train configs/<agent>_<task>.yaml run.seed=S` in its own process (embedded
+Ray, one rollout worker). "Reached" is the first greedy evaluation (100 sequences) with at most
+0.1 wrong bits per sequence; the run then stops and writes its generalisation report.
+
+    python benchmarks/ntm.py [--tasks copy associative_recall] [--agents ntm lstm]
+                             [--seeds 5] [--max-time 600] [--throughput-only]
+
+Writes benchmarks/results/ntm.json (merging with what is there, so tasks can be run one at a
+time) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import envs  # noqa: E402
+from agents import Learner, lstm, make_agent, ntm  # noqa: E402
+from benchmarks.machine import machine_info  # noqa: E402
+from rollout.config import LearnerConfig  # noqa: E402
+from rollout.files import atomic_write_text  # noqa: E402
+from rollout.run_dir import read_metrics  # noqa: E402
+
+ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+TARGET = -0.1  # evaluation return = minus wrong bits per sequence
+
+
+def run_once(agent: str, task: str, seed: int, max_time: float, max_sequences: int) -> dict:
+    config = ROOT / "configs" / f"{agent}_{task}.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            str(Path(sys.executable).with_name("memrl")),
+            "train",
+            str(config),
+            f"run.seed={seed}",
+            f"run.dir={tmp}",
+            f"run.max_time_s={max_time}",
+            f"run.total_episodes={max_sequences}",
+        ]
+        start = time.monotonic()
+        proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        wall = time.monotonic() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        (run_dir,) = Path(tmp).iterdir()
+        rows = read_metrics(run_dir / "metrics.jsonl")
+        report = json.loads((run_dir / "evaluation/final/generalisation.json").read_text())
+    evals = [r for r in rows if "eval_return_mean" in r]
+    hit = next((r for r in evals if r["eval_return_mean"] >= TARGET), None)
+    return {
+        "seed": seed,
+        "reached": hit is not None,
+        "sequences": hit["episodes"] if hit else None,
+        "time_s": hit["time_s"] if hit else None,
+        "total_time_s": round(wall, 1),
+        "final_bit_errors": -evals[-1]["eval_return_mean"] if evals else None,
+        "curve": [[r["episodes"], r["time_s"], -r["eval_return_mean"]] for r in evals],
+        "generalisation": {
+            row["variant"]: row.get("bit_errors_per_seq", row.get("skipped"))
+            for row in report["rows"]
+        },
+        "bayes_optimal": [
+            row.get("bayes_optimal_cost_bits_per_seq")
+            for row in report["rows"]
+            if "bayes_optimal_cost_bits_per_seq" in row
+        ],
+        "cost_bits": [row.get("cost_bits_per_seq") for row in report["rows"]],
+    }
+
+
+def throughput(seconds: float = 5.0) -> dict:
+    """Copy task (lengths 1-20, batch 16): sampling and NTM/LSTM training, sequences per second."""
+    torch.set_num_threads(1)
+    task = envs.make("memrl/Copy-v0").unwrapped
+    rng = np.random.default_rng(0)
+    out = {"threads": 1}
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        task.sample_batch(16, rng)
+        n += 16
+    out["copy_sampling_seq_per_s"] = round(n / (time.perf_counter() - start), 1)
+    for name, cfg in (("ntm", ntm.Config()), ("lstm", lstm.Config())):
+        agent = make_agent(cfg, task.observation_space, task.action_space)
+        learner = Learner(agent, LearnerConfig(device="cpu"))
+        inputs, targets, mask = task.sample_batch(16, np.random.default_rng(1))
+        batch = {"inputs": inputs, "targets": targets, "mask": mask}
+        learner.update(batch)
+        start, n = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            learner.update(batch)
+            n += 16
+        out[f"{name}_train_seq_per_s"] = round(n / (time.perf_counter() - start), 1)
+        out[f"{name}_train_batch_steps"] = int(inputs.shape[0])
+    return out
+
+
+def summarise(runs: list[dict]) -> dict:
+    done = [r for r in runs if r["reached"]]
+    out = {"reached": f"{len(done)}/{len(runs)}"}
+    for key in ("sequences", "time_s"):
+        values = [r[key] for r in done]
+        out[key] = {
+            "median": statistics.median(values) if values else None,
+            "worst": max(values) if values else None,
+        }
+    if len(done) < len(runs):
+        out["worst_note"] = "some seeds did not reach 0.1 bits/seq within the budget"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", nargs="+", default=["copy", "associative_recall"])
+    parser.add_argument("--agents", nargs="+", default=["ntm", "lstm"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--max-time", type=float, default=600.0, help="wall-clock budget per run, s"
+    )
+    parser.add_argument("--max-sequences", type=int, default=50_000)
+    parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/ntm.json"))
+    args = parser.parse_args()
+
+    out_path = Path(args.out)
+    result = (
+        json.loads(out_path.read_text())
+        if out_path.is_file()
+        else {"benchmark": "ntm", "tasks": {}}
+    )
+    result["machine"] = machine_info()
+    result["date"] = time.strftime("%Y-%m-%d")
+    result["criterion"] = (
+        "first greedy evaluation on 100 sequences with <= 0.1 wrong bits per sequence"
+    )
+    result["throughput"] = throughput()
+    print(json.dumps(result["throughput"]))
+    if not args.throughput_only:
+        for task in args.tasks:
+            for agent in args.agents:
+                runs = []
+                for seed in range(args.seeds):
+                    print(f"{agent} {task} seed {seed} ...", file=sys.stderr, flush=True)
+                    runs.append(run_once(agent, task, seed, args.max_time, args.max_sequences))
+                    r = runs[-1]
+                    print(
+                        f"  reached={r['reached']} sequences={r['sequences']} time={r['time_s']}",
+                        file=sys.stderr,
+                    )
+                entry = {
+                    "budget": {"max_time_s": args.max_time, "max_sequences": args.max_sequences},
+                    "summary": summarise(runs),
+                    "runs": runs,
+                }
+                result["tasks"].setdefault(task, {})[agent] = entry
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
+    print(
+        f"{'task':<20}{'agent':<6}{'reached':>9}{'median seq':>12}{'worst seq':>11}{'median s':>10}{'worst s':>9}"
+    )
+    for task, agents in result["tasks"].items():
+        for agent, entry in agents.items():
+            s = entry["summary"]
+            cells = [
+                s["sequences"]["median"],
+                s["sequences"]["worst"],
+                s["time_s"]["median"],
+                s["time_s"]["worst"],
+            ]
+            text = ["-" if v is None else f"{v:,.0f}" for v in cells]
+            print(
+                f"{task:<20}{agent:<6}{s['reached']:>9}{text[0]:>12}{text[1]:>11}{text[2]:>10}{text[3]:>9}"
+            )
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
