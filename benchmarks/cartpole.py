@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,34 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.memrl_run import ENV, train_subprocess  # noqa: E402
 from rollout.files import atomic_write_text  # noqa: E402
-from rollout.run_dir import read_metrics  # noqa: E402
 
 MEMRL = {
     "memrl_dqn": "configs/dqn_cartpole.yaml",
     "memrl_reinforce": "configs/reinforce_cartpole.yaml",
 }
-ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def run_memrl(config: str, seed: int, max_time: float) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        memrl = Path(sys.executable).with_name("memrl")
-        cmd = [
-            str(memrl),
-            "train",
-            config,
-            f"run.seed={seed}",
-            f"run.dir={tmp}",
-            f"run.max_time_s={max_time}",
-        ]
-        start = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
-        wall = time.monotonic() - start
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        (run_dir,) = Path(tmp).iterdir()
-        rows = read_metrics(run_dir / "metrics.jsonl")
+    overrides = [f"run.seed={seed}", f"run.max_time_s={max_time}"]
+    rows, _, wall = train_subprocess(config, overrides)
     last = rows[-1]
     return {
         "seed": seed,
@@ -104,6 +86,36 @@ def summarise(runs: list[dict], key: str) -> dict:
     }
 
 
+def plot(result: dict, path: Path) -> None:
+    """Return vs wall-clock and vs env steps, every run of every system on one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = {"memrl_dqn": "C0", "memrl_reinforce": "C1", "rllib_dqn": "C2", "rllib_ppo": "C3"}
+    for name, runs in result["runs"].items():
+        for i, run in enumerate(runs):
+            curve = [c for c in run["curve"] if c[2] is not None]
+            steps, secs, ret = zip(*curve) if curve else ((), (), ())
+            label = name.replace("_", " ") if i == 0 else None
+            axes[0].plot(secs, ret, color=colours[name], alpha=0.8, label=label)
+            axes[1].plot(steps, ret, color=colours[name], alpha=0.8, label=label)
+    for ax, xlabel in zip(axes, ("training wall-clock (s)", "env steps")):
+        ax.axhline(475, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("return (memrl: greedy eval; RLlib: training)")
+        ax.grid(alpha=0.3)
+    axes[1].set_xscale("log")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"CartPole-v1 on {result['machine']['cores']} CPU cores", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,7 +125,12 @@ def main() -> None:
     parser.add_argument("--max-time", type=float, default=600.0, help="time limit per run, seconds")
     parser.add_argument("--skip-rllib", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/cartpole.json"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out")
     args = parser.parse_args()
+    figure = ROOT / "docs/cartpole.png"
+    if args.plot_only:
+        plot(json.loads(Path(args.out).read_text()), figure)
+        return
 
     results: dict[str, list[dict]] = {}
     for name, config in MEMRL.items():
@@ -158,6 +175,7 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.out), json.dumps(out, indent=1) + "\n")
+    plot(out, figure)
 
     print(f"{'run':<18}{'reached':>9}{'total s':>10}{'train s':>10}{'env steps':>11}")
     for name, s in summary.items():

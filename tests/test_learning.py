@@ -46,3 +46,32 @@ def test_agents_solve_cartpole_through_ray(config, tmp_path, ray_local):
     print(f"\n{config}: {summary}")
     assert summary["stop_reason"].startswith("evaluation return")
     assert summary["eval_return_mean"] >= 475  # mean of 20 greedy evaluation episodes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["copy", "associative_recall"])
+def test_ntm_reaches_a_tenth_of_a_bit_per_sequence(task, tmp_path, ray_local):
+    """Graves et al. 2014: the NTM learns copy (lengths 1-20) and associative recall."""
+    trainer = make_trainer(
+        tmp_path, f"configs/ntm_{task}.yaml", ["run.stop_return=-0.1", "run.total_episodes=60000"]
+    )
+    summary = trainer.train()
+    print(f"\nntm {task}: {summary}")
+    assert summary["stop_reason"].startswith("evaluation return")
+    assert summary["eval_return_mean"] >= -0.1  # <= 0.1 wrong bits per sequence over 100 sequences
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["copy", "associative_recall"])
+def test_lstm_baseline_trains_and_is_evaluated(task, tmp_path, ray_local):
+    trainer = make_trainer(tmp_path, f"configs/lstm_{task}.yaml", ["run.total_episodes=8000"])
+    untrained = -trainer.evaluate()
+    summary = trainer.train()
+    report_dir = trainer.run_dir.path / "evaluation" / "final"
+    assert (report_dir / "generalisation.json").is_file() and (
+        report_dir / "generalisation.png"
+    ).is_file()
+    print(
+        f"\nlstm {task}: wrong bits per sequence {untrained:.2f} untrained -> {-summary['eval_return_mean']:.2f}"
+    )
+    assert -summary["eval_return_mean"] < 0.5 * untrained

@@ -1,0 +1,37 @@
+"""Run `memrl train` in its own process, as a user would, and read back what the run wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rollout.run_dir import read_metrics  # noqa: E402
+
+ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def train_subprocess(
+    config: str | Path, overrides: list[str], read: Callable[[Path], Any] | None = None
+) -> tuple[list[dict], Any, float]:
+    """Train in a temporary run dir. Returns (metrics rows, read(run_dir), wall-clock seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        memrl = Path(sys.executable).with_name("memrl")
+        cmd = [str(memrl), "train", str(config), *overrides, f"run.dir={tmp}"]
+        start = time.monotonic()
+        proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
+        wall = time.monotonic() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        (run_dir,) = Path(tmp).iterdir()
+        rows = read_metrics(run_dir / "metrics.jsonl")
+        extra = read(run_dir) if read is not None else None
+    return rows, extra, wall
