@@ -9,7 +9,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class ProgressReport:
-    def __init__(self, total: int, start: int, console: Console, log_every_s: float):
+    def __init__(
+        self, total: int, start: int, console: Console, log_every_s: float, unit: str = "env steps"
+    ):
+        self.unit = unit
         self.console = console
         self.log_every_s = log_every_s
         self.last_line = 0.0
@@ -20,7 +23,7 @@ class ProgressReport:
                 TextColumn("[bold]train"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("steps  {task.fields[info]}"),
+                TextColumn(f"{unit}  {{task.fields[info]}}"),
                 TimeElapsedColumn(),
                 console=console,
             )
@@ -36,15 +39,15 @@ class ProgressReport:
             parts.append(f"{key} {value:,.0f}" if abs(value) >= 100 else f"{key} {value:.3g}")
         return "  ".join(parts)
 
-    def update(self, env_steps: int, fields: dict[str, float | None]) -> None:
+    def update(self, done: int, fields: dict[str, float | None]) -> None:
         info = self._info(fields)
         if self.progress is not None:
-            self.progress.update(self.task, completed=env_steps, info=info)
+            self.progress.update(self.task, completed=done, info=info)
             return
         now = time.monotonic()
         if now - self.last_line >= self.log_every_s:
             self.last_line = now
-            self.console.print(f"env steps {env_steps:,}  {info}", highlight=False)
+            self.console.print(f"{self.unit} {done:,}  {info}", highlight=False)
 
     def print(self, text: str) -> None:
         self.console.print(text, highlight=False)

@@ -182,8 +182,8 @@ class Trainer:
             cfg.agent,
             min(run_cfg.eval_episodes, 10),
             seed=run_cfg.seed + 99991,
+            torch_threads=threads,  # it shares this process (and its thread count) with the learner
         )
-        torch.set_num_threads(threads)  # the evaluator set its own count in this process
         # Fresh episodes on resume: workers get a seed no earlier run segment used.
         self.workers = WorkerGroup(cfg, seed=run_cfg.seed * 1_000_003 + self.iterations)
 
@@ -286,7 +286,13 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         cfg, run = self.cfg, self.cfg.run
         log = MetricsLog(self.run_dir)
-        report = ProgressReport(run.total_env_steps, self.env_steps, self.console, run.log_every_s)
+        # a sequence budget (total_episodes) is what the bar counts when one is set
+        by_episodes = run.total_episodes > 0
+        unit, total = (
+            ("episodes", run.total_episodes) if by_episodes else ("env steps", run.total_env_steps)
+        )
+        progress = (lambda: self.episodes) if by_episodes else (lambda: self.env_steps)
+        report = ProgressReport(total, progress(), self.console, run.log_every_s, unit)
         self._start = time.monotonic()
         first_steps = self.env_steps
         next_eval = self._next_multiple(run.eval_every_steps)
@@ -345,7 +351,7 @@ class Trainer:
                     next_ckpt = self._next_multiple(run.checkpoint_every_steps)
                     self.save()
                 report.update(
-                    self.env_steps,
+                    progress(),
                     {
                         "steps/s": (self.env_steps - first_steps) / max(now - self._start, 1e-9),
                         "return": self._recent_mean(),
@@ -407,7 +413,8 @@ class Trainer:
             "checkpoint": str(checkpoint),
         }
         self.console.print(
-            f"done: {stop_reason}; {self.env_steps:,} env steps, {self.learner.updates:,} updates in "
+            f"done: {stop_reason}; {self.env_steps:,} env steps, {self.episodes:,} episodes, "
+            f"{self.learner.updates:,} updates in "
             f"{summary['time_s']:.1f} s; evaluation return {self.last_eval:.4g} "
             f"({run.eval_episodes} episodes); run dir {self.run_dir.path}",
             highlight=False,
