@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,34 +31,26 @@ sys.path.insert(0, str(ROOT))
 import envs  # noqa: E402
 from agents import Learner, lstm, make_agent, ntm  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.memrl_run import train_subprocess  # noqa: E402
 from rollout.config import LearnerConfig  # noqa: E402
 from rollout.files import atomic_write_text  # noqa: E402
-from rollout.run_dir import read_metrics  # noqa: E402
 
-ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 TARGET = -0.1  # evaluation return = minus wrong bits per sequence
 
 
 def run_once(agent: str, task: str, seed: int, max_time: float, max_sequences: int) -> dict:
-    config = ROOT / "configs" / f"{agent}_{task}.yaml"
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            str(Path(sys.executable).with_name("memrl")),
-            "train",
-            str(config),
-            f"run.seed={seed}",
-            f"run.dir={tmp}",
-            f"run.max_time_s={max_time}",
-            f"run.total_episodes={max_sequences}",
-        ]
-        start = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
-        wall = time.monotonic() - start
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        (run_dir,) = Path(tmp).iterdir()
-        rows = read_metrics(run_dir / "metrics.jsonl")
-        report = json.loads((run_dir / "evaluation/final/generalisation.json").read_text())
+    overrides = [
+        f"run.seed={seed}",
+        f"run.max_time_s={max_time}",
+        f"run.total_episodes={max_sequences}",
+    ]
+    rows, report, wall = train_subprocess(
+        ROOT / "configs" / f"{agent}_{task}.yaml",
+        overrides,
+        read=lambda run_dir: json.loads(
+            (run_dir / "evaluation/final/generalisation.json").read_text()
+        ),
+    )
     evals = [r for r in rows if "eval_return_mean" in r]
     hit = next((r for r in evals if r["eval_return_mean"] >= TARGET), None)
     return {

@@ -1,4 +1,5 @@
-"""Evaluation of a trained sequence agent (NTM, LSTM) on its algorithmic task.
+"""Evaluation of a trained sequence agent (NTM, LSTM) on its algorithmic task. The trainer
+passes the weights of the best evaluation during training (ties: the latest).
 
 Bit errors per sequence on the training distribution and on longer sequences (the paper's
 generalisation test), written as `generalisation.json`, a printed table and `generalisation.png`;

@@ -7,6 +7,7 @@ broadcast with one `ray.put`, reach the workers for the batch after it.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -160,6 +161,7 @@ class Trainer:
         self.last_eval: float | None = None
         self.recent_returns: deque[float] = deque(maxlen=100)
         self._start: float | None = None
+        self.best_weights: dict[str, torch.Tensor] | None = None
         self.last_metrics: dict[str, float] = {}
 
         self.replay: ReplayBuffer | None = None
@@ -265,9 +267,19 @@ class Trainer:
             self.cfg.run.eval_episodes, seed=self.cfg.run.seed + 12345
         )
         self.last_eval = float(np.mean(returns))
-        if self.best_eval is None or self.last_eval > self.best_eval:
+        # >=: among equally good evaluations keep the latest, most trained weights
+        if self.best_eval is None or self.last_eval >= self.best_eval:
             self.best_eval = self.last_eval
+            self.best_weights = {k: v.clone() for k, v in self.agent.state_dict().items()}
         return self.last_eval
+
+    def best_agent(self) -> Any:
+        """A copy of the agent with the weights of its best evaluation (model selection on the
+        evaluation episodes; the final weights can sit in a late spike)."""
+        best = copy.deepcopy(self.agent)
+        if self.best_weights is not None:
+            best.load_state_dict(self.best_weights)
+        return best
 
     def _row(self, steps_per_s: float) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -394,7 +406,7 @@ class Trainer:
             from rollout.sequence_report import format_table, write_report
 
             report = write_report(
-                self.agent,
+                self.best_agent(),
                 cfg.env.id,
                 cfg.env.kwargs,
                 self.run_dir.path / "evaluation" / "final",
