@@ -24,7 +24,8 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
     for colour, (agent, entry) in zip(("C0", "C1"), agents.items()):
         for i, run in enumerate(entry["runs"]):
             seqs, _, errors = zip(*run["curve"])
-            label = f"{agent.upper()} (seed {run['seed']})" if i == 0 else None
+            n = len(entry["runs"])
+            label = f"{agent.upper()} ({n} seed{'s' if n > 1 else ''})" if i == 0 else None
             axes[0].plot(seqs, [max(e, 0.01) for e in errors], color=colour, alpha=0.7, label=label)
             lengths = [
                 (int(m.group(1)), v)
