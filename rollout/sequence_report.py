@@ -85,6 +85,25 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _visited_window(visited: np.ndarray) -> tuple[int, int]:
+    """The shortest circular run of memory rows holding every visited row: heads may move
+    backwards and wrap from row 0 to row N-1. Returns (first row, number of rows)."""
+    n = len(visited)
+    if not visited.any():
+        return 0, n
+    # the largest circular gap of unvisited rows is what the window leaves out
+    best_gap, best_end = 0, 0
+    gap = 0
+    for i in range(2 * n):
+        if visited[i % n]:
+            gap = 0
+        else:
+            gap += 1
+            if gap > best_gap and gap <= n:
+                best_gap, best_end = gap, i % n
+    return (best_end + 1) % n, n - best_gap
+
+
 @torch.no_grad()
 def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
     import matplotlib
@@ -110,13 +129,12 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
         ("targets", targets[:, 0] * mask[:, 0:1]),
         ("outputs", outputs),
     ]
-    used = None
-    for _, w in weights:  # show the memory rows the heads visited, not all of them
-        rows = np.flatnonzero(w.numpy().max(0) > 0.05)
-        used = rows if used is None else np.union1d(used, rows)
-    if used is not None and len(used):
-        lo, hi = int(used.min()), int(used.max()) + 1
-        panels += [(f"{name} (rows {lo}-{hi - 1})", w.numpy()[:, lo:hi]) for name, w in weights]
+    if weights:  # show the memory rows the heads visited, not all of them
+        visited = np.any([w.numpy().max(0) > 0.05 for _, w in weights], axis=0)
+        start, count = _visited_window(visited)
+        rows = (start + np.arange(count)) % len(visited)
+        span = f"rows {rows[0]}-{rows[-1]}" + (" (wrapping)" if rows[-1] < rows[0] else "")
+        panels += [(f"{name}\n{span}", w.numpy()[:, rows]) for name, w in weights]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 * len(panels) + 0.6), sharex=True)
     for ax, (name, data) in zip(np.atleast_1d(axes), panels):
         ax.imshow(

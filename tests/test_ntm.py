@@ -136,3 +136,15 @@ def test_sequence_agents_refuse_wrong_spaces():
 
     with pytest.raises(AgentError, match="MultiBinary"):
         make_agent(ntm.Config(), gym.spaces.Box(0, 1, (3,)), gym.spaces.Discrete(2))
+
+
+def test_trace_window_handles_heads_that_wrap_around_memory():
+    from rollout.sequence_report import _visited_window
+
+    visited = np.zeros(10, bool)
+    visited[[8, 9, 0, 1]] = True  # a head moving backwards from row 1 wraps to row 9
+    assert _visited_window(visited) == (8, 4)
+    visited = np.zeros(10, bool)
+    visited[2:5] = True
+    assert _visited_window(visited) == (2, 3)
+    assert _visited_window(np.zeros(4, bool)) == (0, 4)
