@@ -21,7 +21,7 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
 
     agents = result["tasks"].get(task, {})
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for colour, (agent, entry) in zip(("C0", "C1"), agents.items()):
+    for colour, (agent, entry) in zip(("C0", "C1", "C2"), agents.items()):
         for i, run in enumerate(entry["runs"]):
             seqs, _, errors = zip(*run["curve"])
             n = len(entry["runs"])
