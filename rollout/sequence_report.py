@@ -10,7 +10,6 @@ write and read weightings over memory through time (Graves et al. 2014, Figure 6
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 import envs
+from agents.sequence import sequence_loss
 from rollout.files import atomic_write, atomic_write_text
 
 # task class -> [(label, length, env kwargs)]; lengths beyond training test generalisation
@@ -54,10 +54,10 @@ def score(
         n = min(chunk, sequences - done)
         inputs, targets, mask = task.sample_batch(n, rng)
         logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
-        t, m = torch.as_tensor(targets), torch.as_tensor(mask).unsqueeze(-1)
-        errors += float((((logits > 0).float() != t).float() * m).sum())
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")
-        cost += float((bce * m).sum()) / math.log(2.0)
+        # the training loss's own per-sequence figures, weighted by this chunk's size
+        _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
+        errors += figures["bit_errors"] * n
+        cost += figures["cost_bits"] * n
         if hasattr(task, "bayes_optimal_cost"):
             optimal += task.bayes_optimal_cost(inputs, targets, mask) * n
         done += n
