@@ -8,6 +8,7 @@ previous checkpoints intact. Loading uses `torch.load(weights_only=True)`: no ar
 
 from __future__ import annotations
 
+import io
 import random
 import shutil
 from pathlib import Path
@@ -23,6 +24,10 @@ MARKER = "COMPLETE"
 
 class CheckpointError(RuntimeError):
     pass
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """Writing a checkpoint failed (disk full, permissions); the older ones are intact."""
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
@@ -65,13 +70,18 @@ def save_checkpoint(
     folder: Path, step: int, state: dict[str, Any], replay: Any = None, keep: int = 3
 ) -> Path:
     """Write checkpoint `step` atomically and keep only the newest `keep` complete ones."""
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{step:012d}"
     tmp = folder / f".tmp-{step:012d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        atomic_write(tmp / "state.pt", lambda f: torch.save(state, f))
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".tmp-*"):  # left by a process killed mid-write
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        # serialised in memory first: torch.save straight to a full disk fails with an opaque
+        # RuntimeError ("unexpected pos"), a plain write with the OSError that says why
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write(tmp / "state.pt", lambda f: f.write(buffer.getbuffer()))
         if replay is not None:
             atomic_write(tmp / "replay.npz", replay.save)
         atomic_write(tmp / MARKER, lambda f: f.write(b"ok\n"))
@@ -79,6 +89,18 @@ def save_checkpoint(
             shutil.rmtree(final)
         tmp.rename(final)
         fsync_dir(folder)
+    except Exception as exc:  # a full disk can surface as torch's RuntimeError, not OSError
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = latest_checkpoint(folder)
+        kept = f"the previous checkpoint {last} is intact" if last else "no earlier checkpoint"
+        try:
+            free = f" ({shutil.disk_usage(folder).free / 2**20:.1f} MiB free on its disk)"
+        except OSError:
+            free = ""
+        raise CheckpointWriteError(
+            f"could not write checkpoint '{final}'{free}: {exc}; {kept}. Free space (or fix "
+            "the folder's permissions) and continue with `memrl train --resume RUN_DIR`."
+        ) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -3,16 +3,73 @@
 Ray is imported lazily, after `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` is set for an embedded Ray:
 that switch (read when Ray is imported) keeps a local Ray on 127.0.0.1 instead of the machine's
 network address (../shared/RAY.md). The dashboard stays off for an embedded Ray.
+
+Joining a cluster ships the code with a Ray runtime_env (`code_runtime_env`): memrl's own
+packages (agents, envs, rollout) and, for a `package.module:EnvClass` env spec, the user's
+package when it lives under the current folder. Python packages (torch, gymnasium, ...) are not
+shipped: the cluster's image must have memrl's dependencies installed (configs/cluster/).
+Inside a Ray job (`memrl submit`) the job's own runtime_env already carries the code, so
+nothing is added there (Ray refuses to merge two runtime_envs that set the same field).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
+# Set by Ray's job manager in a job's entrypoint process; its runtime_env is then in effect.
+JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+MEMRL_PACKAGES = ("agents", "envs", "rollout")
 
-def start_ray(address: str | None, num_workers: int) -> bool:
-    """Start or join Ray. Returns True when this call started it (so the caller shuts it down)."""
+
+def _user_module_path(env_id: str, cwd: Path) -> Path | None:
+    """The top-level package (folder) or module (.py file) of a `package.module:Class` env spec,
+    when it lives under `cwd`: the user's own code, which the cluster cannot have installed."""
+    if ":" not in env_id:
+        return None
+    top = env_id.split(":", 1)[0].split(".")[0]
+    if not top.isidentifier() or top in MEMRL_PACKAGES:
+        return None
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin and spec.origin.endswith(".py"):
+        path = Path(spec.origin)
+    else:
+        return None
+    path = path.resolve()
+    return path if path.is_relative_to(cwd.resolve()) else None
+
+
+def code_runtime_env(env_id: str | None = None, cwd: Path | None = None) -> dict[str, Any]:
+    """The runtime_env that ships memrl's code (and the user's env package) to a cluster."""
+    modules: list[str] = []
+    for name in MEMRL_PACKAGES:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        modules.append(str(Path(module.__file__).resolve().parent))
+    if env_id is not None:
+        user = _user_module_path(env_id, cwd or Path.cwd())
+        if user is not None:
+            modules.append(str(user))
+    return {"py_modules": modules}
+
+
+def in_ray_job() -> bool:
+    return JOB_CONFIG_ENV in os.environ
+
+
+def start_ray(address: str | None, num_workers: int, env_id: str | None = None) -> bool:
+    """Start or join Ray. Returns True when this call started it (so the caller shuts it down).
+
+    With an address, the code is shipped to the cluster (see the module docstring)."""
     if address is None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -29,7 +86,8 @@ def start_ray(address: str | None, num_workers: int) -> bool:
             log_to_driver=True,
         )
     else:
-        ray.init(address=address, logging_level="ERROR")
+        runtime_env = None if in_ray_job() else code_runtime_env(env_id)
+        ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
     return True
 
 
@@ -40,11 +98,47 @@ def stop_ray() -> None:
         ray.shutdown()
 
 
-def remote_worker_class(max_restarts: int) -> Any:
+def cluster_gpus() -> float:
+    """GPUs the Ray cluster has in total (0 when Ray is not running)."""
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0)) if ray.is_initialized() else 0.0
+
+
+def learner_placement_note(device: str) -> str | None:
+    """The learner runs in the driver process. When joining a cluster that has GPUs from a
+    driver without one, 'auto' trains on the driver's CPU: say so, and how to get a GPU."""
+    import torch
+
+    gpus = cluster_gpus()
+    if device != "auto" or torch.cuda.is_available() or gpus == 0:
+        return None
+    return (
+        f"note: the cluster has {gpus:g} GPU(s) but this driver has none; the learner runs in "
+        "the driver, so it trains on CPU. To train on a cluster GPU, run the driver there: "
+        "`memrl submit CONFIG --address http://HEAD:8265 --gpus 1`."
+    )
+
+
+def remote_worker_class() -> Any:
+    """RolloutWorker as a Ray actor class (CPU). Ray does not restart it by itself: WorkerGroup
+    replaces a dead worker with a fresh actor, so the new one gets the current weights and a
+    fresh seed before it samples again (a Ray restart would rerun the constructor and retry the
+    lost `sample` with the initial random weights)."""
     import ray
 
     from rollout.worker import RolloutWorker
 
-    return ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=max_restarts)(
-        RolloutWorker
-    )
+    class RemoteRolloutWorker(RolloutWorker):
+        def location(self) -> dict[str, Any]:
+            """Where this worker runs, and which `rollout` package it imported (shipped or not)."""
+            import rollout
+
+            return {
+                "node_id": ray.get_runtime_context().get_node_id(),
+                "pid": os.getpid(),
+                "rollout_path": str(Path(rollout.__file__).resolve().parent),
+            }
+
+    RemoteRolloutWorker.__name__ = RemoteRolloutWorker.__qualname__ = "RolloutWorker"
+    return ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(RemoteRolloutWorker)

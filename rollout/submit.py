@@ -1,0 +1,162 @@
+"""`memrl submit`: run `memrl train` as a Ray job on a cluster (Ray's job submission API).
+
+The job ships the current folder as its working_dir (the config file must live in it) plus
+memrl's own packages (py_modules) when they are installed elsewhere, so the cluster needs only
+memrl's dependencies. The entrypoint is `python -m rollout.cli train CONFIG ... --address auto`
+(the same as `memrl train`, without needing memrl's console script on the cluster) and runs on
+the head node unless `--gpus`/`--cpus` ask for a node with those resources: the learner runs in
+the job's driver process, so `--gpus 1` is how it gets a cluster GPU.
+
+Authentication is Ray's: with token authentication on, set RAY_AUTH_MODE=token and the token
+(RAY_AUTH_TOKEN or ~/.ray/auth_token) on the submitting machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rollout.ray_runtime import code_runtime_env
+
+# Never shipped with the working_dir: environments, run outputs, caches (Ray also honours
+# .gitignore and .rayignore files).
+EXCLUDES = [
+    ".git",
+    ".venv",
+    "venv",
+    "runs",
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    ".pytest_cache",
+    ".ruff_cache",
+]
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+class SubmitError(ValueError):
+    """A submission the user can fix (bad config path, unreachable address)."""
+
+
+@dataclass
+class JobRequest:
+    entrypoint: str
+    runtime_env: dict[str, Any]
+    entrypoint_num_gpus: float
+    entrypoint_num_cpus: float
+
+
+def job_request(
+    config: str,
+    overrides: Sequence[str],
+    cwd: Path,
+    gpus: float,
+    cpus: float,
+    env_id: str | None = None,
+) -> JobRequest:
+    """The entrypoint and runtime_env that run CONFIG with overrides on the cluster."""
+    path = Path(config)
+    resolved = (cwd / path).resolve()
+    if not resolved.is_relative_to(cwd.resolve()):
+        raise SubmitError(
+            f"config '{config}' is outside the current folder '{cwd}', which is what the job "
+            "ships to the cluster (its working_dir); copy the config into it or cd to its folder."
+        )
+    relative = resolved.relative_to(cwd.resolve()).as_posix()
+    modules = [
+        m
+        for m in code_runtime_env(env_id, cwd)["py_modules"]
+        if not Path(m).is_relative_to(cwd.resolve())  # already inside the working_dir
+    ]
+    runtime_env: dict[str, Any] = {"working_dir": str(cwd), "excludes": list(EXCLUDES)}
+    if modules:
+        runtime_env["py_modules"] = modules
+    command = ["python", "-m", "rollout.cli", "train", relative, *overrides, "--address", "auto"]
+    return JobRequest(shlex.join(command), runtime_env, float(gpus), float(cpus))
+
+
+def _stream_logs(client: Any, job_id: str, write: Callable[[str], None]) -> None:
+    async def follow() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            write(chunk)
+
+    asyncio.run(follow())
+
+
+def wait_for_status(client: Any, job_id: str, timeout_s: float | None = 30.0) -> Any:
+    """The job's info once it is in a terminal state (the log stream can end just before)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    info = client.get_job_info(job_id)
+    while str(getattr(info.status, "value", info.status)) not in TERMINAL:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        info = client.get_job_info(job_id)
+    return info
+
+
+def exit_code(info: Any) -> int:
+    """0 when the job succeeded; else the driver's exit code (2: a config error, 1: training
+    stopped), or 1 when Ray does not know it (stopped, or the driver never started)."""
+    status = str(getattr(info.status, "value", info.status))
+    if status == "SUCCEEDED":
+        return 0
+    code = getattr(info, "driver_exit_code", None)
+    return code if isinstance(code, int) and code > 0 else 1
+
+
+def submit(
+    address: str,
+    request: JobRequest,
+    wait: bool = True,
+    out: Callable[[str], None] = lambda s: print(s, end="", flush=True),
+    note: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    client_factory: Callable[[str], Any] | None = None,
+) -> int:
+    """Submit the job, print its id, stream its logs until it ends; returns the exit code."""
+    if client_factory is None:
+        from ray.job_submission import JobSubmissionClient
+
+        client_factory = JobSubmissionClient
+    try:
+        client = client_factory(address)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SubmitError(
+            f"cannot reach the Ray job server at '{address}': {exc}. Give the dashboard address "
+            "of the head node (http://HEAD:8265, e.g. through `ray dashboard CLUSTER.yaml`), and "
+            "with token authentication set RAY_AUTH_MODE=token and the cluster's token."
+        ) from None
+    job_id = client.submit_job(
+        entrypoint=request.entrypoint,
+        runtime_env=request.runtime_env,
+        entrypoint_num_gpus=request.entrypoint_num_gpus or None,
+        entrypoint_num_cpus=request.entrypoint_num_cpus or None,
+        metadata={"submitted_by": "memrl submit"},
+    )
+    note(f"submitted job {job_id}: {request.entrypoint}")
+    follow = f"ray job logs -f {job_id} --address {address}"
+    stop = f"ray job stop {job_id} --address {address}"
+    if not wait:
+        note(f"follow its logs with: {follow}\nstop it with: {stop}")
+        return 0
+    timeout: float | None = 30.0
+    try:
+        _stream_logs(client, job_id, out)
+    except KeyboardInterrupt:
+        note(f"stopped following job {job_id}; it keeps running. Follow: {follow}; stop: {stop}")
+        return 130
+    except RuntimeError as exc:  # the log stream closed before the job ended
+        note(f"the log stream of job {job_id} ended early ({exc}); waiting for the job to end")
+        timeout = None
+    info = wait_for_status(client, job_id, timeout)
+    status = str(getattr(info.status, "value", info.status))
+    code = exit_code(info)
+    message = f" ({info.message})" if status != "SUCCEEDED" and info.message else ""
+    note(f"job {job_id} {status}{message}")
+    return code
