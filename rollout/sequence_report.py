@@ -104,37 +104,34 @@ def _visited_window(visited: np.ndarray) -> tuple[int, int]:
     return (best_end + 1) % n, n - best_gap
 
 
-@torch.no_grad()
-def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
+def plot_sequence_trace(
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    mask: np.ndarray,
+    outputs: np.ndarray,
+    weights: list[tuple[str, np.ndarray]],
+    title: str,
+    path: Path,
+) -> None:
+    """One sequence as grids over time: inputs [T, in], targets [T, out] and outputs [T, out]
+    (probabilities, shown on the output steps of `mask` [T]), then each (name, weighting
+    [T, memory rows]) cropped to the rows the heads visited. Also used by `memrl evaluate`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    inputs, targets, mask = task.sample_batch(1, rng)
-    x = torch.as_tensor(inputs, dtype=torch.float32)
-    if hasattr(agent, "trace"):
-        traced = agent.trace(x)
-        logits = traced["logits"]
-        weights = [
-            ("write weighting", traced["write_weights"][:, 0, 0]),
-            ("read weighting", traced["read_weights"][:, 0, 0]),
-        ]
-    else:
-        logits, _ = agent.core(x)
-        weights = []
-    outputs = torch.sigmoid(logits[:, 0]).numpy() * mask[:, 0:1]
     panels = [
-        ("inputs", inputs[:, 0]),
-        ("targets", targets[:, 0] * mask[:, 0:1]),
-        ("outputs", outputs),
+        ("inputs", inputs),
+        ("targets", targets),
+        ("outputs", outputs * mask[:, None]),
     ]
     if weights:  # show the memory rows the heads visited, not all of them
-        visited = np.any([w.numpy().max(0) > 0.05 for _, w in weights], axis=0)
+        visited = np.any([np.asarray(w).max(0) > 0.05 for _, w in weights], axis=0)
         start, count = _visited_window(visited)
         rows = (start + np.arange(count)) % len(visited)
         span = f"rows {rows[0]}-{rows[-1]}" + (" (wrapping)" if rows[-1] < rows[0] else "")
-        panels += [(f"{name}\n{span}", w.numpy()[:, rows]) for name, w in weights]
+        panels += [(f"{name}\n{span}", np.asarray(w)[:, rows]) for name, w in weights]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 * len(panels) + 0.6), sharex=True)
     for ax, (name, data) in zip(np.atleast_1d(axes), panels):
         ax.imshow(
@@ -148,10 +145,35 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         ax.set_yticks([])
     np.atleast_1d(axes)[-1].set_xlabel("time step")
-    fig.suptitle(f"{type(task).__name__}, {label}", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
+
+
+@torch.no_grad()
+def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
+    inputs, targets, mask = task.sample_batch(1, rng)
+    x = torch.as_tensor(inputs, dtype=torch.float32)
+    if hasattr(agent, "trace"):
+        traced = agent.trace(x)
+        logits = traced["logits"]
+        weights = [
+            ("write weighting", traced["write_weights"][:, 0, 0].numpy()),
+            ("read weighting", traced["read_weights"][:, 0, 0].numpy()),
+        ]
+    else:
+        logits, _ = agent.core(x)
+        weights = []
+    plot_sequence_trace(
+        inputs[:, 0],
+        targets[:, 0] * mask[:, 0:1],
+        mask[:, 0],
+        torch.sigmoid(logits[:, 0]).numpy(),
+        weights,
+        f"{type(task).__name__}, {label}",
+        path,
+    )
 
 
 def write_report(

@@ -1,0 +1,132 @@
+"""Evaluation during training, without pausing it, and the `best` checkpoint.
+
+The trainer hands `PeriodicEvaluator.submit` a snapshot of the acting weights every
+`run.eval_every_steps`; with `rollout.num_workers > 0` the episodes run on a separate Ray actor
+(a `RolloutWorker` asking for no CPU of its own, so it never waits behind the rollout workers)
+while training goes on, and `poll()` returns the figures once they are ready. One evaluation is
+in flight at a time: a due evaluation waits until the previous one is back. With
+`num_workers: 0` the evaluator runs in the driver and `submit` evaluates at once (the debugging
+path, and what the tests use).
+
+`save_best_checkpoint` writes `checkpoints/best/state.pt` (the evaluated weights, their
+evaluation mean and env step) atomically, for `memrl evaluate --checkpoint best`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rollout.checkpoints import MARKER
+from rollout.config import ExperimentConfig
+from rollout.files import atomic_write
+from rollout.worker import RolloutWorker
+
+BEST = "best"
+
+
+@dataclass
+class EvalResult:
+    env_steps: int  # the env step the evaluated weights were taken at
+    returns: list[float]
+    weights: dict[str, torch.Tensor]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+
+def snapshot(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy that later optimiser steps cannot change (CPU state dicts share storage)."""
+    return {k: v.detach().cpu().clone() for k, v in weights.items()}
+
+
+def save_best_checkpoint(
+    folder: Path, weights: dict[str, torch.Tensor], eval_return: float, env_steps: int
+) -> Path:
+    """checkpoints/best/: state.pt replaced atomically, so a crash keeps the previous best."""
+    best = folder / BEST
+    best.mkdir(parents=True, exist_ok=True)
+    state = {"best": {"agent": weights, "eval_return_mean": eval_return, "env_steps": env_steps}}
+    atomic_write(best / "state.pt", lambda f: torch.save(state, f))
+    if not (best / MARKER).is_file():
+        atomic_write(best / MARKER, lambda f: f.write(b"ok\n"))
+    return best
+
+
+class PeriodicEvaluator:
+    def __init__(self, cfg: ExperimentConfig, torch_threads: int):
+        run = cfg.run
+        self.episodes = run.eval_episodes
+        self.seed = run.seed + 12345  # the same episodes at every evaluation
+        args = (cfg.env.id, cfg.env.kwargs, cfg.agent, min(run.eval_episodes, 10))
+        self.local: RolloutWorker | None = None
+        self.actor: Any = None
+        if cfg.rollout.num_workers == 0:
+            # it shares this process (and its thread count) with the learner
+            self.local = RolloutWorker(
+                *args, seed=run.seed + 99991, torch_threads=torch_threads, evaluation=True
+            )
+        else:
+            import ray
+
+            restarts = cfg.rollout.max_worker_restarts
+            cls = ray.remote(num_cpus=0, max_restarts=restarts, max_task_retries=restarts)(
+                RolloutWorker
+            )
+            self.actor = cls.remote(*args, seed=run.seed + 99991, evaluation=True)
+        self.pending: tuple[Any, int, dict[str, torch.Tensor]] | None = None
+        self.ready: list[EvalResult] = []
+
+    @property
+    def busy(self) -> bool:
+        return self.pending is not None
+
+    def submit(self, weights: dict[str, torch.Tensor], env_steps: int) -> bool:
+        """Start evaluating `weights` (snapshotted here); False if one is still in flight."""
+        if self.busy:
+            return False
+        weights = snapshot(weights)
+        if self.local is not None:
+            self.local.set_weights(weights)
+            returns = self.local.evaluate(self.episodes, seed=self.seed)
+            self.ready.append(EvalResult(env_steps, returns, weights))
+            return True
+        self.actor.set_weights.remote(weights)  # calls on one actor run in order
+        self.pending = (self.actor.evaluate.remote(self.episodes, self.seed), env_steps, weights)
+        return True
+
+    def poll(self, block: bool = False) -> list[EvalResult]:
+        """Finished evaluations, oldest first (waits for the one in flight when block)."""
+        if self.pending is not None:
+            import ray
+
+            ref, env_steps, weights = self.pending
+            done, _ = ray.wait([ref], timeout=None if block else 0)
+            if done:
+                self.pending = None
+                self.ready.append(EvalResult(env_steps, ray.get(ref), weights))
+        ready, self.ready = self.ready, []
+        return ready
+
+    def evaluate_now(self, weights: dict[str, torch.Tensor], env_steps: int) -> EvalResult:
+        """A blocking evaluation (before training, at the end); earlier results stay queued."""
+        queued = self.poll(block=True)
+        self.submit(weights, env_steps)
+        result = self.poll(block=True)[-1]
+        self.ready = queued
+        return result
+
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
+        if self.actor is not None:
+            import ray
+
+            if self.pending is not None:
+                ray.wait([self.pending[0]], timeout=10)
+            ray.kill(self.actor)
