@@ -32,8 +32,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/ntm.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check agents envs rollout tests benchmarks
-	$(VENV)/bin/ruff format --check agents envs rollout tests benchmarks
+	$(VENV)/bin/ruff check agents envs rollout tests benchmarks examples
+	$(VENV)/bin/ruff format --check agents envs rollout tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

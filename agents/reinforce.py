@@ -9,7 +9,7 @@ stashed on a module: the caller passes log-probabilities, returns, mask and base
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -73,10 +73,32 @@ def reinforce_loss(
     return loss, metrics
 
 
-class PolicyHead(nn.Module):
-    """Logits -> distribution for Discrete (categorical) or MultiBinary (independent Bernoullis)."""
+class MultiCategorical(torch.distributions.Distribution):
+    """Independent categoricals over logits split into `sizes` groups (a MultiDiscrete action)."""
 
-    SUPPORTED = "Discrete, MultiBinary"
+    arg_constraints: ClassVar[dict] = {}
+
+    def __init__(self, logits: torch.Tensor, sizes: list[int]):
+        self.parts = [
+            torch.distributions.Categorical(logits=chunk) for chunk in logits.split(sizes, -1)
+        ]
+        super().__init__(logits.shape[:-1], validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008
+        return torch.stack([p.sample(sample_shape) for p in self.parts], -1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return sum(p.log_prob(value[..., i]) for i, p in enumerate(self.parts))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(p.entropy() for p in self.parts)
+
+
+class PolicyHead(nn.Module):
+    """Logits -> distribution for Discrete (categorical), MultiBinary (independent Bernoullis) or
+    MultiDiscrete (independent categoricals, one per component)."""
+
+    SUPPORTED = "Discrete, MultiBinary, MultiDiscrete"
 
     def __init__(self, action_space: gym.Space):
         super().__init__()
@@ -86,6 +108,13 @@ class PolicyHead(nn.Module):
         elif isinstance(action_space, gym.spaces.MultiBinary):
             self.kind, self.num_logits = "multibinary", int(np.prod(action_space.shape))
             self.shape = tuple(action_space.shape)
+        elif isinstance(action_space, gym.spaces.MultiDiscrete):
+            self.kind, self.shape = "multidiscrete", tuple(action_space.shape)
+            self.sizes = [int(n) for n in action_space.nvec.reshape(-1)]
+            self.num_logits = sum(self.sizes)
+            self.register_buffer(
+                "start", torch.as_tensor(action_space.start.reshape(-1), dtype=torch.int64)
+            )
         else:
             raise AgentError(
                 f"action space {action_space} is not supported by this policy; "
@@ -95,21 +124,31 @@ class PolicyHead(nn.Module):
     def distribution(self, logits: torch.Tensor) -> torch.distributions.Distribution:
         if self.kind == "discrete":
             return torch.distributions.Categorical(logits=logits)
+        if self.kind == "multidiscrete":
+            return MultiCategorical(logits, self.sizes)
         return torch.distributions.Independent(torch.distributions.Bernoulli(logits=logits), 1)
 
     def to_env(self, sample: torch.Tensor) -> np.ndarray:
         """Distribution samples [B, ...] -> actions the env accepts."""
         if self.kind == "discrete":
             return sample.numpy().astype(np.int64) + self.start
+        if self.kind == "multidiscrete":
+            return (sample + self.start).numpy().astype(np.int64).reshape((-1, *self.shape))
         return sample.numpy().astype(np.int8).reshape((-1, *self.shape))
 
     def from_env(self, actions: torch.Tensor) -> torch.Tensor:
         if self.kind == "discrete":
             return actions.reshape(-1).long() - self.start
+        if self.kind == "multidiscrete":
+            return actions.reshape(actions.shape[0], -1).long() - self.start
         return actions.reshape(actions.shape[0], -1).float()
 
     def greedy(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.argmax(-1) if self.kind == "discrete" else (logits > 0).float()
+        if self.kind == "discrete":
+            return logits.argmax(-1)
+        if self.kind == "multidiscrete":
+            return torch.stack([c.argmax(-1) for c in logits.split(self.sizes, -1)], -1)
+        return (logits > 0).float()
 
 
 @dataclass
@@ -117,10 +156,15 @@ class Config:
     """REINFORCE (Williams 1992) with a learned state-value baseline and entropy bonus.
 
     The defaults solve CartPole-v1; the same loss serves RL-NTM (Zaremba & Sutskever 2015).
+    `torso: lstm` puts an LSTM (`lstm_size` units) after the `hidden` MLP layers, so the policy
+    and the baseline see the whole episode so far: the recurrent policy for memory tasks
+    (e.g. the T-maze of Bakker 2002, examples/plugin_env), trained on whole padded episodes.
     """
 
     name: str = "reinforce"
     hidden: list[int] = field(default_factory=lambda: [64, 64])
+    torso: Literal["mlp", "lstm"] = "mlp"
+    lstm_size: int = 64
     gamma: float = 0.99
     baseline: bool = True
     value_coef: float = 0.5
@@ -132,38 +176,85 @@ class Config:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden sizes must be > 0, got {self.hidden}")
+        if self.lstm_size < 1:
+            raise ValueError(f"lstm_size must be >= 1, got {self.lstm_size}")
+
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, lstm_size]
 
 
 class ReinforceAgent(Agent):
+    """Feed-forward (`policy`/`value` are MLPs over the observation) or recurrent (`torso` MLP
+    -> `lstm` -> linear `policy`/`value` heads; the (h, c) state is explicit, batch first)."""
+
     batch_kind = "episodes"
 
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
         in_dim = observation_size(observation_space)
         self.head = PolicyHead(action_space)
-        self.policy = mlp(in_dim, cfg.hidden, self.head.num_logits)
-        self.value = mlp(in_dim, cfg.hidden, 1) if cfg.baseline else None
+        self.lstm: nn.LSTM | None = None
+        if cfg.torso == "lstm":
+            self.torso = mlp(in_dim, cfg.hidden)
+            self.lstm = nn.LSTM(cfg.hidden[-1] if cfg.hidden else in_dim, cfg.lstm_size)
+            self.policy = nn.Linear(cfg.lstm_size, self.head.num_logits)
+            self.value = nn.Linear(cfg.lstm_size, 1) if cfg.baseline else None
+        else:
+            self.policy = mlp(in_dim, cfg.hidden, self.head.num_logits)
+            self.value = mlp(in_dim, cfg.hidden, 1) if cfg.baseline else None
 
     def _encode(self, obs: torch.Tensor) -> torch.Tensor:
         return encode_observation(obs, self.observation_space)
 
+    def initial_state(self, batch_size: int) -> LSTMState | None:
+        if self.lstm is None:
+            return None
+        zeros = torch.zeros(batch_size, self.cfg.lstm_size, device=self.policy.weight.device)
+        return zeros, zeros.clone()
+
+    def reset_state(self, state: LSTMState | None, done: np.ndarray) -> LSTMState | None:
+        if state is None or not done.any():
+            return state
+        keep = torch.as_tensor(~done, device=state[0].device).unsqueeze(-1)
+        return tuple(torch.where(keep, s, torch.zeros_like(s)) for s in state)
+
+    def _recurrent(
+        self, obs: torch.Tensor, state: LSTMState | None
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """obs [T, B, ...] -> LSTM features [T, B, lstm_size] and the state after the last step."""
+        steps, width = obs.shape[:2]
+        x = self.torso(self._encode(obs.reshape(steps * width, *obs.shape[2:])))
+        h, c = state if state is not None else self.initial_state(width)
+        out, (h, c) = self.lstm(x.reshape(steps, width, -1), (h.unsqueeze(0), c.unsqueeze(0)))
+        return out, (h[0], c[0])
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
-        logits = self.policy(self._encode(torch.as_tensor(obs)))
+        obs_t = torch.as_tensor(obs)
+        if self.lstm is None:
+            logits = self.policy(self._encode(obs_t))
+        else:
+            features, state = self._recurrent(obs_t.unsqueeze(0), state)
+            logits = self.policy(features[0])
         sample = self.head.distribution(logits).sample() if explore else self.head.greedy(logits)
         return self.head.to_env(sample), state, {}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        # Episodes start at step 0 of the batch (the workers send complete episodes), so the
+        # recurrent torso replays each one from a zero state; padding after the end is masked.
         obs, mask = batch["obs"], batch["mask"]
         steps, width = mask.shape
-        flat_obs = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
-        dist = self.head.distribution(self.policy(flat_obs))
+        if self.lstm is None:
+            features = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
+        else:
+            features = self._recurrent(obs, None)[0].reshape(steps * width, -1)
+        dist = self.head.distribution(self.policy(features))
         actions = self.head.from_env(
             batch["actions"].reshape(steps * width, *batch["actions"].shape[2:])
         )
         log_probs = dist.log_prob(actions).reshape(steps, width)
         entropy = dist.entropy().reshape(steps, width)
-        baseline = self.value(flat_obs).reshape(steps, width) if self.value is not None else None
+        baseline = self.value(features).reshape(steps, width) if self.value is not None else None
         returns = discounted_returns(batch["rewards"], mask, self.cfg.gamma)
         return reinforce_loss(
             log_probs,
