@@ -63,6 +63,9 @@ class Agent(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def configure_actor(self, worker_index: int, num_workers: int) -> None:
+        """Called once on each rollout worker (e.g. a per-worker exploration rate)."""
+
     def on_update(self, updates: int) -> None:
         """Called by the learner after each optimiser step (e.g. target network sync)."""
 

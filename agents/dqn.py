@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from agents.base import Agent, AgentError, ReplaySpec
-from agents.networks import encode_observation, mlp, observation_size
+from agents.networks import encode_observation, is_image, torso
 
 
 @dataclass
@@ -39,6 +39,11 @@ class Config:
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     epsilon_decay_steps: int = 10_000  # env steps
+    # With rollout.num_workers > 1, worker i explores with a fixed epsilon
+    # apex_base ** (1 + apex_alpha * i / (N - 1)) as in Ape-X (Horgan et al. 2018), not the schedule.
+    apex_epsilons: bool = False
+    apex_base: float = 0.4
+    apex_alpha: float = 7.0
     buffer_size: int = 50_000
     batch_size: int = 64
     learning_starts: int = 1_000  # env steps before the first update
@@ -62,16 +67,17 @@ class Config:
 
 
 class QNetwork(nn.Module):
-    def __init__(self, in_dim: int, hidden: list[int], num_actions: int, dueling: bool):
+    def __init__(self, space: gym.Space, hidden: list[int], num_actions: int, dueling: bool):
         super().__init__()
-        self.torso = mlp(in_dim, hidden)
-        width = hidden[-1] if hidden else in_dim
+        self.image = is_image(space)
+        self.space = space
+        self.torso, width = torso(space, hidden)
         self.dueling = dueling
         self.advantage = nn.Linear(width, num_actions)
         self.value = nn.Linear(width, 1) if dueling else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.torso(x)
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = self.torso(obs if self.image else encode_observation(obs, self.space))
         adv = self.advantage(h)
         if self.value is None:
             return adv
@@ -112,23 +118,30 @@ class DQNAgent(Agent):
             raise AgentError(f"DQN needs a Discrete action space, got {action_space}.")
         self.num_actions = int(action_space.n)
         self.action_start = int(action_space.start)
-        in_dim = observation_size(observation_space)
-        self.online = QNetwork(in_dim, cfg.hidden, self.num_actions, cfg.dueling)
-        self.target = QNetwork(in_dim, cfg.hidden, self.num_actions, cfg.dueling)
+        self.online = QNetwork(observation_space, cfg.hidden, self.num_actions, cfg.dueling)
+        self.target = QNetwork(observation_space, cfg.hidden, self.num_actions, cfg.dueling)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         # A buffer, so the current epsilon travels to the workers with the weights.
         self.register_buffer("epsilon", torch.tensor(float(cfg.epsilon_start)))
+        self.actor_epsilon: float | None = None  # a worker's fixed Ape-X epsilon
+
+    def configure_actor(self, worker_index: int, num_workers: int) -> None:
+        cfg = self.cfg
+        if cfg.apex_epsilons and num_workers > 1:
+            power = 1 + cfg.apex_alpha * worker_index / (num_workers - 1)
+            self.actor_epsilon = cfg.apex_base**power
 
     def q_values(self, obs: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
-        return (net or self.online)(encode_observation(obs, self.observation_space))
+        return (net or self.online)(obs)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
         greedy = self.q_values(torch.as_tensor(obs)).argmax(dim=1)
         if explore:
             random_actions = torch.randint(self.num_actions, greedy.shape)
-            use_random = torch.rand(greedy.shape) < self.epsilon
+            epsilon = self.epsilon if self.actor_epsilon is None else self.actor_epsilon
+            use_random = torch.rand(greedy.shape) < epsilon
             greedy = torch.where(use_random, random_actions, greedy)
         return greedy.numpy() + self.action_start, state, {}
 

@@ -43,6 +43,7 @@ def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
             eps=cfg.eps,
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
+            centered=getattr(cfg, "centered", False),
         )
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
@@ -56,16 +57,23 @@ class Learner:
         self.agent = agent.to(self.device)
         self.optimizer = make_optimizer([p for p in agent.parameters() if p.requires_grad], cfg)
         self.updates = 0
+        # bf16 autocast on CUDA (no loss scaling needed); CPU learners stay in float32
+        self.autocast = self.device.type == "cuda" and getattr(cfg, "mixed_precision", False)
 
     def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         # arrays from Ray's object store are read-only; torch wants writable memory
-        return {
-            k: torch.as_tensor(v if v.flags.writeable else v.copy(), device=self.device)
-            for k, v in batch.items()
-        }
+        pin = self.device.type == "cuda"
+        out = {}
+        for k, v in batch.items():
+            t = torch.as_tensor(v if v.flags.writeable else v.copy())
+            # pinned host memory lets the copy to the GPU run asynchronously
+            out[k] = (t.pin_memory() if pin else t).to(self.device, non_blocking=pin)
+        return out
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        loss, metrics = self.agent.loss(self.to_tensors(batch))
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            loss, metrics = self.agent.loss(self.to_tensors(batch))
+        loss = loss.float()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"the loss is {float(loss)} at update {self.updates + 1}; no update was applied "

@@ -14,7 +14,59 @@ from torch import nn
 
 from agents.base import AgentError
 
-SUPPORTED_OBSERVATIONS = "Box (vector), Discrete, MultiBinary"
+SUPPORTED_OBSERVATIONS = "Box (vector), Discrete, MultiBinary, MultiDiscrete"
+
+
+def is_image(space: gym.Space) -> bool:
+    """uint8 Box observations of rank 3: stacked frames [C, H, W] (Atari) -> a CNN torso."""
+    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def check_image(space: gym.Box) -> None:
+    """The Nature CNN takes channels-first stacks at least 36 pixels wide (8x8/4, 4x4/2, 3x3/1)."""
+    channels, height, width = space.shape
+    if channels > 16 or height < 36 or width < 36:
+        raise AgentError(
+            f"image observations {space.shape} do not fit the Nature CNN torso, which takes "
+            "channels-first frame stacks [C <= 16, H >= 36, W >= 36] such as Atari's [4, 84, 84]; "
+            "move channels first (gymnasium.wrappers.TransposeObservation-style) or resize."
+        )
+
+
+class NatureCNN(nn.Module):
+    """The DQN torso of Mnih et al. 2015: three conv layers and a 512-unit layer, on uint8 frames
+    scaled to [0, 1] on the module's device (so workers ship and replay stores uint8)."""
+
+    def __init__(self, in_shape: Sequence[int], out_dim: int = 512):
+        super().__init__()
+        channels = in_shape[0]
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *in_shape)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(flat, out_dim), nn.ReLU())
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convs(x.float() / 255.0))
+
+
+def torso(space: gym.Space, hidden: Sequence[int]) -> tuple[nn.Module, int]:
+    """The network body the observation space calls for, and its output width: the Nature CNN
+    (512 units) for image stacks, else an MLP over the encoded observation."""
+    if is_image(space):
+        check_image(space)
+        cnn = NatureCNN(space.shape)
+        return cnn, cnn.out_dim
+    in_dim = observation_size(space)
+    return mlp(in_dim, hidden), (hidden[-1] if hidden else in_dim)
 
 
 def observation_size(space: gym.Space) -> int:
@@ -30,6 +82,8 @@ def observation_size(space: gym.Space) -> int:
         return int(space.n)
     if isinstance(space, gym.spaces.MultiBinary):
         return int(np.prod(space.shape))
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return int(space.nvec.sum())
     raise AgentError(
         f"observation space {space} is not supported; supported observations: {SUPPORTED_OBSERVATIONS}."
     )
@@ -41,6 +95,16 @@ def encode_observation(obs: torch.Tensor, space: gym.Space) -> torch.Tensor:
         return nn.functional.one_hot(
             (obs.long() - int(space.start)).flatten(), int(space.n)
         ).float()
+    if isinstance(space, gym.spaces.MultiDiscrete):  # one one-hot per component, concatenated
+        values = obs.reshape(obs.shape[0], -1).long()
+        values = values - torch.as_tensor(space.start.reshape(-1), device=obs.device)
+        return torch.cat(
+            [
+                nn.functional.one_hot(values[:, i], int(n)).float()
+                for i, n in enumerate(space.nvec.reshape(-1))
+            ],
+            dim=1,
+        )
     return obs.reshape(obs.shape[0], -1).float()
 
 

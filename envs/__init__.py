@@ -12,11 +12,15 @@ import difflib
 import functools
 import importlib
 import importlib.metadata
+import json
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+
+from envs import atari
 
 ENTRY_POINT_GROUP = "memrl.envs"
 
@@ -163,6 +167,8 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
     _register_memrl_envs()
     if env_id.startswith("ALE/") or env_id not in gym.registry:
         _register_ale()
+    if atari.is_atari(spec):  # DQN preprocessing (envs/atari.py); the raw game is gymnasium:ALE/..
+        return _construct(lambda: atari.make_atari(spec, **kwargs), spec, kwargs)
     if env_id in gym.registry:
         return _construct(lambda: gym.make(env_id, **kwargs), spec, kwargs)
     eps = _entry_points()
@@ -182,6 +188,82 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
     )
 
 
+def make_vector(
+    spec: str, kwargs: dict[str, Any] | None, num_envs: int, evaluation: bool = False
+) -> gym.vector.VectorEnv:
+    """`num_envs` copies of an env for a rollout worker, with same-step autoreset (the true final
+    observation in info["final_obs"]). For training, Atari ids get ale-py's threaded C++ vector
+    env with the training signals (reward clipping, life loss); for `evaluation`, and for every
+    other env, a SyncVectorEnv of `make(spec)` (Atari: true scores, whole games)."""
+    kwargs = dict(kwargs or {})
+    if atari.is_atari(spec) and not evaluation:
+        return _construct(lambda: atari.AtariTrainingEnv(spec, num_envs, **kwargs), spec, kwargs)
+    return gym.vector.SyncVectorEnv(
+        [env_factory(spec, kwargs) for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+def frame_stack(spec: str, kwargs: dict[str, Any] | None) -> int:
+    """How many frames an observation of this env stacks (so replay can store each frame once);
+    0 for envs whose observations are not frame stacks."""
+    if atari.is_atari(spec):
+        return atari.atari_options(dict(kwargs or {})).frame_stack
+    return 0
+
+
+# (spec, kwargs) already through the checker in this process, so the CLI's probe and the
+# Trainer's do not repeat it (rollout workers never run it).
+_CHECKED: set[str] = set()
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# Envs tested where they come from (Gymnasium's, ale-py's, memrl's own): the checker only nags
+# about them (CartPole's infinite bounds), so it runs on plug-ins and third-party ids only.
+_BUILTIN_ENTRY_POINTS = ("gymnasium.envs.", "ale_py", "envs.")
+
+
+def _is_builtin(spec: str) -> bool:
+    if spec in MEMRL_ENVS or atari.is_atari(spec):
+        return True
+    env_id = spec.split(":", 1)[1] if ":" in spec and _GYM_ID.search(spec) else spec
+    entry = getattr(gym.registry.get(env_id), "entry_point", None)
+    return isinstance(entry, str) and entry.startswith(_BUILTIN_ENTRY_POINTS)
+
+
+def check(spec: str, kwargs: dict[str, Any] | None = None) -> list[str]:
+    """Run Gymnasium's env checker (`gymnasium.utils.env_checker.check_env`) on a fresh instance
+    of a plug-in env, once per spec and kwargs in this process. Envs that come with Gymnasium,
+    ale-py or memrl are skipped.
+
+    Returns the checker's warnings (to show, not fatal); [] when skipped or already checked.
+    Raises EnvSpecError naming the spec and what the checker found wrong.
+    """
+    kwargs = dict(kwargs or {})
+    key = f"{spec} {json.dumps(kwargs, sort_keys=True, default=repr)}"
+    if _is_builtin(spec) or key in _CHECKED:
+        return []
+    from gymnasium.utils.env_checker import check_env
+
+    env = make(spec, **kwargs)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(env.unwrapped, skip_render_check=True)
+    except Exception as exc:  # the checker asserts; a broken env may raise anything
+        detail = _ANSI.sub("", str(exc)).strip() or "(no message)"
+        raise EnvSpecError(
+            f"env '{spec}' (kwargs {kwargs}) fails Gymnasium's env checker "
+            f"(gymnasium.utils.env_checker.check_env): {type(exc).__name__}: {detail} "
+            "Fix the env, or set env.check=false to train without this check."
+        ) from None
+    finally:
+        env.close()
+    _CHECKED.add(key)
+    found = (_ANSI.sub("", str(w.message)).strip() for w in caught)
+    return list(dict.fromkeys(m.removeprefix("WARN: ") for m in found))
+
+
 def env_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[], gym.Env]:
     """A picklable thunk for vector envs and remote workers."""
     return functools.partial(make, spec, **dict(kwargs or {}))
@@ -191,8 +273,11 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "EnvSpecError",
     "MEMRL_ENVS",
+    "check",
     "describe",
     "env_factory",
+    "frame_stack",
     "known_ids",
     "make",
+    "make_vector",
 ]

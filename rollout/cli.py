@@ -1,4 +1,4 @@
-"""The `memrl` command line: `memrl train`, `memrl envs`.
+"""The `memrl` command line: `memrl train`, `memrl submit`, `memrl plot`, `memrl envs`.
 
 Errors a user can fix (a config key, a file, an env id) print one paragraph and exit with 2;
 a run stopped on purpose (NaN loss) exits with 1; Ctrl-C saves a checkpoint and exits with 130.
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 EXIT_USAGE = 2
 
@@ -48,6 +49,65 @@ def _parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint"
     )
 
+    submit = sub.add_parser(
+        "submit",
+        help="run `memrl train` as a job on a Ray cluster",
+        description=(
+            "Submit `memrl train CONFIG [overrides]` as a Ray job: the current folder ships as "
+            "the job's working_dir (CONFIG must be inside it), the job id is printed, and the "
+            "logs stream until the job ends; the exit status is the job's. The learner runs in "
+            "the job's driver: --gpus 1 places it on a node with a GPU."
+        ),
+        epilog="examples:\n  memrl submit configs/dqn_cartpole.yaml rollout.num_workers=8 "
+        "--address http://head:8265\n"
+        "  memrl submit configs/ntm_copy.yaml --address http://127.0.0.1:8265 --gpus 1 --no-wait",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    submit.add_argument(
+        "args", nargs="+", metavar="CONFIG|KEY=VALUE", help="config file, then overrides"
+    )
+    submit.add_argument(
+        "--address",
+        required=True,
+        help="the cluster's job server (dashboard) address, e.g. http://head:8265",
+    )
+    submit.add_argument(
+        "--gpus",
+        type=float,
+        default=None,
+        help="GPUs for the driver (default: 1 if learner.device is cuda, else 0)",
+    )
+    submit.add_argument("--cpus", type=float, default=0.0, help="CPUs reserved for the driver")
+    submit.add_argument(
+        "--no-wait", action="store_true", help="print the job id and return without following"
+    )
+
+    plot = sub.add_parser(
+        "plot",
+        help="plot learning curves of runs into one PNG",
+        description=(
+            "Plot a metric from each RUN_DIR's metrics.jsonl against env steps and wall-clock "
+            "time. Runs with the same config except run.seed are one curve: the median over "
+            "seeds with a min/max band."
+        ),
+        epilog="examples:\n  memrl plot runs/dqn_cartpole-20261123-101500\n"
+        "  memrl plot runs/ntm_copy-* --metric bit_errors --x env_steps -o copy.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories")
+    plot.add_argument(
+        "--metric",
+        help="return (return_mean), eval (eval_return_mean) or any key of metrics.jsonl, e.g. "
+        "bit_errors, loss (default: return, else eval)",
+    )
+    plot.add_argument(
+        "--x",
+        choices=["env_steps", "time", "both"],
+        default="both",
+        help="x axis: env steps, wall-clock time, or both side by side (default)",
+    )
+    plot.add_argument("-o", "--out", help="PNG to write (default: plot_<metric>.png here)")
+
     envs_cmd = sub.add_parser(
         "envs",
         help="list known environment ids",
@@ -56,12 +116,29 @@ def _parser() -> argparse.ArgumentParser:
     envs_cmd.add_argument(
         "filter", nargs="?", default="", help="only ids containing this text (e.g. memrl, ALE/Pong)"
     )
+    from rollout.evaluate_cli import add_evaluation_parsers
+
+    add_evaluation_parsers(sub)  # memrl evaluate, memrl replay
     return parser
 
 
 def _fail(console: Console, message: str, code: int = EXIT_USAGE) -> int:
     console.print(f"[bold red]memrl: error:[/] {message}", highlight=False)
     return code
+
+
+def cmd_plot(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rollout.plot import PlotError, plot_runs
+
+    x_axes = ("env_steps", "time") if args.x == "both" else (args.x,)
+    try:
+        path, key, notes = plot_runs(args.runs, args.metric, x_axes, args.out)
+    except PlotError as exc:
+        return _fail(err, str(exc))
+    for note in notes:
+        err.print(f"memrl: note: {note}", highlight=False, markup=False)
+    out.print(f"wrote {path} ({key})", highlight=False, markup=False)
+    return 0
 
 
 def cmd_envs(args: argparse.Namespace, out: Console) -> int:
@@ -119,24 +196,32 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         check_compatible(
             cfg, probe, make_agent(cfg.agent, probe.observation_space, probe.action_space)
         )
+        if cfg.env.check:  # a broken plug-in env fails here too, not deep inside a worker
+            for warning in envs.check(cfg.env.id, cfg.env.kwargs):
+                note = escape(f"env '{cfg.env.id}': {warning}")
+                err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
         resolve_device(cfg.learner.device)
         probe.close()
     except (ConfigError, envs.EnvSpecError, AgentError) as exc:
         return _fail(err, str(exc))
 
-    from rollout.ray_runtime import start_ray, stop_ray
+    from rollout.ray_runtime import learner_placement_note, start_ray, stop_ray
     from rollout.trainer import Trainer, TrainingError
+    from rollout.worker_group import WorkerError
 
     started = False
     try:
         if cfg.rollout.num_workers > 0:
-            started = start_ray(args.address, cfg.rollout.num_workers)
+            started = start_ray(args.address, cfg.rollout.num_workers, cfg.env.id)
+            note = learner_placement_note(cfg.learner.device)
+            if note:
+                err.print(note, highlight=False)
         if run is None:
             run = RunDir.create(cfg.run.dir, cfg.run.name, dump_config(cfg))
             err.print(f"run dir {run.path}", highlight=False)
         trainer = Trainer(cfg, run, resume=bool(args.resume), console=err)
         trainer.train()
-    except TrainingError as exc:
+    except (TrainingError, WorkerError) as exc:
         return _fail(err, str(exc), code=1)
     except KeyboardInterrupt:
         return 130
@@ -144,6 +229,26 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         if started:
             stop_ray()
     return 0
+
+
+def cmd_submit(args: argparse.Namespace, err: Console) -> int:
+    import envs
+    from rollout.config import ConfigError, load_config
+    from rollout.submit import SubmitError, job_request, submit
+
+    config, overrides = args.args[0], args.args[1:]
+    try:
+        if "=" in config:
+            raise ConfigError(
+                "give a config file first, e.g. `memrl submit configs/dqn_cartpole.yaml`."
+            )
+        cfg = load_config(config, overrides)  # fail here, not minutes later on the cluster
+        envs.make(cfg.env.id, **cfg.env.kwargs).close()
+        gpus = args.gpus if args.gpus is not None else float(cfg.learner.device == "cuda")
+        request = job_request(config, overrides, Path.cwd(), gpus, args.cpus, cfg.env.id)
+        return submit(args.address, request, wait=not args.no_wait)
+    except (ConfigError, envs.EnvSpecError, SubmitError) as exc:
+        return _fail(err, str(exc))
 
 
 def _import_from_cwd() -> None:
@@ -163,6 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     out, err = Console(), Console(stderr=True)
     if args.command == "envs":
         return cmd_envs(args, out)
+    if args.command == "plot":
+        return cmd_plot(args, out, err)
+    if args.command in ("evaluate", "replay"):
+        from rollout.evaluate_cli import cmd_evaluate, cmd_replay
+
+        return cmd_evaluate(args, err) if args.command == "evaluate" else cmd_replay(args, out, err)
+    if args.command == "submit":
+        return cmd_submit(args, err)
     return cmd_train(args, err)
 
 

@@ -32,6 +32,8 @@ class EnvConfig:
 
     id: str = "CartPole-v1"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Run Gymnasium's env checker on a plug-in env before training (envs.check); false skips it.
+    check: bool = True
 
 
 @dataclass
@@ -43,11 +45,14 @@ class LearnerConfig:
     eps: float = 1e-8
     momentum: float = 0.0
     alpha: float = 0.95
+    centered: bool = False  # RMSProp: True is DeepMind's variant used by Nature DQN
     weight_decay: float = 0.0
     grad_clip: float = 10.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
     torch_threads: int = 0
+    # bfloat16 autocast of the loss's forward pass on a CUDA learner (ignored on CPU).
+    mixed_precision: bool = True
 
 
 @dataclass
@@ -61,7 +66,11 @@ class RolloutConfig:
     steps_per_sample: int = 64
     # Sample the next batch while the learner trains on the current one (weights lag 1 update).
     overlap: bool = True
+    # A dead worker is replaced (fresh actor, current weights) up to this many times per slot.
     max_worker_restarts: int = 3
+    # Placement group strategy for the workers' one-CPU bundles ('none': Ray's default).
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD", "none"] = "PACK"
+    placement_timeout_s: float = 120.0  # wait this long for the cluster to fit the workers
 
 
 @dataclass
@@ -268,6 +277,8 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     r, run = cfg.rollout, cfg.run
     rules = [
         (r.num_workers >= 0, "'rollout.num_workers' must be >= 0"),
+        (r.max_worker_restarts >= 0, "'rollout.max_worker_restarts' must be >= 0"),
+        (r.placement_timeout_s > 0, "'rollout.placement_timeout_s' must be > 0"),
         (r.envs_per_worker >= 1, "'rollout.envs_per_worker' must be >= 1"),
         (
             r.steps_per_sample >= r.envs_per_worker,

@@ -9,12 +9,46 @@ row written, so every target is a valid k-step return, k <= n.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
+
+
+def n_step_targets(
+    rewards: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    newer: np.ndarray,
+    n_step: int,
+    gamma: float,
+    blocked: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-step returns (k <= n_step) from [rows, streams] storage for transitions at (row, col),
+    vectorised over the batch: stop after a terminal or truncated step, after `newer` more rows
+    (the newest usable row), and before a row `blocked(rows, cols)` marks (a transition whose
+    successor was never stored). Returns (returns, gamma^k, row of the last reward)."""
+    rows = rewards.shape[0]
+    batch = len(row)
+    returns = np.zeros(batch, np.float32)
+    discount = np.ones(batch, np.float32)
+    alive = np.ones(batch, bool)
+    last = row.copy()
+    for k in range(n_step):
+        r = (row + k) % rows
+        alive &= k <= newer
+        if blocked is not None and k > 0:
+            alive &= ~blocked(r, col)
+        returns += np.where(alive, discount * rewards[r, col], 0.0).astype(np.float32)
+        discount = np.where(alive, discount * gamma, discount)
+        last = np.where(alive, r, last)
+        alive &= ~(terminated[r, col] | truncated[r, col])
+    return returns, discount, last
 
 
 class ReplayBuffer:
@@ -41,8 +75,9 @@ class ReplayBuffer:
                 (self.rows, self.num_streams, *value.shape[2:]), value.dtype
             )
 
-    def add(self, batch: dict[str, np.ndarray]) -> None:
-        """Append time-major [T, num_streams, ...] arrays with the keys in FIELDS."""
+    def add(self, batch: dict[str, np.ndarray], finals: Any = ()) -> None:
+        """Append time-major [T, num_streams, ...] arrays with the keys in FIELDS. (`finals` is
+        for frame replay, which stores final observations apart; here they are in next_obs.)"""
         steps, streams = batch["rewards"].shape
         if streams != self.num_streams:
             raise ValueError(f"batch has {streams} env streams, the buffer {self.num_streams}")
@@ -53,6 +88,13 @@ class ReplayBuffer:
             self.storage[key][rows] = batch[key]
         self.cursor = int((self.cursor + steps) % self.rows)
         self.filled = min(self.rows, self.filled + steps)
+
+    def cut_streams(self, streams: Iterable[int]) -> None:
+        """The env streams' next rows come from new episodes of a new worker (a replaced worker,
+        a resumed run): end their newest transition as truncated, so no n-step return crosses
+        into the new data; its stored next_obs is the true bootstrap observation."""
+        if self.filled:
+            self.storage["truncated"][(self.cursor - 1) % self.rows, list(streams)] = True
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Uniform transitions with n-step `returns` and bootstrap `discounts` (gamma^k or 0)."""
@@ -65,17 +107,9 @@ class ReplayBuffer:
         col = rng.integers(0, self.num_streams, size=batch_size)
         newer = self.filled - 1 - age  # rows written after this one
 
-        returns = np.zeros(batch_size, np.float32)
-        discount = np.ones(batch_size, np.float32)
-        alive = np.ones(batch_size, bool)
-        last = row.copy()
-        for k in range(self.n_step):
-            r = (row + k) % self.rows
-            alive &= k <= newer
-            returns += np.where(alive, discount * s["rewards"][r, col], 0.0).astype(np.float32)
-            discount = np.where(alive, discount * self.gamma, discount)
-            last = np.where(alive, r, last)
-            alive &= ~(s["terminated"][r, col] | s["truncated"][r, col])
+        returns, discount, last = n_step_targets(
+            s["rewards"], s["terminated"], s["truncated"], row, col, newer, self.n_step, self.gamma
+        )
         terminal = s["terminated"][last, col]
         return {
             "obs": s["obs"][row, col],

@@ -22,6 +22,7 @@ from rich.console import Console
 import envs
 from agents import AgentError, Learner, NonFiniteLossError, make_agent
 from rollout.checkpoints import (
+    CheckpointError,
     latest_checkpoint,
     load_checkpoint,
     rng_state,
@@ -29,10 +30,13 @@ from rollout.checkpoints import (
     set_rng_state,
 )
 from rollout.config import ExperimentConfig
+from rollout.frame_replay import FrameReplayBuffer
+from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best_checkpoint
 from rollout.progress import ProgressReport
 from rollout.replay import ReplayBuffer
 from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
-from rollout.worker import Batch, RolloutWorker, merge_batches
+from rollout.worker import Batch, merge_batches
+from rollout.worker_group import WorkerGroup
 
 
 class TrainingError(RuntimeError):
@@ -65,69 +69,6 @@ def learner_threads(agent: torch.nn.Module, num_workers: int) -> int:
     return max(1, (os.cpu_count() or 1) - num_workers)
 
 
-class WorkerGroup:
-    """N rollout workers as Ray actors, or one in-process worker when num_workers is 0."""
-
-    def __init__(self, cfg: ExperimentConfig, seed: int):
-        r = cfg.rollout
-        args = (cfg.env.id, cfg.env.kwargs, cfg.agent, r.envs_per_worker)
-        self.local: RolloutWorker | None = None
-        self.actors: list[Any] = []
-        self.pending: list[Any] = []
-        self.in_flight: list[Any] = []
-        if r.num_workers == 0:
-            self.local = RolloutWorker(*args, seed=seed, torch_threads=torch.get_num_threads())
-        else:
-            from rollout.ray_runtime import remote_worker_class
-
-            cls = remote_worker_class(r.max_worker_restarts)
-            self.actors = [
-                cls.remote(*args, seed=seed + 7919 * (i + 1)) for i in range(r.num_workers)
-            ]
-
-    @property
-    def num_streams(self) -> int:
-        return max(1, len(self.actors))
-
-    def launch(self, num_steps: int) -> None:
-        if self.local is not None:
-            self.pending = [num_steps]
-        else:
-            self.pending = [a.sample.remote(num_steps) for a in self.actors]
-
-    def collect(self) -> list[Batch]:
-        pending, self.pending = self.pending, []
-        if self.local is not None:
-            return [self.local.sample(n) for n in pending]
-        import ray
-
-        return ray.get(pending)
-
-    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        if self.local is not None:
-            self.local.set_weights(weights)
-            return
-        import ray
-
-        ref = ray.put(weights)  # one copy in the object store, read by every worker
-        self.in_flight = [actor.set_weights.remote(ref) for actor in self.actors]
-
-    def close(self) -> None:
-        if self.local is not None:
-            self.local.close()
-        if self.actors:
-            import ray
-
-            # let queued calls finish first, so killing the actors does not make Ray retry them
-            ray.wait(
-                self.pending + self.in_flight,
-                num_returns=len(self.pending + self.in_flight),
-                timeout=10,
-            )
-            for actor in self.actors:
-                ray.kill(actor)
-
-
 class Trainer:
     def __init__(
         self,
@@ -147,6 +88,8 @@ class Trainer:
         probe = envs.make(cfg.env.id, **cfg.env.kwargs)
         self.agent = make_agent(cfg.agent, probe.observation_space, probe.action_space)
         check_compatible(cfg, probe, self.agent)
+        for warning in envs.check(cfg.env.id, cfg.env.kwargs) if cfg.env.check else []:
+            self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
         probe.close()
         self.learner = Learner(self.agent, cfg.learner)
         threads = cfg.learner.torch_threads or learner_threads(self.agent, cfg.rollout.num_workers)
@@ -164,7 +107,7 @@ class Trainer:
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.last_metrics: dict[str, float] = {}
 
-        self.replay: ReplayBuffer | None = None
+        self.replay: ReplayBuffer | FrameReplayBuffer | None = None
         self.spec = self.agent.replay_spec()
         if self.agent.batch_kind == "transitions":
             if self.spec is None:
@@ -172,22 +115,27 @@ class Trainer:
                     f"agent '{cfg.agent.name}' learns from transitions but has no replay spec"
                 )
             streams = max(1, cfg.rollout.num_workers) * cfg.rollout.envs_per_worker
-            self.replay = ReplayBuffer(
-                self.spec.capacity, streams, self.spec.n_step, self.spec.gamma
-            )
+            stack = envs.frame_stack(cfg.env.id, cfg.env.kwargs)
+            if stack:  # Atari: each frame stored once, stacks rebuilt at sample time
+                self.replay = FrameReplayBuffer(
+                    self.spec.capacity, streams, stack, self.spec.n_step, self.spec.gamma
+                )
+            else:
+                self.replay = ReplayBuffer(
+                    self.spec.capacity, streams, self.spec.n_step, self.spec.gamma
+                )
+        # seconds spent per stage of the loop (logged as t_<stage>_s, cumulative)
+        self.stage_s: dict[str, float] = dict.fromkeys(("wait", "replay", "update", "weights"), 0.0)
 
         if resume:
             self._restore()
-        self.evaluator = RolloutWorker(
-            cfg.env.id,
-            cfg.env.kwargs,
-            cfg.agent,
-            min(run_cfg.eval_episodes, 10),
-            seed=run_cfg.seed + 99991,
-            torch_threads=threads,  # it shares this process (and its thread count) with the learner
-        )
+        # a Ray actor evaluating beside training (num_workers > 0), else in this process
+        self.evaluator = PeriodicEvaluator(cfg, torch_threads=threads)
+        self.last_eval_steps = 0
         # Fresh episodes on resume: workers get a seed no earlier run segment used.
-        self.workers = WorkerGroup(cfg, seed=run_cfg.seed * 1_000_003 + self.iterations)
+        self.workers = WorkerGroup(
+            cfg, seed=run_cfg.seed * 1_000_003 + self.iterations, console=self.console
+        )
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
@@ -251,26 +199,50 @@ class Trainer:
         new_steps = sum(b.env_steps for b in batches)
         metrics: dict[str, float] = {}
         if self.replay is None:
-            return self.learner.update(merge_batches(batches))
-        self.replay.add(merge_batches(batches))
+            start = time.perf_counter()
+            metrics = self.learner.update(merge_batches(batches))
+            self.stage_s["update"] += time.perf_counter() - start
+            return metrics
+        start = time.perf_counter()
+        per_worker = self.cfg.rollout.envs_per_worker  # worker i's envs are streams i*n ...
+        finals = [
+            (t, i * per_worker + e, f) for i, b in enumerate(batches) for t, e, f in b.final_frames
+        ]
+        for i, b in enumerate(batches):
+            if b.fresh:  # a new or replaced worker, or a resumed run: its streams start afresh
+                self.replay.cut_streams(range(i * per_worker, (i + 1) * per_worker))
+        self.replay.add(merge_batches(batches), finals)
         if self.env_steps < self.spec.learning_starts:
+            self.stage_s["replay"] += time.perf_counter() - start
             return metrics
         self.update_credit += self.spec.replay_ratio * new_steps
         for _ in range(int(self.update_credit)):
-            metrics = self.learner.update(self.replay.sample(self.spec.batch_size, self.rng))
+            sample = self.replay.sample(self.spec.batch_size, self.rng)
+            now = time.perf_counter()
+            self.stage_s["replay"] += now - start
+            metrics = self.learner.update(sample)
+            start = time.perf_counter()
+            self.stage_s["update"] += start - now
+        self.stage_s["replay"] += time.perf_counter() - start
         self.update_credit -= int(self.update_credit)
         return metrics
 
     def evaluate(self) -> float:
-        self.evaluator.set_weights(self.agent.acting_state_dict())
-        returns = self.evaluator.evaluate(
-            self.cfg.run.eval_episodes, seed=self.cfg.run.seed + 12345
-        )
-        self.last_eval = float(np.mean(returns))
+        """Evaluate the current weights now, blocking (before training and at its end)."""
+        for earlier in self.evaluator.poll(block=True):  # one still in flight counts for best
+            self._record_eval(earlier)
+        result = self.evaluator.evaluate_now(self.agent.acting_state_dict(), self.env_steps)
+        return self._record_eval(result)
+
+    def _record_eval(self, result: EvalResult) -> float:
+        self.last_eval, self.last_eval_steps = result.mean, result.env_steps
         # >=: among equally good evaluations keep the latest, most trained weights
         if self.best_eval is None or self.last_eval >= self.best_eval:
             self.best_eval = self.last_eval
-            self.best_weights = {k: v.clone() for k, v in self.agent.state_dict().items()}
+            self.best_weights = result.weights
+            save_best_checkpoint(
+                self.run_dir.checkpoints, result.weights, result.mean, result.env_steps
+            )
         return self.last_eval
 
     def best_agent(self) -> Any:
@@ -278,7 +250,7 @@ class Trainer:
         evaluation episodes; the final weights can sit in a late spike)."""
         best = copy.deepcopy(self.agent)
         if self.best_weights is not None:
-            best.load_state_dict(self.best_weights)
+            best.load_acting_state_dict(self.best_weights)
         return best
 
     def _row(self, steps_per_s: float) -> dict[str, Any]:
@@ -289,7 +261,9 @@ class Trainer:
             "episodes": self.episodes,
             "time_s": round(self.elapsed(), 3),
             "steps_per_s": round(steps_per_s, 1),
+            "worker_restarts": self.workers.restarts,
         }
+        row.update({f"t_{k}_s": round(v, 3) for k, v in self.stage_s.items()})
         if self.recent_returns:
             row["return_mean"] = float(np.mean(self.recent_returns))
         row.update({k: v for k, v in self.last_metrics.items() if math.isfinite(v)})
@@ -310,12 +284,15 @@ class Trainer:
         next_eval = self._next_multiple(run.eval_every_steps)
         next_ckpt = self._next_multiple(run.checkpoint_every_steps)
         last_log, window_start, window_steps = 0.0, time.monotonic(), self.env_steps
+        window_updates = self.learner.updates
         stop_reason = "total_env_steps reached"
         self.workers.set_weights(self.agent.acting_state_dict())
         self.workers.launch(cfg.rollout.steps_per_sample)
         try:
             while True:
+                start = time.perf_counter()
                 batches = self.workers.collect()
+                self.stage_s["wait"] += time.perf_counter() - start
                 for b in batches:
                     self.env_steps += b.env_steps
                     self.episodes += len(b.episode_returns) + b.sequences
@@ -332,12 +309,16 @@ class Trainer:
                 if metrics:
                     self.last_metrics = metrics
                 self.agent.on_env_steps(self.env_steps)
+                start = time.perf_counter()
                 self.workers.set_weights(self.agent.acting_state_dict())
+                self.stage_s["weights"] += time.perf_counter() - start
 
-                evaluated = False
-                if next_eval and self.env_steps >= next_eval:
+                evaluated = False  # a due evaluation starts once the previous one is back
+                if next_eval and self.env_steps >= next_eval and not self.evaluator.busy:
                     next_eval = self._next_multiple(run.eval_every_steps)
-                    self.evaluate()
+                    self.evaluator.submit(self.agent.acting_state_dict(), self.env_steps)
+                for result in self.evaluator.poll():
+                    self._record_eval(result)
                     evaluated = True
                 reached = (
                     run.stop_return is not None and evaluated and self.last_eval >= run.stop_return
@@ -353,12 +334,15 @@ class Trainer:
 
                 now = time.monotonic()
                 if evaluated or done or now - last_log >= run.log_every_s:
-                    rate = (self.env_steps - window_steps) / max(now - window_start, 1e-9)
-                    row = self._row(rate)
+                    span = max(now - window_start, 1e-9)
+                    row = self._row((self.env_steps - window_steps) / span)
+                    row["updates_per_s"] = round((self.learner.updates - window_updates) / span, 2)
                     if evaluated:
                         row["eval_return_mean"] = self.last_eval
+                        row["eval_env_steps"] = self.last_eval_steps  # when the weights were taken
                     log.write(row)
                     last_log, window_start, window_steps = now, now, self.env_steps
+                    window_updates = self.learner.updates
                 if next_ckpt and self.env_steps >= next_ckpt and not done:
                     next_ckpt = self._next_multiple(run.checkpoint_every_steps)
                     self.save()
@@ -380,6 +364,7 @@ class Trainer:
                 self.evaluate()
                 row = self._row(0.0)
                 row["eval_return_mean"] = self.last_eval
+                row["eval_env_steps"] = self.last_eval_steps
                 log.write(row)
             checkpoint = self.save()
         except NonFiniteLossError as exc:
@@ -390,6 +375,8 @@ class Trainer:
                 else "no checkpoint had been written yet"
             )
             raise TrainingError(f"training stopped: {exc} {kept}.") from None
+        except CheckpointError as exc:
+            raise TrainingError(f"training stopped: {exc}") from None
         except KeyboardInterrupt:
             report.close()
             path = self.save()

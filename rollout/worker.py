@@ -20,7 +20,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import envs
 from agents import make_agent
@@ -34,13 +33,10 @@ class Batch:
     episode_lengths: list[int] = field(default_factory=list)
     sample_time_s: float = 0.0
     sequences: int = 0  # supervised sequences drawn (sequences mode)
-
-
-def make_vector_env(env_id: str, env_kwargs: dict[str, Any], num_envs: int) -> SyncVectorEnv:
-    return SyncVectorEnv(
-        [envs.env_factory(env_id, env_kwargs) for _ in range(num_envs)],
-        autoreset_mode=AutoresetMode.SAME_STEP,
-    )
+    # the first batch of a (new) worker: its env streams start afresh (replay cuts them)
+    fresh: bool = False
+    # frame mode: (t, env, newest frame of the final observation) of steps cut by the time limit
+    final_frames: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
 
 
 def _stack_episodes(episodes: list[dict[str, list]]) -> dict[str, np.ndarray]:
@@ -88,15 +84,26 @@ class RolloutWorker:
         num_envs: int,
         seed: int,
         torch_threads: int = 1,
+        worker_index: int = 0,
+        num_workers: int = 1,
+        evaluation: bool = False,
     ):
         torch.set_num_threads(torch_threads)
         torch.manual_seed(seed)
-        self.env = make_vector_env(env_id, env_kwargs, num_envs)
+        self.env = envs.make_vector(env_id, env_kwargs, num_envs, evaluation=evaluation)
         self.num_envs = num_envs
         self.agent = make_agent(
             agent_cfg, self.env.single_observation_space, self.env.single_action_space
         )
         self.agent.eval()
+        self.agent.configure_actor(worker_index, num_workers)
+        # Stacked-frame observations go to the learner as each step's newest frame only.
+        transitions = self.agent.batch_kind == "transitions"
+        self.frame_stack = envs.frame_stack(env_id, env_kwargs) if transitions else 0
+        self.starts = np.ones(num_envs, bool)  # the current observation begins an episode
+        self.env_reports_episodes = bool(getattr(self.env, "reports_episodes", False))
+        self.last_info: dict[str, Any] = {}
+        self.fresh = True
         self.obs, _ = self.env.reset(seed=seed)
         self.state = self.agent.initial_state(num_envs)
         self.episode_return = np.zeros(num_envs)
@@ -117,15 +124,27 @@ class RolloutWorker:
         next_obs, rewards, terminated, truncated, info = self.env.step(actions)
         done = terminated | truncated
         final_obs = next_obs
-        if done.any():
+        # envs that were reset (a lost life can be `terminated` for the learner with no reset)
+        reset = info.get("_final_obs", done) if done.any() else done
+        if reset.any():
             final_obs = next_obs.copy()
-            for i in np.flatnonzero(done):
+            for i in np.flatnonzero(reset):
                 final_obs[i] = info["final_obs"][i]
+        if done.any():
             self.state = self.agent.reset_state(self.state, done)
         self.obs = next_obs
+        self.last_info = info
+        self.starts = np.asarray(reset, bool).copy()
         return obs, actions, rewards, terminated, truncated, final_obs, done
 
     def _track(self, rewards: np.ndarray, done: np.ndarray, batch: Batch) -> None:
+        if self.env_reports_episodes:
+            # the env keeps its own statistics (Atari: true scores of whole games)
+            episode = self.last_info.get("episode", {"_r": ()})
+            for i in np.flatnonzero(episode["_r"]):
+                batch.episode_returns.append(float(episode["r"][i]))
+                batch.episode_lengths.append(int(episode["l"][i]))
+            return
         self.episode_return += rewards
         self.episode_length += 1
         for i in np.flatnonzero(done):
@@ -143,9 +162,12 @@ class RolloutWorker:
         else:
             batch = self._sample_transitions(num_steps)
         batch.sample_time_s = time.perf_counter() - start
+        batch.fresh, self.fresh = self.fresh, False
         return batch
 
     def _sample_transitions(self, num_steps: int) -> Batch:
+        if self.frame_stack:
+            return self._sample_frames(num_steps)
         steps = max(1, num_steps // self.num_envs)
         columns: dict[str, list] = {
             k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
@@ -160,6 +182,38 @@ class RolloutWorker:
             self._track(rewards, done, batch)
         batch.data = {k: np.stack(v) for k, v in columns.items()}
         batch.data["rewards"] = batch.data["rewards"].astype(np.float32)
+        return batch
+
+    def _sample_frames(self, num_steps: int) -> Batch:
+        """Transitions of stacked-frame envs as each step's newest frame (uint8) with episode
+        starts; the learner's frame replay rebuilds the stacks (rollout/frame_replay.py)."""
+        steps = max(1, num_steps // self.num_envs)
+        n = self.num_envs
+        frames = np.empty((steps, n, *self.obs.shape[2:]), self.obs.dtype)
+        data = {
+            "frames": frames,
+            "starts": np.empty((steps, n), bool),
+            "actions": None,
+            "rewards": np.empty((steps, n), np.float32),
+            "terminated": np.empty((steps, n), bool),
+            "truncated": np.empty((steps, n), bool),
+        }
+        batch = Batch(data=data, env_steps=steps * n)
+        actions = []
+        for t in range(steps):
+            data["starts"][t] = self.starts
+            obs, action, rewards, terminated, truncated, final_obs, done = self._step(explore=True)
+            frames[t] = obs[:, -1]
+            actions.append(action)
+            data["rewards"][t], data["terminated"][t], data["truncated"][t] = (
+                rewards,
+                terminated,
+                truncated,
+            )
+            for i in np.flatnonzero(truncated & ~terminated):
+                batch.final_frames.append((t, int(i), final_obs[i, -1].copy()))
+            self._track(rewards, done, batch)
+        data["actions"] = np.stack(actions)
         return batch
 
     def _sample_sequences(self) -> Batch:
@@ -198,6 +252,7 @@ class RolloutWorker:
         quota = np.full(self.num_envs, num_episodes // self.num_envs)
         quota[: num_episodes % self.num_envs] += 1
         self.obs, _ = self.env.reset(seed=seed)
+        self.starts[:] = True
         self.state = self.agent.initial_state(self.num_envs)
         ret = np.zeros(self.num_envs)
         returns: list[float] = []

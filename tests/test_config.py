@@ -121,7 +121,7 @@ def test_missing_file_suggests_neighbour():
         ),
         (
             ["train", "configs/dqn_cartpole.yaml", "env.id=tests.fakes:ImageObs"],
-            "looks like images",
+            "do not fit the Nature CNN",
         ),
         (["train", "configs/dqn_cartpole.yaml", "learner.device=cuda"], "no CUDA GPU"),
         (["train", "configs/ntm_copy.yaml", "env.kwargs={max_len: 200}"], "needs 200 memory rows"),
