@@ -30,6 +30,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/cartpole.py
 	$(PY) benchmarks/ntm.py
+	$(PY) benchmarks/rollout_throughput.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check agents envs rollout tests benchmarks examples

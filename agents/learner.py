@@ -29,12 +29,60 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_mixed_precision(setting: str, device: torch.device) -> bool:
+    """'auto': bfloat16 where the hardware computes it natively (CUDA, or a CPU with
+    AVX512-BF16/AMX); elsewhere bf16 is emulated and slower than float32."""
+    if setting == "auto":
+        if device.type == "cuda":
+            return True
+        return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return setting == "on"
+
+
+class CenteredRMSprop(torch.optim.Optimizer):
+    """Centered RMSProp as DQN used it (Mnih et al. 2015; Graves 2013, eq. 38-40), eps inside the
+    root: p -= lr * g / sqrt(E[g^2] - E[g]^2 + eps). torch's `RMSprop(centered=True)` adds eps
+    after the root, and its E[g^2] - E[g]^2 rounds below zero (a NaN) when gradients repeat."""
+
+    def __init__(self, params: Any, lr: float, alpha: float, eps: float, momentum: float = 0.0):
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "momentum": momentum})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            alpha, lr, momentum = group["alpha"], group["lr"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.zeros_like(p)
+                    state["grad_avg"] = torch.zeros_like(p)
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                g = p.grad
+                square_avg, grad_avg = state["square_avg"], state["grad_avg"]
+                square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+                grad_avg.mul_(alpha).add_(g, alpha=1 - alpha)
+                variance = square_avg.addcmul(grad_avg, grad_avg, value=-1).clamp_min_(0.0)
+                denom = variance.add_(group["eps"]).sqrt_()
+                if momentum:
+                    buf = state["momentum_buffer"]
+                    buf.mul_(momentum).addcdiv_(g, denom)
+                    p.add_(buf, alpha=-lr)
+                else:
+                    p.addcdiv_(g, denom, value=-lr)
+
+
 def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         # the fused kernel: 16% faster DQN updates on CPU than the per-tensor loop
         return torch.optim.Adam(
             params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True
         )
+    if cfg.optimizer == "rmsprop" and getattr(cfg, "centered", False):
+        if cfg.weight_decay:
+            raise AgentError("learner.centered RMSProp takes no weight_decay; set it to 0.")
+        return CenteredRMSprop(params, cfg.lr, cfg.alpha, cfg.eps, cfg.momentum)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(
             params,
@@ -43,7 +91,6 @@ def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
             eps=cfg.eps,
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
-            centered=getattr(cfg, "centered", False),
         )
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
@@ -57,8 +104,13 @@ class Learner:
         self.agent = agent.to(self.device)
         self.optimizer = make_optimizer([p for p in agent.parameters() if p.requires_grad], cfg)
         self.updates = 0
-        # bf16 autocast on CUDA (no loss scaling needed); CPU learners stay in float32
-        self.autocast = self.device.type == "cuda" and getattr(cfg, "mixed_precision", False)
+        # bf16 convolutions (no loss scaling needed) in modules that offer it (the Nature CNN)
+        self.mixed_precision = use_mixed_precision(
+            getattr(cfg, "mixed_precision", "off"), self.device
+        )
+        for module in agent.modules():
+            if hasattr(module, "set_mixed_precision"):
+                module.set_mixed_precision(self.mixed_precision)
 
     def to_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         # arrays from Ray's object store are read-only; torch wants writable memory
@@ -71,28 +123,29 @@ class Learner:
         return out
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            loss, metrics = self.agent.loss(self.to_tensors(batch))
-        loss = loss.float()
+        loss, metrics = self.agent.loss(self.to_tensors(batch))
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"the loss is {float(loss)} at update {self.updates + 1}; no update was applied "
+                f"the loss is {float(loss.detach())} at update {self.updates + 1}; no update was applied "
                 "(try a lower learner.lr or a smaller learner.grad_clip)."
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        if not torch.isfinite(grad_norm):
-            raise NonFiniteLossError(
-                f"the gradient norm is {float(grad_norm)} at update {self.updates + 1}; no update was "
-                "applied (try a lower learner.lr or a smaller learner.grad_clip)."
-            )
+        if self.cfg.grad_clip > 0:  # without clipping the norm is not computed (4% of a DQN update)
+            params = [
+                p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
+            ]
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            if not torch.isfinite(grad_norm):
+                raise NonFiniteLossError(
+                    f"the gradient norm is {float(grad_norm)} at update {self.updates + 1}; no "
+                    "update was applied (try a lower learner.lr or a smaller learner.grad_clip)."
+                )
+            metrics["grad_norm"] = float(grad_norm)
         self.optimizer.step()
         self.updates += 1
         self.agent.on_update(self.updates)
-        metrics.update(loss=float(loss.detach()), grad_norm=float(grad_norm))
+        metrics["loss"] = float(loss.detach())
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

@@ -53,9 +53,22 @@ class NatureCNN(nn.Module):
             flat = self.convs(torch.zeros(1, *in_shape)).shape[1]
         self.fc = nn.Sequential(nn.Linear(flat, out_dim), nn.ReLU())
         self.out_dim = out_dim
+        self.mixed_precision = False
+
+    def set_mixed_precision(self, enabled: bool) -> None:
+        """Run the convolutions in bfloat16 with channels-last tensors (the learner's choice;
+        1.6x faster DQN updates on a 2-core AVX512-BF16 CPU). The 512-unit layer and the heads
+        stay in float32, so Q-values keep their precision."""
+        self.mixed_precision = enabled
+        self.convs.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convs(x.float() / 255.0))
+        x = x.float() / 255.0
+        if not self.mixed_precision:
+            return self.fc(self.convs(x))
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            h = self.convs(x.contiguous(memory_format=torch.channels_last))
+        return self.fc(h.float())
 
 
 def torso(space: gym.Space, hidden: Sequence[int]) -> tuple[nn.Module, int]:

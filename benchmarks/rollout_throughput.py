@@ -142,9 +142,10 @@ def _window(rows: list[dict], key: str, start_s: float, learning: bool) -> dict[
 
 
 def memrl_rollout(
-    num_envs: int, seconds: float, learning: bool, threads: int = 0
+    num_envs: int, seconds: float, learning: bool, threads: int = 0, extra: list[str] = ()
 ) -> dict[str, Any]:
     overrides = [
+        *extra,
         "env.kwargs={repeat_action_probability: 0.0}",
         "rollout.num_workers=1",
         f"rollout.envs_per_worker={num_envs}",

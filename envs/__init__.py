@@ -189,13 +189,20 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
 
 
 def make_vector(
-    spec: str, kwargs: dict[str, Any] | None, num_envs: int, evaluation: bool = False
-) -> gym.vector.VectorEnv:
+    spec: str,
+    kwargs: dict[str, Any] | None,
+    num_envs: int,
+    evaluation: bool = False,
+    pipelined: bool = False,
+) -> Any:
     """`num_envs` copies of an env for a rollout worker, with same-step autoreset (the true final
     observation in info["final_obs"]). For training, Atari ids get ale-py's threaded C++ vector
     env with the training signals (reward clipping, life loss); for `evaluation`, and for every
-    other env, a SyncVectorEnv of `make(spec)` (Atari: true scores, whole games)."""
+    other env, a SyncVectorEnv of `make(spec)` (Atari: true scores, whole games). `pipelined`
+    Atari training envs come as an `atari.AtariPipeline` (two halves stepped alternately)."""
     kwargs = dict(kwargs or {})
+    if atari.is_atari(spec) and not evaluation and pipelined and num_envs >= 2:
+        return _construct(lambda: atari.AtariPipeline(spec, num_envs, **kwargs), spec, kwargs)
     if atari.is_atari(spec) and not evaluation:
         return _construct(lambda: atari.AtariTrainingEnv(spec, num_envs, **kwargs), spec, kwargs)
     return gym.vector.SyncVectorEnv(

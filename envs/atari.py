@@ -188,7 +188,15 @@ class AtariTrainingEnv(gym.vector.VectorEnv):
         return obs, info
 
     def step(self, actions: np.ndarray) -> tuple[Any, ...]:
-        obs, rewards, terminated, truncated, info = self.env.step(np.asarray(actions, np.int64))
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start a step on ale-py's threads and return at once."""
+        self.env.send(np.asarray(actions, np.int64))
+
+    def step_wait(self) -> tuple[Any, ...]:
+        obs, rewards, terminated, truncated, info = self.env.recv()
         rewards = np.asarray(rewards, np.float64)
         game_over = terminated | truncated
         self.score += rewards
@@ -215,3 +223,86 @@ class AtariTrainingEnv(gym.vector.VectorEnv):
 
     def close(self, **kwargs: Any) -> None:
         self.env.close()
+
+
+def _merge_infos(first: dict, second: dict, sizes: tuple[int, int]) -> dict:
+    """One info dict for two halves' step results (arrays joined along the env axis)."""
+    merged: dict[str, Any] = {}
+    for key in first.keys() | second.keys():
+        parts = []
+        for info, n in ((first, sizes[0]), (second, sizes[1])):
+            value = info.get(key)
+            if key == "episode":
+                value = value or {
+                    "r": np.zeros(n),
+                    "l": np.zeros(n, np.int64),
+                    "_r": np.zeros(n, bool),
+                }
+            elif value is None:  # a key only the other half reported this step
+                like = (first if info is second else second)[key]
+                value = np.zeros((n, *np.shape(like)[1:]), np.asarray(like).dtype)
+            parts.append(value)
+        if key == "episode":
+            merged[key] = {k: np.concatenate([parts[0][k], parts[1][k]]) for k in parts[0]}
+        else:
+            merged[key] = np.concatenate(parts)
+    return merged
+
+
+class AtariPipeline:
+    """A worker's games in two halves stepped alternately, so the policy's inference for one
+    half runs while ale-py's threads step the other (a plain loop waits for one, then the
+    other). `step(policy, obs)` steps every env once and returns what AtariTrainingEnv.step
+    returns, plus the actions taken. Half A's actions for the next step are chosen while half B
+    steps, before the caller sees this step's results: only for policies without memory state.
+    """
+
+    reports_episodes = True
+
+    def __init__(self, env_id: str, num_envs: int, **kwargs: Any):
+        if num_envs < 2:
+            raise ValueError("a pipelined Atari worker needs at least 2 envs")
+        self.split = num_envs // 2
+        self.halves = (
+            AtariTrainingEnv(env_id, self.split, **kwargs),
+            AtariTrainingEnv(env_id, num_envs - self.split, **kwargs),
+        )
+        self.num_envs = num_envs
+        self.single_observation_space = self.halves[0].single_observation_space
+        self.single_action_space = self.halves[0].single_action_space
+        self.pending: np.ndarray | None = None  # half A's actions in flight
+
+    def reset(self, *, seed: int | None = None) -> tuple[np.ndarray, dict]:
+        self._drain()
+        first, second = self.halves
+        obs_a, info_a = first.reset(seed=seed)
+        obs_b, info_b = second.reset(seed=None if seed is None else seed + self.split)
+        sizes = (self.split, self.num_envs - self.split)
+        return np.concatenate([obs_a, obs_b]), _merge_infos(info_a, info_b, sizes)
+
+    def step(self, policy: Any, obs: np.ndarray) -> tuple[np.ndarray, tuple[Any, ...]]:
+        first, second = self.halves
+        s = self.split
+        if self.pending is None:
+            self.pending = np.asarray(policy(obs[:s]))
+            first.step_async(self.pending)
+        actions_b = np.asarray(policy(obs[s:]))  # while half A steps
+        second.step_async(actions_b)
+        result_a = first.step_wait()
+        actions = np.concatenate([self.pending, actions_b])
+        self.pending = np.asarray(policy(result_a[0]))  # half A's next step, while B steps
+        first.step_async(self.pending)
+        result_b = second.step_wait()
+        merged = tuple(np.concatenate([a, b]) for a, b in zip(result_a[:4], result_b[:4]))
+        info = _merge_infos(result_a[4], result_b[4], (s, self.num_envs - s))
+        return actions, (*merged, info)
+
+    def _drain(self) -> None:
+        if self.pending is not None:
+            self.halves[0].step_wait()
+            self.pending = None
+
+    def close(self) -> None:
+        self._drain()
+        for half in self.halves:
+            half.close()

@@ -45,14 +45,16 @@ class LearnerConfig:
     eps: float = 1e-8
     momentum: float = 0.0
     alpha: float = 0.95
-    centered: bool = False  # RMSProp: True is DeepMind's variant used by Nature DQN
+    # RMSProp: True is the centered variant of Nature DQN (eps inside the root; agents/learner.py)
+    centered: bool = False
     weight_decay: float = 0.0
     grad_clip: float = 10.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
     torch_threads: int = 0
-    # bfloat16 autocast of the loss's forward pass on a CUDA learner (ignored on CPU).
-    mixed_precision: bool = True
+    # bfloat16 convolutions on the learner (Nature CNN): 'auto' = where the hardware has native
+    # bf16 (CUDA; CPUs with AVX512-BF16 or AMX), 'on', 'off'. Rollout workers act in float32.
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass
@@ -66,6 +68,15 @@ class RolloutConfig:
     steps_per_sample: int = 64
     # Sample the next batch while the learner trains on the current one (weights lag 1 update).
     overlap: bool = True
+    # Send the workers new weights once the learner has made this many updates since the last
+    # send (an update-free iteration, e.g. before DQN's learning_starts, sends nothing).
+    weights_every: int = 1
+    # Scheduling priority the workers' processes give up (Unix nice). Where workers share cores
+    # with the learner, a multi-threaded learner then loses no time to preempted threads.
+    worker_nice: int = 5
+    # Atari: a worker steps its envs in two halves so the policy's inference on one half runs
+    # while ale-py's threads step the other (stateless agents such as DQN).
+    pipeline: bool = True
     # A dead worker is replaced (fresh actor, current weights) up to this many times per slot.
     max_worker_restarts: int = 3
     # Placement group strategy for the workers' one-CPU bundles ('none': Ray's default).
@@ -278,6 +289,8 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
     rules = [
         (r.num_workers >= 0, "'rollout.num_workers' must be >= 0"),
         (r.max_worker_restarts >= 0, "'rollout.max_worker_restarts' must be >= 0"),
+        (r.weights_every >= 1, "'rollout.weights_every' must be >= 1"),
+        (0 <= r.worker_nice <= 19, "'rollout.worker_nice' must be in 0..19"),
         (r.placement_timeout_s > 0, "'rollout.placement_timeout_s' must be > 0"),
         (r.envs_per_worker >= 1, "'rollout.envs_per_worker' must be >= 1"),
         (

@@ -60,13 +60,15 @@ def check_compatible(cfg: ExperimentConfig, env: Any, agent: Any) -> None:
         )
 
 
-def learner_threads(agent: torch.nn.Module, num_workers: int) -> int:
+def learner_threads(agent: torch.nn.Module) -> int:
     """Torch threads for a CPU learner. Small models (< 1M parameters: MLPs, the NTM) run
     fastest on one thread: on CartPole DQN, 2 threads were 1.6x slower than 1 on a 2-core
-    machine. Larger ones (the Atari CNN) get the cores the rollout workers leave free."""
+    machine. Larger ones (the Atari CNN) get every core: at DQN's replay ratios the learner is the
+    bottleneck and the workers mostly wait for it (Pong on 2 cores: 35.8 updates/s on one thread
+    beside one worker, see benchmarks/results/rollout_throughput.json)."""
     if sum(p.numel() for p in agent.parameters()) < 1_000_000:
         return 1
-    return max(1, (os.cpu_count() or 1) - num_workers)
+    return os.cpu_count() or 1
 
 
 class Trainer:
@@ -92,7 +94,7 @@ class Trainer:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
         probe.close()
         self.learner = Learner(self.agent, cfg.learner)
-        threads = cfg.learner.torch_threads or learner_threads(self.agent, cfg.rollout.num_workers)
+        threads = cfg.learner.torch_threads or learner_threads(self.agent)
         torch.set_num_threads(threads)
 
         self.env_steps = 0
@@ -287,6 +289,7 @@ class Trainer:
         window_updates = self.learner.updates
         stop_reason = "total_env_steps reached"
         self.workers.set_weights(self.agent.acting_state_dict())
+        broadcast_at = self.learner.updates
         self.workers.launch(cfg.rollout.steps_per_sample)
         try:
             while True:
@@ -309,9 +312,11 @@ class Trainer:
                 if metrics:
                     self.last_metrics = metrics
                 self.agent.on_env_steps(self.env_steps)
-                start = time.perf_counter()
-                self.workers.set_weights(self.agent.acting_state_dict())
-                self.stage_s["weights"] += time.perf_counter() - start
+                if self.learner.updates - broadcast_at >= cfg.rollout.weights_every:
+                    start = time.perf_counter()
+                    self.workers.set_weights(self.agent.acting_state_dict())
+                    broadcast_at = self.learner.updates
+                    self.stage_s["weights"] += time.perf_counter() - start
 
                 evaluated = False  # a due evaluation starts once the previous one is back
                 if next_eval and self.env_steps >= next_eval and not self.evaluator.busy:

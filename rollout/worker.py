@@ -13,6 +13,7 @@ Ray. `sample()` returns a `Batch` of numpy arrays with fixed key names (DESIGN.m
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,14 +88,26 @@ class RolloutWorker:
         worker_index: int = 0,
         num_workers: int = 1,
         evaluation: bool = False,
+        nice: int = 0,
+        pipeline: bool = False,
     ):
+        if nice > 0:  # yield the cores to a learner on the same machine when both want them
+            os.nice(nice)
         torch.set_num_threads(torch_threads)
         torch.manual_seed(seed)
-        self.env = envs.make_vector(env_id, env_kwargs, num_envs, evaluation=evaluation)
+        self.env = envs.make_vector(
+            env_id, env_kwargs, num_envs, evaluation=evaluation, pipelined=pipeline
+        )
         self.num_envs = num_envs
         self.agent = make_agent(
             agent_cfg, self.env.single_observation_space, self.env.single_action_space
         )
+        self.pipelined = isinstance(self.env, envs.atari.AtariPipeline)
+        if self.pipelined and self.agent.initial_state(1) is not None:
+            # the pipeline picks actions before the step's results are seen: stateless only
+            self.env.close()
+            self.env = envs.make_vector(env_id, env_kwargs, num_envs, evaluation=evaluation)
+            self.pipelined = False
         self.agent.eval()
         self.agent.configure_actor(worker_index, num_workers)
         # Stacked-frame observations go to the learner as each step's newest frame only.
@@ -120,8 +133,16 @@ class RolloutWorker:
 
     def _step(self, explore: bool) -> tuple[np.ndarray, ...]:
         obs = self.obs
-        actions, self.state, _ = self.agent.act(obs, self.state, explore)
-        next_obs, rewards, terminated, truncated, info = self.env.step(actions)
+        if self.pipelined:  # inference on one half of the envs overlaps stepping the other
+
+            def policy(half: np.ndarray) -> np.ndarray:
+                return self.agent.act(half, None, explore)[0]
+
+            actions, result = self.env.step(policy, obs)
+        else:
+            actions, self.state, _ = self.agent.act(obs, self.state, explore)
+            result = self.env.step(actions)
+        next_obs, rewards, terminated, truncated, info = result
         done = terminated | truncated
         final_obs = next_obs
         # envs that were reset (a lost life can be `terminated` for the learner with no reset)

@@ -52,7 +52,12 @@ class WorkerGroup:
         self.locations: list[dict[str, Any]] = []  # node_id, pid, rollout_path per worker
         self.placement_group: Any = None
         if r.num_workers == 0:
-            self.local = RolloutWorker(*self.args, seed=seed, torch_threads=torch.get_num_threads())
+            self.local = RolloutWorker(
+                *self.args,
+                seed=seed,
+                torch_threads=torch.get_num_threads(),
+                pipeline=cfg.rollout.pipeline,
+            )
             return
         import ray
 
@@ -113,7 +118,12 @@ class WorkerGroup:
                 self.placement_group, placement_group_bundle_index=index
             )
         return self.actor_class.options(**options).remote(
-            *self.args, seed=seed, worker_index=index, num_workers=self.cfg.rollout.num_workers
+            *self.args,
+            seed=seed,
+            worker_index=index,
+            num_workers=self.cfg.rollout.num_workers,
+            nice=self.cfg.rollout.worker_nice,
+            pipeline=self.cfg.rollout.pipeline,
         )
 
     def _replace(self, index: int, error: Exception) -> None:

@@ -63,9 +63,12 @@ def test_bad_atari_options_are_clear():
         envs.make("ALE/Pongg-v5")
 
 
-def _record(env_id, kwargs, num_envs, steps, seed=0):
+def _record(env_id, kwargs, num_envs, steps, seed=0, pipeline=False):
     """Step a worker's frame path, returning its batch and the true observations it saw."""
-    worker = RolloutWorker(env_id, kwargs, DQNConfig(epsilon_start=1.0), num_envs, seed=seed)
+    worker = RolloutWorker(
+        env_id, kwargs, DQNConfig(epsilon_start=1.0), num_envs, seed=seed, pipeline=pipeline
+    )
+    assert worker.pipelined == pipeline
     true_obs, true_next = [], []
     original = worker._step
 
@@ -81,11 +84,17 @@ def _record(env_id, kwargs, num_envs, steps, seed=0):
     return batch, np.stack(true_obs), np.stack(true_next)
 
 
-@pytest.mark.parametrize("capacity_rows", [1000, 150])  # 150 rows: the ring wraps
-def test_frame_replay_rebuilds_stacked_observations_exactly(capacity_rows):
-    # 60-step episodes: time-limit truncations (kept final frames) and resets inside the data
+@pytest.mark.parametrize(
+    "capacity_rows, pipeline",
+    [(1000, False), (150, False), (150, True)],  # 150 rows: the ring wraps
+)
+def test_frame_replay_rebuilds_stacked_observations_exactly(capacity_rows, pipeline):
+    # 60-step episodes: time-limit truncations (kept final frames) and resets inside the data;
+    # with the pipeline, the two halves of the envs are stepped alternately
     kwargs = {"max_episode_steps": 60, "repeat_action_probability": 0.0}
-    batch, true_obs, true_next = _record("ALE/Pong-v5", kwargs, num_envs=2, steps=400)
+    batch, true_obs, true_next = _record(
+        "ALE/Pong-v5", kwargs, num_envs=4 if pipeline else 2, steps=400, pipeline=pipeline
+    )
     data = batch.data
     steps, streams = data["rewards"].shape
     assert data["frames"].shape == (steps, streams, 84, 84) and data["frames"].dtype == np.uint8
@@ -228,6 +237,9 @@ def test_pong_through_two_ray_workers_checkpoint_reloads(tmp_path, ray_local):
     env = envs.make("ALE/Pong-v5")
     fresh = make_agent(cfg.agent, env.observation_space, env.action_space)
     fresh.load_state_dict(state["learner"]["agent"])
+    for module in fresh.modules():  # the same precision as the learner's copy
+        if hasattr(module, "set_mixed_precision"):
+            module.set_mixed_precision(trainer.learner.mixed_precision)
     obs = torch.as_tensor(np.stack([env.reset(seed=s)[0] for s in range(2)]))
     with torch.no_grad():
         torch.testing.assert_close(fresh.q_values(obs), trainer.agent.q_values(obs), atol=0, rtol=0)
@@ -281,3 +293,67 @@ def test_replay_buffer_cut_streams_truncates_the_newest_transition():
     first = out["actions"] == 0
     assert out["returns"][first] == pytest.approx(1 + 0.5 + 0.25)  # stops at row 2, no crossing
     assert (out["next_obs"][first, 0] == 3).all()  # row 2's own next_obs, not the new worker's
+
+
+def test_pipeline_steps_like_one_vector_env():
+    """Two halves stepped alternately give exactly the games of one vector env: same seeds,
+    same observation-dependent actions, same results."""
+    kwargs = {"repeat_action_probability": 0.0, "max_episode_steps": 50}
+    serial = envs.atari.AtariTrainingEnv("ALE/Breakout-v5", 4, **kwargs)
+    piped = envs.atari.AtariPipeline("ALE/Breakout-v5", 4, **kwargs)
+
+    def policy(obs):  # depends on each observation, so a mixed-up env or step would show
+        return (obs.reshape(len(obs), -1).sum(axis=1) // 7 % 4).astype(np.int64)
+
+    obs_s, _ = serial.reset(seed=3)
+    obs_p, _ = piped.reset(seed=3)
+    np.testing.assert_array_equal(obs_s, obs_p)
+    games = 0
+    for _ in range(150):
+        actions, (obs_p, rew_p, term_p, trunc_p, info_p) = piped.step(policy, obs_p)
+        np.testing.assert_array_equal(actions, policy(obs_s))
+        obs_s, rew_s, term_s, trunc_s, info_s = serial.step(actions)
+        for a, b in ((obs_s, obs_p), (rew_s, rew_p), (term_s, term_p), (trunc_s, trunc_p)):
+            np.testing.assert_array_equal(a, b)
+        if "_final_obs" in info_s:
+            games += int(info_s["_final_obs"].sum())
+            np.testing.assert_array_equal(info_s["_final_obs"], info_p["_final_obs"])
+            done = info_s["_final_obs"]
+            np.testing.assert_array_equal(info_s["final_obs"][done], info_p["final_obs"][done])
+            np.testing.assert_array_equal(info_s["episode"]["r"], info_p["episode"]["r"])
+    assert games >= 4  # 50-step games: resets inside the run
+    piped.close()
+    serial.close()
+
+
+def test_mixed_precision_convolutions_stay_close_and_learn():
+    import torch
+
+    from agents import Learner
+    from rollout.config import LearnerConfig
+
+    env = envs.make("ALE/Pong-v5")
+    torch.manual_seed(0)
+    agent = make_agent(
+        DQNConfig(dueling=False, double=False), env.observation_space, env.action_space
+    )
+    obs = torch.as_tensor(np.stack([env.reset(seed=s)[0] for s in range(8)]))
+    with torch.no_grad():
+        full = agent.q_values(obs)
+        learner = Learner(agent, LearnerConfig(mixed_precision="on", lr=1e-3))
+        assert learner.mixed_precision and agent.online.torso.mixed_precision
+        half = agent.q_values(obs)
+    assert not torch.equal(full, half)  # the convolutions really ran in bfloat16
+    torch.testing.assert_close(half, full, atol=2e-3, rtol=2e-2)
+    frames = np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), np.uint8)
+    batch = {
+        "obs": frames,
+        "next_obs": frames,
+        "actions": np.arange(8) % 6,
+        "returns": np.linspace(-1, 1, 8).astype(np.float32),
+        "discounts": np.zeros(8, np.float32),
+    }
+    losses = [learner.update(batch)["loss"] for _ in range(60)]
+    assert losses[-1] < 0.2 * losses[0]
+    off = Learner(agent, LearnerConfig(mixed_precision="off"))
+    assert not off.mixed_precision and not agent.online.torso.mixed_precision

@@ -133,3 +133,20 @@ def test_learner_nan_guard_keeps_weights_and_clips():
     assert other.updates == 1
     for k, v in other.agent.state_dict().items():
         assert torch.equal(v, agent.state_dict()[k])
+
+
+def test_centered_rmsprop_matches_the_formula_and_survives_repeated_gradients():
+    from agents.learner import CenteredRMSprop
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = CenteredRMSprop([p], lr=0.1, alpha=0.9, eps=0.01)
+    g = torch.tensor([0.5, -1.0])
+    p.grad = g.clone()
+    opt.step()
+    sq, mean = 0.1 * g**2, 0.1 * g
+    expected = torch.tensor([1.0, -2.0]) - 0.1 * g / torch.sqrt(sq - mean**2 + 0.01)
+    torch.testing.assert_close(p.detach(), expected)
+    for _ in range(2000):  # the same gradient again and again: the variance rounds to ~0
+        p.grad = g.clone()
+        opt.step()
+    assert torch.isfinite(p).all()

@@ -137,3 +137,34 @@ def test_cli_train_and_resume_in_process_workers(tmp_path, capsys):
     assert "resumed from" in err and "1,280 env steps" in err
     state = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
     assert state["counters"]["env_steps"] == 1280
+
+
+def test_weights_go_to_the_workers_only_after_learner_updates(tmp_path):
+    """Before learning starts nothing changes on the learner, so nothing is broadcast; after it,
+    every `rollout.weights_every` updates."""
+    cfg = load_config(
+        "configs/dqn_cartpole.yaml",
+        [
+            "rollout.num_workers=0",
+            "rollout.envs_per_worker=2",
+            "rollout.steps_per_sample=32",
+            "agent.learning_starts=320",
+            "agent.replay_ratio=0.25",  # 8 updates per 32-step iteration
+            "rollout.weights_every=16",  # -> a broadcast every other iteration
+            "run.total_env_steps=960",
+            "run.eval_every_steps=0",
+            "run.eval_episodes=1",
+            "run.stop_return=null",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    sent = []
+    original = trainer.workers.set_weights
+    trainer.workers.set_weights = lambda w: (sent.append(trainer.learner.updates), original(w))
+    trainer.train()
+    assert sent[0] == 0  # the initial weights
+    later = sent[1:]
+    assert later and all(b - a >= 16 for a, b in zip([0, *later], later))
+    assert trainer.learner.updates - later[-1] < 16 + 8
