@@ -20,6 +20,7 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,9 @@ def main() -> None:
         "--max-time", type=float, default=600.0, help="wall-clock budget per run, s"
     )
     parser.add_argument("--max-sequences", type=int, default=40_000)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="seeds run at once (each run's learner uses 1 thread)"
+    )
     parser.add_argument("--throughput-only", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/ntm.json"))
     args = parser.parse_args()
@@ -145,17 +149,22 @@ def main() -> None:
     if not args.throughput_only:
         for task in args.tasks:
             for agent in args.agents:
-                runs = []
-                for seed in range(args.seeds):
+
+                def one(seed: int, agent: str = agent, task: str = task) -> dict:
                     print(f"{agent} {task} seed {seed} ...", file=sys.stderr, flush=True)
-                    runs.append(run_once(agent, task, seed, args.max_time, args.max_sequences))
-                    r = runs[-1]
+                    r = run_once(agent, task, seed, args.max_time, args.max_sequences)
                     print(
-                        f"  reached={r['reached']} sequences={r['sequences']} time={r['time_s']}",
+                        f"  seed {seed}: reached={r['reached']} sequences={r['sequences']} "
+                        f"time={r['time_s']}",
                         file=sys.stderr,
                     )
+                    return r
+
+                with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # runs are subprocesses
+                    runs = list(pool.map(one, range(args.seeds)))
                 entry = {
                     "budget": {"max_time_s": args.max_time, "max_sequences": args.max_sequences},
+                    "parallel_runs": args.jobs,
                     "summary": summarise(runs),
                     "runs": runs,
                 }

@@ -23,8 +23,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "pong_learning.json"
 PLOT = ROOT / "docs" / "pong_curve.png"
 
 
-def curve(run_dir: Path) -> dict:
+def curve(run_dir: Path, pause: tuple[float, float] | None = None) -> dict:
+    """`pause` = (run time at which the process was stopped, seconds it stayed stopped): taken
+    out of the wall-clock axis, since the run's clock kept counting."""
     rows = read_metrics(run_dir / "metrics.jsonl")
+    if pause is not None:
+        at, length = pause
+        rows = [{**r, "time_s": r["time_s"] - (length if r["time_s"] > at else 0.0)} for r in rows]
     train = [
         [r["env_steps"], round(r["time_s"], 1), round(r["return_mean"], 2), r["updates"]]
         for r in rows
@@ -84,8 +89,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--note", default="", help="what limited the run (recorded in the JSON)")
+    parser.add_argument(
+        "--pause",
+        nargs=2,
+        type=float,
+        metavar=("AT_S", "LENGTH_S"),
+        help="the run was stopped (SIGSTOP) at run time AT_S for LENGTH_S seconds",
+    )
     args = parser.parse_args()
-    data = curve(args.run_dir)
+    data = curve(args.run_dir, tuple(args.pause) if args.pause else None)
+    data["pause"] = args.pause
     data["note"] = args.note
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")
     plot(data, PLOT)

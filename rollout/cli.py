@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -210,6 +211,9 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
     from rollout.worker_group import WorkerError
 
     started = False
+    # `kill PID` (SIGTERM, also what job schedulers send) stops a run like Ctrl-C: a checkpoint is
+    # saved first. (A shell starts background jobs with SIGINT ignored, so `kill -INT` may not.)
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         if cfg.rollout.num_workers > 0:
             started = start_ray(args.address, cfg.rollout.num_workers, cfg.env.id)
@@ -226,6 +230,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if started:
             stop_ray()
     return 0
@@ -249,6 +254,10 @@ def cmd_submit(args: argparse.Namespace, err: Console) -> int:
         return submit(args.address, request, wait=not args.no_wait)
     except (ConfigError, envs.EnvSpecError, SubmitError) as exc:
         return _fail(err, str(exc))
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _import_from_cwd() -> None:

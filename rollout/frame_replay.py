@@ -21,7 +21,7 @@ from typing import IO
 
 import numpy as np
 
-from rollout.replay import n_step_targets
+from rollout.replay import n_step_targets, read_npz, write_npz
 
 FIELDS = ("frames", "starts", "actions", "rewards", "terminated", "truncated")
 
@@ -157,30 +157,20 @@ class FrameReplayBuffer:
 
     def save(self, file: IO[bytes]) -> None:
         """Write the buffer as an uncompressed .npz (no pickles) to an open binary file."""
-        arrays = {f"storage_{k}": v for k, v in self.storage.items()}
         keys = np.array(sorted(self.finals), np.int64).reshape(-1, 2)
         frames = [self.finals[tuple(k)] for k in keys.tolist()]
         shape = self.storage["frames"].shape[2:] if self.storage else (0,)
-        arrays["final_keys"] = keys
-        arrays["final_frames"] = np.stack(frames) if frames else np.zeros((0, *shape), np.uint8)
-        arrays["cut_keys"] = np.array(sorted(self.cuts), np.int64).reshape(-1, 2)
-        meta = np.array([self.cursor, self.filled, self.rows, self.num_streams], np.int64)
-        np.savez(file, meta=meta, **arrays)
+        extra = {
+            "final_keys": keys,
+            "final_frames": np.stack(frames) if frames else np.zeros((0, *shape), np.uint8),
+            "cut_keys": np.array(sorted(self.cuts), np.int64).reshape(-1, 2),
+        }
+        write_npz(self, file, extra)
 
     def load(self, path: Path) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            cursor, filled, rows, streams = (int(x) for x in data["meta"])
-            if (rows, streams) != (self.rows, self.num_streams):
-                raise ValueError(
-                    f"saved replay has shape {rows}x{streams}, this run's buffer "
-                    f"{self.rows}x{self.num_streams}"
-                )
-            self.storage = {
-                k.removeprefix("storage_"): data[k] for k in data.files if k.startswith("storage_")
-            }
-            self.finals = {
-                (int(r), int(c)): f
-                for (r, c), f in zip(data["final_keys"].tolist(), data["final_frames"])
-            }
-            self.cuts = {(int(r), int(c)) for r, c in data["cut_keys"].tolist()}
-            self.cursor, self.filled = cursor, filled
+        extra = read_npz(self, path)
+        self.finals = {
+            (int(r), int(c)): f
+            for (r, c), f in zip(extra["final_keys"].tolist(), extra["final_frames"])
+        }
+        self.cuts = {(int(r), int(c)) for r, c in extra["cut_keys"].tolist()}

@@ -121,18 +121,30 @@ class ReplayBuffer:
 
     def save(self, file: IO[bytes]) -> None:
         """Write the buffer as an uncompressed .npz (no pickles) to an open binary file."""
-        arrays = {f"storage_{k}": v for k, v in self.storage.items()}
-        meta = np.array([self.cursor, self.filled, self.rows, self.num_streams], np.int64)
-        np.savez(file, meta=meta, **arrays)
+        write_npz(self, file)
 
     def load(self, path: Path) -> None:
-        with np.load(path, allow_pickle=False) as data:
-            cursor, filled, rows, streams = (int(x) for x in data["meta"])
-            if (rows, streams) != (self.rows, self.num_streams):
-                raise ValueError(
-                    f"saved replay has shape {rows}x{streams}, this run's buffer {self.rows}x{self.num_streams}"
-                )
-            self.storage = {
-                k.removeprefix("storage_"): data[k] for k in data.files if k.startswith("storage_")
-            }
-            self.cursor, self.filled = cursor, filled
+        read_npz(self, path)
+
+
+def write_npz(buf: Any, file: IO[bytes], extra: dict[str, np.ndarray] | None = None) -> None:
+    """A [rows, streams] buffer's storage, cursor and fill level (and `extra` arrays) as .npz."""
+    arrays = {f"storage_{k}": v for k, v in buf.storage.items()}
+    meta = np.array([buf.cursor, buf.filled, buf.rows, buf.num_streams], np.int64)
+    np.savez(file, meta=meta, **arrays, **(extra or {}))
+
+
+def read_npz(buf: Any, path: Path) -> dict[str, np.ndarray]:
+    """Restore what `write_npz` wrote into `buf` (shapes must agree); returns the extra arrays."""
+    with np.load(path, allow_pickle=False) as data:
+        cursor, filled, rows, streams = (int(x) for x in data["meta"])
+        if (rows, streams) != (buf.rows, buf.num_streams):
+            raise ValueError(
+                f"saved replay has shape {rows}x{streams}, this run's buffer "
+                f"{buf.rows}x{buf.num_streams}"
+            )
+        buf.storage = {
+            k.removeprefix("storage_"): data[k] for k in data.files if k.startswith("storage_")
+        }
+        buf.cursor, buf.filled = cursor, filled
+        return {k: data[k] for k in data.files if k != "meta" and not k.startswith("storage_")}

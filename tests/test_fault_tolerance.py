@@ -265,3 +265,43 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
     )
     assert "the previous checkpoint" in result["error"] and "is intact" in result["error"]
     assert result["names"] == ["000000000001"] and result["kept"] == 1000
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
+    """`kill PID` (SIGTERM) stops a run cleanly: a checkpoint is written, exit code 130."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rollout.cli",
+            "train",
+            "configs/dqn_cartpole.yaml",
+            *DQN,
+            "rollout.num_workers=0",
+            "run.total_env_steps=100000000",
+            "run.checkpoint_every_steps=0",
+            "run.eval_every_steps=0",
+            "run.stop_return=null",
+            f"run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        (run_dir,) = _wait_for_run_dir(tmp_path, proc)
+        deadline = time.monotonic() + 60
+        while not (run_dir / "metrics.jsonl").is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        _kill_group(proc.pid)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted; saved" in stderr
+    (saved,) = ck.complete_checkpoints(run_dir / "checkpoints")
+    assert ck.load_checkpoint(saved)["counters"]["env_steps"] > 0

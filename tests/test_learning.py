@@ -48,19 +48,12 @@ def test_agents_solve_cartpole_through_ray(config, tmp_path, ray_local):
     assert summary["eval_return_mean"] >= 475  # mean of 20 greedy evaluation episodes
 
 
-RECALL_OPEN = pytest.mark.xfail(
-    reason="open: the NTM reaches only ~5 wrong bits/seq on associative recall after 40k "
-    "sequences (benchmarks/results/ntm.json); the paper's NTM learns it",
-    strict=False,
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["copy", pytest.param("associative_recall", marks=RECALL_OPEN)])
+@pytest.mark.parametrize("task", ["copy", "associative_recall"])
 def test_ntm_reaches_a_tenth_of_a_bit_per_sequence(task, tmp_path, ray_local):
     """Graves et al. 2014: the NTM learns copy (lengths 1-20) and associative recall."""
     trainer = make_trainer(
-        tmp_path, f"configs/ntm_{task}.yaml", ["run.stop_return=-0.1", "run.total_episodes=60000"]
+        tmp_path, f"configs/ntm_{task}.yaml", ["run.stop_return=-0.1", "run.total_episodes=80000"]
     )
     summary = trainer.train()
     print(f"\nntm {task}: {summary}")

@@ -106,9 +106,9 @@ def test_sequence_agents_fit_a_fixed_batch(module, cfg):
     batch = {"inputs": inputs, "targets": targets, "mask": mask}
     learner = Learner(agent, LearnerConfig(lr=1e-2, device="cpu", grad_clip=10.0))
     first = learner.update(batch)
-    for _ in range(200):
+    for _ in range(400):  # the NTM's loss is not monotone here: a spike near update 200 on one CPU
         last = learner.update(batch)
-    assert last["cost_bits"] < 0.25 * first["cost_bits"]
+    assert last["cost_bits"] < 0.1 * first["cost_bits"]
     assert all(p.grad is not None for p in agent.parameters() if p.requires_grad)
     # the step-by-step path (acting) gives the same outputs as the whole-sequence path (training)
     with torch.no_grad():
