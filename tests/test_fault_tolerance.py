@@ -119,16 +119,7 @@ def test_driver_killed_mid_run_resumes_with_continuing_counters(tmp_path):
         "run.keep_checkpoints=100",
         f"run.dir={tmp_path}",
     ]
-    # its own session: the embedded Ray it starts can be cleaned up as one process group
-    proc = subprocess.Popen(
-        [*train, *args],
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_train(args)
     try:
         (run_dir,) = _wait_for_run_dir(tmp_path, proc)
         folder = run_dir / "checkpoints"
@@ -168,6 +159,20 @@ def test_driver_killed_mid_run_resumes_with_continuing_counters(tmp_path):
     assert final["learner"]["updates"] > 0
     steps = [row["env_steps"] for row in read_metrics(run_dir / "metrics.jsonl")]
     assert steps == sorted(steps) and steps[-1] == total
+
+
+def _start_train(args: list[str]) -> subprocess.Popen:
+    """`memrl train ARGS` in its own session, so the embedded Ray it starts can be cleaned up as
+    one process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "rollout.cli", "train", *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_run_dir(root: Path, proc: subprocess.Popen) -> list[Path]:
@@ -269,27 +274,15 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
 
 def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
     """`kill PID` (SIGTERM) stops a run cleanly: a checkpoint is written, exit code 130."""
-    proc = subprocess.Popen(
+    proc = _start_train(
         [
-            sys.executable,
-            "-m",
-            "rollout.cli",
-            "train",
             "configs/dqn_cartpole.yaml",
             *DQN,
             "rollout.num_workers=0",
             "run.total_env_steps=100000000",
             "run.checkpoint_every_steps=0",
-            "run.eval_every_steps=0",
-            "run.stop_return=null",
             f"run.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+        ]
     )
     try:
         (run_dir,) = _wait_for_run_dir(tmp_path, proc)
