@@ -274,7 +274,8 @@ def _import_from_cwd() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _import_from_cwd()
-    out, err = Console(), Console(stderr=True)
+    # soft_wrap: a message stays one line in logs and pipes (Rich wraps at 80 columns there)
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.command == "envs":
         return cmd_envs(args, out)
     if args.command == "plot":

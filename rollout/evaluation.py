@@ -264,7 +264,7 @@ def evaluate_run(
     run_path: str | Path, options: EvaluationOptions, console: Console | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a run's checkpoint; returns the output folder and the summary."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     if options.episodes < 1:
         raise EvaluationError(f"--episodes must be >= 1, got {options.episodes}.")
     run = open_run(run_path)

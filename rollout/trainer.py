@@ -81,7 +81,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.run_dir = run
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         run_cfg = cfg.run
         torch.manual_seed(run_cfg.seed)
         np.random.seed(run_cfg.seed)

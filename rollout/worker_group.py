@@ -39,7 +39,7 @@ class WorkerGroup:
         r = cfg.rollout
         self.cfg = cfg
         self.seed = seed
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.args = (cfg.env.id, cfg.env.kwargs, cfg.agent, r.envs_per_worker)
         self.local: RolloutWorker | None = None
         self.actors: list[Any] = []
