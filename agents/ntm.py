@@ -1,6 +1,7 @@
 """Neural Turing Machine (Graves, Wayne & Danihelka 2014), as made to train reliably by
 Collier & Beel 2018 ("Implementing Neural Turing Machines"): constant memory initialisation
-(1e-6), learned initial read vectors, controller outputs clipped to [-20, 20].
+(1e-6), learned initial read vectors, tanh-bounded add vectors. Their other choices are options
+(`clip` on the head parameters, `key_activation`, `init_weights`, `forget_bias`).
 
 The addressing pipeline (content -> interpolation -> convolutional shift -> sharpening), reads
 and erase/add writes are pure functions over batched tensors, unit-tested on hand-computed values
@@ -76,7 +77,13 @@ class Config:
     read_heads: int = 1
     write_heads: int = 1
     shift_radius: int = 1
-    clip: float = 20.0  # controller outputs are clipped to [-clip, clip]
+    # Collier & Beel's choices beyond the defaults: head parameters clipped to [-20, 20] (0 = off;
+    # the LSTM's own output is already in [-1, 1]), keys through tanh, learned initial head
+    # weightings (softmax of a learned vector) instead of every head on slot 0, forget bias 1
+    clip: float = 0.0
+    key_activation: Literal["none", "tanh"] = "none"
+    init_weights: Literal["first_slot", "learned"] = "first_slot"
+    forget_bias: float = 0.0
     # within a step: read the previous memory then write (pytorch-ntm's order), or write first and
     # read this step's memory. On copy, write_first left seed 3 at ~1 wrong bit/sequence (the first
     # two outputs); read_first reached 0.1 bits/sequence after 16k sequences and copied length 100.
@@ -94,6 +101,8 @@ class Config:
         ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.clip < 0:
+            raise ValueError(f"clip must be >= 0 (0 = off), got {self.clip}")
         if not 0 <= self.shift_radius < self.memory_n // 2:
             raise ValueError(f"shift_radius must be in [0, memory_n/2), got {self.shift_radius}")
 
@@ -107,6 +116,8 @@ class NTMCore(RecurrentCore):
         in_size = input_size + r * m
         if cfg.controller == "lstm":
             self.controller: nn.Module = nn.LSTMCell(in_size, c)
+            with torch.no_grad():  # gate order i, f, g, o; the bias is b_ih + b_hh
+                self.controller.bias_ih[c : 2 * c] += cfg.forget_bias
         else:
             self.controller = nn.Sequential(nn.Linear(in_size, c), nn.Tanh())
         # per head: key (m), beta, gate, shift weights, gamma; write heads add erase (m) and add (m)
@@ -114,6 +125,8 @@ class NTMCore(RecurrentCore):
         self.heads = nn.Linear(c, (r + w) * self.address_size + w * 2 * m)
         self.output = nn.Linear(c + r * m, output_size)
         self.read_init = nn.Parameter(torch.randn(r, m) * 0.01)
+        if cfg.init_weights == "learned":  # logits; softmax gives each head's initial weighting
+            self.weight_init = nn.Parameter(torch.randn(r + w, cfg.memory_n) * 0.01)
 
     def initial_state(self, batch_size: int) -> State:
         cfg = self.cfg
@@ -121,17 +134,20 @@ class NTMCore(RecurrentCore):
         zeros = torch.zeros(batch_size, cfg.controller_size, device=device)
         memory = torch.full((batch_size, cfg.memory_n, cfg.memory_m), 1e-6, device=device)
 
-        def focus(heads: int) -> torch.Tensor:  # every head starts attending to slot 0
-            w0 = torch.zeros(batch_size, heads, cfg.memory_n, device=device)
-            w0[..., 0] = 1.0
-            return w0
-
         reads = self.read_init.unsqueeze(0).expand(batch_size, -1, -1)
-        return zeros, zeros, memory, focus(cfg.read_heads), focus(cfg.write_heads), reads
+        if cfg.init_weights == "learned":
+            w0 = torch.softmax(self.weight_init, dim=-1).unsqueeze(0).expand(batch_size, -1, -1)
+        else:  # every head starts attending to slot 0
+            w0 = torch.zeros(
+                batch_size, cfg.read_heads + cfg.write_heads, cfg.memory_n, device=device
+            )
+            w0[..., 0] = 1.0
+        r = cfg.read_heads
+        return zeros, zeros, memory, w0[:, :r], w0[:, r:], reads
 
     def _address(self, p: torch.Tensor, w_prev: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         m = self.cfg.memory_m
-        key = p[..., :m]
+        key = torch.tanh(p[..., :m]) if self.cfg.key_activation == "tanh" else p[..., :m]
         beta = nn.functional.softplus(p[..., m : m + 1])
         gate = torch.sigmoid(p[..., m + 1 : m + 2])
         s = torch.softmax(p[..., m + 2 : m + 2 + self.shifts], dim=-1)
@@ -148,9 +164,9 @@ class NTMCore(RecurrentCore):
             h, c = self.controller(ctrl_in, (h, c))
         else:
             h = self.controller(ctrl_in)
-        out = h.clamp(-cfg.clip, cfg.clip)
-
-        params = self.heads(out)
+        params = self.heads(h)
+        if cfg.clip > 0:
+            params = params.clamp(-cfg.clip, cfg.clip)
         r, w, m = cfg.read_heads, cfg.write_heads, cfg.memory_m
         address = params[:, : (r + w) * self.address_size].reshape(batch, r + w, self.address_size)
         erase_add = params[:, (r + w) * self.address_size :].reshape(batch, w, 2 * m)
@@ -169,7 +185,7 @@ class NTMCore(RecurrentCore):
             reads = read(memory, w_read)
         # No clamp on the logits: clamp has zero gradient outside its range, so a bit saturated
         # on the wrong side could never be corrected (seeds plateaued at ~1 wrong bit/sequence).
-        logits = self.output(torch.cat([out, reads.reshape(batch, -1)], dim=-1))
+        logits = self.output(torch.cat([h, reads.reshape(batch, -1)], dim=-1))
         return logits, (h, c, memory, w_read, w_write, reads)
 
 

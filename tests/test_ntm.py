@@ -83,10 +83,44 @@ def test_state_is_explicit_and_reset_per_env():
         torch.testing.assert_close(new[1:], old[1:])
 
 
+COLLIER_BEEL = dict(clip=20.0, key_activation="tanh", init_weights="learned", forget_bias=1.0)
+
+
+def test_collier_beel_options():
+    """Head parameters clipped, keys in (-1, 1), learned initial weightings that are softmaxes
+    and get a gradient, the LSTM's forget gate biased open."""
+    torch.manual_seed(0)
+    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16, **COLLIER_BEEL)
+    core = make_agent(cfg, *spaces()).core
+    plain = make_agent(ntm.Config(memory_n=16, memory_m=8, controller_size=16), *spaces()).core
+    c = cfg.controller_size
+    bias = core.controller.bias_ih + core.controller.bias_hh
+    assert bias[c : 2 * c].mean() > 0.5 > bias[:c].abs().max()
+    h, _, memory, w_read, w_write, _ = core.initial_state(2)
+    torch.testing.assert_close(w_read.sum(-1), torch.ones(2, 1))
+    assert w_read.min() > 0 and (w_write[:, 0] != plain.initial_state(2)[4][:, 0]).any()
+    # the initial weightings are learned: the loss reaches them
+    y, _ = core(torch.rand(3, 2, 5))
+    y.sum().backward()
+    assert core.weight_init.grad is not None and core.weight_init.grad.abs().sum() > 0
+    # clipping: huge head outputs address like outputs at the bound
+    with torch.no_grad():
+        core.heads.bias.fill_(1e4)
+        ref = core.heads.bias.clone().fill_(cfg.clip)
+    y_big, _ = core.step(torch.zeros(2, 5), core.initial_state(2))
+    with torch.no_grad():
+        core.heads.bias.copy_(ref)
+    y_clip, _ = core.step(torch.zeros(2, 5), core.initial_state(2))
+    torch.testing.assert_close(y_big, y_clip)
+    with pytest.raises(ValueError, match="clip"):
+        ntm.Config(clip=-1.0).validate()
+
+
 @pytest.mark.parametrize(
     "module, cfg",
     [
         (ntm, ntm.Config(memory_n=16, memory_m=8, controller_size=16)),
+        (ntm, ntm.Config(memory_n=16, memory_m=8, controller_size=16, **COLLIER_BEEL)),
         (lstm, lstm.Config(hidden_size=16, layers=2)),
     ],
 )
