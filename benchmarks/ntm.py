@@ -39,8 +39,11 @@ from rollout.files import atomic_write_text  # noqa: E402
 TARGET = -0.1  # evaluation return = minus wrong bits per sequence
 
 
-def run_once(agent: str, task: str, seed: int, max_time: float, max_sequences: int) -> dict:
+def run_once(
+    agent: str, task: str, seed: int, max_time: float, max_sequences: int, extra: list[str]
+) -> dict:
     overrides = [
+        *extra,
         f"run.seed={seed}",
         f"run.max_time_s={max_time}",
         f"run.total_episodes={max_sequences}",
@@ -129,9 +132,27 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="seeds run at once (each run's learner uses 1 thread)"
     )
+    parser.add_argument(
+        "--override",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run, e.g. agent.key_activation=tanh",
+    )
+    parser.add_argument(
+        "--label",
+        help="the results' name in place of the agent's (one agent), e.g. 'ntm (tanh keys)'",
+    )
     parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument(
+        "--no-throughput",
+        action="store_true",
+        help="keep the stored throughput figures (e.g. while other work loads the machine)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/ntm.json"))
     args = parser.parse_args()
+    if args.label and len(args.agents) != 1:
+        parser.error("--label names the results of one agent: give one --agents")
 
     out_path = Path(args.out)
     result = (
@@ -139,20 +160,23 @@ def main() -> None:
         if out_path.is_file()
         else {"benchmark": "ntm", "tasks": {}}
     )
-    result["machine"] = machine_info()
-    result["date"] = time.strftime("%Y-%m-%d")
     result["criterion"] = (
         "first greedy evaluation on 100 sequences with <= 0.1 wrong bits per sequence"
     )
-    result["throughput"] = throughput()
-    print(json.dumps(result["throughput"]))
+    if not args.no_throughput:  # the top-level machine and date are the throughput figures'
+        result["machine"] = machine_info()
+        result["date"] = time.strftime("%Y-%m-%d")
+        result["throughput"] = throughput()
+        print(json.dumps(result["throughput"]))
     if not args.throughput_only:
         for task in args.tasks:
             for agent in args.agents:
 
                 def one(seed: int, agent: str = agent, task: str = task) -> dict:
                     print(f"{agent} {task} seed {seed} ...", file=sys.stderr, flush=True)
-                    r = run_once(agent, task, seed, args.max_time, args.max_sequences)
+                    r = run_once(
+                        agent, task, seed, args.max_time, args.max_sequences, args.override
+                    )
                     print(
                         f"  seed {seed}: reached={r['reached']} sequences={r['sequences']} "
                         f"time={r['time_s']}",
@@ -165,10 +189,13 @@ def main() -> None:
                 entry = {
                     "budget": {"max_time_s": args.max_time, "max_sequences": args.max_sequences},
                     "parallel_runs": args.jobs,
+                    "overrides": args.override,
+                    "machine": machine_info(),
+                    "date": time.strftime("%Y-%m-%d"),
                     "summary": summarise(runs),
                     "runs": runs,
                 }
-                result["tasks"].setdefault(task, {})[agent] = entry
+                result["tasks"].setdefault(task, {})[args.label or agent] = entry
                 out_path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
     atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
