@@ -103,15 +103,18 @@ def test_collier_beel_options():
     y, _ = core(torch.rand(3, 2, 5))
     y.sum().backward()
     assert core.weight_init.grad is not None and core.weight_init.grad.abs().sum() > 0
-    # clipping: huge head outputs address like outputs at the bound
-    with torch.no_grad():
-        core.heads.bias.fill_(1e4)
-        ref = core.heads.bias.clone().fill_(cfg.clip)
-    y_big, _ = core.step(torch.zeros(2, 5), core.initial_state(2))
-    with torch.no_grad():
-        core.heads.bias.copy_(ref)
-    y_clip, _ = core.step(torch.zeros(2, 5), core.initial_state(2))
-    torch.testing.assert_close(y_big, y_clip)
+    # clipping: head outputs far past the bound address and write as the bound does (the new
+    # memory and weightings are equal); unclipped, they differ
+
+    def state_with_head_bias(c: ntm.NTMCore, value: float) -> torch.Tensor:
+        with torch.no_grad():
+            c.heads.bias.fill_(value)
+        _, (_, _, memory, w_read, w_write, _) = c.step(torch.zeros(2, 5), c.initial_state(2))
+        return torch.cat([memory.flatten(1), w_read.flatten(1), w_write.flatten(1)], dim=1)
+
+    torch.testing.assert_close(state_with_head_bias(core, 1e4), state_with_head_bias(core, 1e3))
+    unclipped = state_with_head_bias(plain, 10.0), state_with_head_bias(plain, 5.0)
+    assert all(y.isfinite().all() for y in unclipped) and not torch.allclose(*unclipped)
     with pytest.raises(ValueError, match="clip"):
         ntm.Config(clip=-1.0).validate()
 
