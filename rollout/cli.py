@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from rollout.progress import stderr_console
+
 EXIT_USAGE = 2
 
 
@@ -274,8 +276,7 @@ def _import_from_cwd() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _import_from_cwd()
-    # soft_wrap: a message stays one line in logs and pipes (Rich wraps at 80 columns there)
-    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
+    out, err = Console(soft_wrap=True), stderr_console()
     if args.command == "envs":
         return cmd_envs(args, out)
     if args.command == "plot":

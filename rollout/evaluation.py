@@ -35,6 +35,7 @@ from rollout.checkpoints import MARKER, complete_checkpoints, latest_checkpoint,
 from rollout.config import ConfigError, build_config, read_yaml
 from rollout.episode_record import AgentPolicy, Episode, Sampling, run_episode, save_episode
 from rollout.files import atomic_write, atomic_write_text, fsync_dir
+from rollout.progress import stderr_console
 from rollout.run_dir import RunDir
 
 RECORDED_EPISODES = 3  # episodes rendered to video / pictures (every episode is replayable)
@@ -264,7 +265,7 @@ def evaluate_run(
     run_path: str | Path, options: EvaluationOptions, console: Console | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a run's checkpoint; returns the output folder and the summary."""
-    console = console or Console(stderr=True, soft_wrap=True)
+    console = console or stderr_console()
     if options.episodes < 1:
         raise EvaluationError(f"--episodes must be >= 1, got {options.episodes}.")
     run = open_run(run_path)

@@ -8,6 +8,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
+def stderr_console() -> Console:
+    """The console for memrl's messages. soft_wrap: a message stays one line in logs and pipes
+    (Rich wraps at 80 columns when stderr is not a terminal)."""
+    return Console(stderr=True, soft_wrap=True)
+
+
 class ProgressReport:
     def __init__(
         self, total: int, start: int, console: Console, log_every_s: float, unit: str = "env steps"

@@ -32,7 +32,7 @@ from rollout.checkpoints import (
 from rollout.config import ExperimentConfig
 from rollout.frame_replay import FrameReplayBuffer
 from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best_checkpoint
-from rollout.progress import ProgressReport
+from rollout.progress import ProgressReport, stderr_console
 from rollout.replay import ReplayBuffer
 from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
 from rollout.worker import Batch, merge_batches
@@ -81,7 +81,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.run_dir = run
-        self.console = console or Console(stderr=True, soft_wrap=True)
+        self.console = console or stderr_console()
         run_cfg = cfg.run
         torch.manual_seed(run_cfg.seed)
         np.random.seed(run_cfg.seed)

@@ -21,6 +21,7 @@ import torch
 from rich.console import Console
 
 from rollout.config import ExperimentConfig
+from rollout.progress import stderr_console
 from rollout.worker import Batch, RolloutWorker
 
 # Seeds: worker i of generation g (g replacements so far) gets seed + 7919 (i + 1) + 104729 g.
@@ -39,7 +40,7 @@ class WorkerGroup:
         r = cfg.rollout
         self.cfg = cfg
         self.seed = seed
-        self.console = console or Console(stderr=True, soft_wrap=True)
+        self.console = console or stderr_console()
         self.args = (cfg.env.id, cfg.env.kwargs, cfg.agent, r.envs_per_worker)
         self.local: RolloutWorker | None = None
         self.actors: list[Any] = []
