@@ -6,6 +6,7 @@ Nothing here is agent-specific: it calls `agent.loss(batch)` and `agent.on_updat
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,16 @@ def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def scheduled_lr(cfg: Any, updates: int) -> float:
+    """The learning rate for update number `updates` + 1 (learner.lr_schedule)."""
+    schedule = getattr(cfg, "lr_schedule", "constant")
+    if schedule == "constant":
+        return cfg.lr
+    progress = min(updates / cfg.lr_decay_updates, 1.0)
+    fraction = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+    return cfg.lr * (cfg.lr_end_ratio + (1.0 - cfg.lr_end_ratio) * fraction)
+
+
 class Learner:
     """Owns the agent on its device and its optimiser; `update(batch)` is one SGD step."""
 
@@ -142,10 +153,15 @@ class Learner:
                     "update was applied (try a lower learner.lr or a smaller learner.grad_clip)."
                 )
             metrics["grad_norm"] = float(grad_norm)
+        lr = scheduled_lr(self.cfg, self.updates)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.step()
         self.updates += 1
         self.agent.on_update(self.updates)
         metrics["loss"] = float(loss.detach())
+        if getattr(self.cfg, "lr_schedule", "constant") != "constant":
+            metrics["lr"] = lr
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

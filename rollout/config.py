@@ -42,6 +42,11 @@ class LearnerConfig:
 
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     lr: float = 1e-3
+    # 'cosine' or 'linear' decay lr to lr * lr_end_ratio over lr_decay_updates updates, then hold
+    # it there; a pure function of the update count, so a resumed run continues the schedule.
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    lr_decay_updates: int = 0
+    lr_end_ratio: float = 0.1
     eps: float = 1e-8
     momentum: float = 0.0
     alpha: float = 0.95
@@ -298,6 +303,15 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "'rollout.steps_per_sample' must be >= 'rollout.envs_per_worker'",
         ),
         (cfg.learner.lr > 0, "'learner.lr' must be > 0"),
+        (
+            cfg.learner.lr_schedule == "constant" or cfg.learner.lr_decay_updates >= 1,
+            f"'learner.lr_schedule: {cfg.learner.lr_schedule}' needs 'learner.lr_decay_updates' "
+            ">= 1 (the updates over which lr decays)",
+        ),
+        (
+            0 <= cfg.learner.lr_end_ratio <= 1,
+            "'learner.lr_end_ratio' must be in [0, 1] (the final lr as a fraction of 'learner.lr')",
+        ),
         (cfg.learner.grad_clip >= 0, "'learner.grad_clip' must be >= 0 (0 turns clipping off)"),
         (run.total_env_steps > 0, "'run.total_env_steps' must be > 0"),
         (run.eval_episodes >= 1, "'run.eval_episodes' must be >= 1"),

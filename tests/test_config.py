@@ -91,6 +91,10 @@ def test_value_ranges_are_checked(tmp_path):
         load_config("configs/dqn_cartpole.yaml", ["agent.n_step=0"])
     with pytest.raises(ConfigError, match=r"'learner.lr' must be > 0"):
         load_config("configs/dqn_cartpole.yaml", ["learner.lr=-1"])
+    with pytest.raises(ConfigError, match=r"'learner.lr_schedule: cosine' needs 'learner.lr_dec"):
+        load_config("configs/ntm_copy.yaml", ["learner.lr_schedule=cosine"])
+    with pytest.raises(ConfigError, match=r"'learner.lr_end_ratio' must be in \[0, 1\]"):
+        load_config("configs/ntm_copy.yaml", ["learner.lr_end_ratio=2"])
 
 
 def test_missing_file_suggests_neighbour():

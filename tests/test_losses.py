@@ -135,6 +135,33 @@ def test_learner_nan_guard_keeps_weights_and_clips():
         assert torch.equal(v, agent.state_dict()[k])
 
 
+def test_lr_schedules_hand_computed_and_applied_from_the_update_count():
+    from agents.learner import scheduled_lr
+
+    cfg = LearnerConfig(lr=1.0, lr_schedule="cosine", lr_decay_updates=4, lr_end_ratio=0.2)
+    cosine = [scheduled_lr(cfg, u) for u in range(6)]
+    # 0.2 + 0.8 * (1 + cos(pi u / 4)) / 2, held at 0.2 after 4 updates
+    assert cosine == pytest.approx([1.0, 0.88284271, 0.6, 0.31715729, 0.2, 0.2])
+    cfg.lr_schedule = "linear"
+    assert [scheduled_lr(cfg, u) for u in range(6)] == pytest.approx([1, 0.8, 0.6, 0.4, 0.2, 0.2])
+    assert scheduled_lr(LearnerConfig(lr=0.3), 10**6) == 0.3
+
+    space_o, space_a = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2)
+    cfg = LearnerConfig(lr=0.1, lr_schedule="linear", lr_decay_updates=4, lr_end_ratio=0.0)
+    batch = {
+        "obs": np.ones((2, 1, 3), np.float32),
+        "actions": np.zeros((2, 1), np.int64),
+        "rewards": np.ones((2, 1), np.float32),
+        "mask": np.ones((2, 1), np.float32),
+    }
+    learner = Learner(make_agent(reinforce.Config(hidden=[8]), space_o, space_a), cfg)
+    assert [learner.update(batch)["lr"] for _ in range(2)] == pytest.approx([0.1, 0.075])
+    resumed = Learner(make_agent(reinforce.Config(hidden=[8]), space_o, space_a), cfg)
+    resumed.load_state_dict(learner.state_dict())  # the schedule continues from the update count
+    assert resumed.update(batch)["lr"] == pytest.approx(0.05)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
 def test_centered_rmsprop_matches_the_formula_and_survives_repeated_gradients():
     from agents.learner import CenteredRMSprop
 
