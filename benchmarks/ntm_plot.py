@@ -1,6 +1,7 @@
 """Figures for benchmarks/results/ntm.json: learning curves and generalisation on copy.
 
-python benchmarks/ntm_plot.py   # writes docs/ntm_copy.png
+python benchmarks/ntm_plot.py           # writes docs/ntm_copy.png
+python benchmarks/ntm_plot.py --table   # prints the README's summary table (markdown)
 """
 
 from __future__ import annotations
@@ -56,6 +57,40 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
     plt.close(fig)
 
 
+def summary_table(result: dict) -> str:
+    """One markdown row per (task, agent): seeds reached, sequences and seconds (median / worst
+    over all seeds; '>budget' where the seeds that did not reach 0.1 bits/seq decide it)."""
+
+    def cell(stats: dict) -> str:
+        median, worst, slowest = stats["median"], stats["worst"], stats.get("slowest_reached")
+        if worst is None and slowest is not None:
+            worst_text = f">budget (slowest reached {slowest:,.0f})"
+        else:
+            worst_text = "-" if worst is None else f"{worst:,.0f}"
+        return f"{'>budget' if median is None else f'{median:,.0f}'} / {worst_text}"
+
+    lines = [
+        "| task | agent | CPU | seeds reached 0.1 bits/seq | sequences (median / worst) "
+        "| seconds (median / worst) | budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, agents in result["tasks"].items():
+        for agent, entry in agents.items():
+            s, budget = entry["summary"], entry["budget"]
+            cpu = entry.get("machine", result["machine"])["cpu"].split("(")[0].strip()
+            limit = f"{budget['max_sequences']:,} seq or {budget['max_time_s']:.0f} s"
+            lines.append(
+                f"| {task} | {agent} | {cpu} | {s['reached']} | {cell(s['sequences'])} "
+                f"| {cell(s['time_s'])} | {limit} |"
+            )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "benchmarks/results/ntm.json"
-    plot(json.loads(source.read_text()), ROOT / "docs/ntm_copy.png")
+    args = [a for a in sys.argv[1:] if a != "--table"]
+    source = Path(args[0]) if args else ROOT / "benchmarks/results/ntm.json"
+    result = json.loads(source.read_text())
+    if "--table" in sys.argv[1:]:
+        print(summary_table(result))
+    else:
+        plot(result, ROOT / "docs/ntm_copy.png")

@@ -1,0 +1,35 @@
+"""benchmarks/ntm.py's summary: seeds that did not converge count against the median."""
+
+from benchmarks.ntm import summarise
+
+
+def run(seed: int, sequences: int | None) -> dict:
+    reached = sequences is not None
+    return {
+        "seed": seed,
+        "reached": reached,
+        "sequences": sequences,
+        "time_s": sequences / 100 if reached else None,
+    }
+
+
+def test_unreached_seeds_count_as_beyond_the_budget():
+    s = summarise([run(0, 30_000), run(1, None), run(2, 10_000), run(3, 20_000), run(4, None)])
+    assert s["reached"] == "3/5"
+    # sorted: 10k, 20k, 30k, >budget, >budget -> the median is the third seed, not 20k
+    assert s["sequences"] == {"median": 30_000, "worst": None, "slowest_reached": 30_000}
+    assert s["time_s"]["median"] == 300.0
+    assert "worst_note" in s
+
+    s = summarise([run(0, 10_000), run(1, None), run(2, None), run(3, 20_000)])
+    assert s["sequences"]["median"] is None  # half the seeds did not reach it
+    assert s["sequences"]["slowest_reached"] == 20_000
+
+    s = summarise([run(0, 10_000), run(1, 20_000)])
+    assert s["sequences"] == {"median": 15_000, "worst": 20_000, "slowest_reached": 20_000}
+    assert "worst_note" not in s
+    assert summarise([run(0, None)])["sequences"] == {
+        "median": None,
+        "worst": None,
+        "slowest_reached": None,
+    }
