@@ -84,6 +84,9 @@ class Config:
     key_activation: Literal["none", "tanh"] = "none"
     init_weights: Literal["first_slot", "learned"] = "first_slot"
     forget_bias: float = 0.0
+    # the LSTM controller's state before the first input: zeros, or learned (h0, c0) as in
+    # pytorch-ntm, so the first steps need not be special
+    controller_init: Literal["zeros", "learned"] = "zeros"
     # within a step: read the previous memory then write (pytorch-ntm's order), or write first and
     # read this step's memory. On copy, write_first left seed 3 at ~1 wrong bit/sequence (the first
     # two outputs); read_first reached 0.1 bits/sequence after 16k sequences and copied length 100.
@@ -118,6 +121,9 @@ class NTMCore(RecurrentCore):
             self.controller: nn.Module = nn.LSTMCell(in_size, c)
             with torch.no_grad():  # gate order i, f, g, o; the bias is b_ih + b_hh
                 self.controller.bias_ih[c : 2 * c] += cfg.forget_bias
+            if cfg.controller_init == "learned":
+                self.h0 = nn.Parameter(torch.randn(c) * 0.05)
+                self.c0 = nn.Parameter(torch.randn(c) * 0.05)
         else:
             self.controller = nn.Sequential(nn.Linear(in_size, c), nn.Tanh())
         # per head: key (m), beta, gate, shift weights, gamma; write heads add erase (m) and add (m)
@@ -132,6 +138,9 @@ class NTMCore(RecurrentCore):
         cfg = self.cfg
         device = self.read_init.device
         zeros = torch.zeros(batch_size, cfg.controller_size, device=device)
+        h, c = zeros, zeros
+        if hasattr(self, "h0"):
+            h, c = self.h0.expand(batch_size, -1), self.c0.expand(batch_size, -1)
         memory = torch.full((batch_size, cfg.memory_n, cfg.memory_m), 1e-6, device=device)
 
         reads = self.read_init.unsqueeze(0).expand(batch_size, -1, -1)
@@ -143,7 +152,7 @@ class NTMCore(RecurrentCore):
             )
             w0[..., 0] = 1.0
         r = cfg.read_heads
-        return zeros, zeros, memory, w0[:, :r], w0[:, r:], reads
+        return h, c, memory, w0[:, :r], w0[:, r:], reads
 
     def _address(self, p: torch.Tensor, w_prev: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         m = self.cfg.memory_m

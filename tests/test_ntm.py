@@ -119,6 +119,21 @@ def test_collier_beel_options():
         ntm.Config(clip=-1.0).validate()
 
 
+def test_learned_controller_init_is_the_first_state_and_is_trained():
+    torch.manual_seed(0)
+    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16, controller_init="learned")
+    core = make_agent(cfg, *spaces()).core
+    h, c, *_ = core.initial_state(3)
+    torch.testing.assert_close(h, core.h0.expand(3, -1))
+    torch.testing.assert_close(c, core.c0.expand(3, -1))
+    assert h.abs().sum() > 0
+    y, _ = core(torch.rand(4, 3, 5))
+    y.sum().backward()
+    assert core.h0.grad.abs().sum() > 0 and core.c0.grad.abs().sum() > 0
+    zeros = make_agent(ntm.Config(memory_n=16, memory_m=8, controller_size=16), *spaces()).core
+    assert not hasattr(zeros, "h0") and zeros.initial_state(3)[0].abs().sum() == 0
+
+
 @pytest.mark.parametrize(
     "module, cfg",
     [
