@@ -66,7 +66,7 @@ def summary_table(result: dict) -> str:
         if worst is None and slowest is not None:
             worst_text = f">budget (slowest reached {slowest:,.0f})"
         else:
-            worst_text = "-" if worst is None else f"{worst:,.0f}"
+            worst_text = ">budget" if worst is None else f"{worst:,.0f}"
         return f"{'>budget' if median is None else f'{median:,.0f}'} / {worst_text}"
 
     lines = [
