@@ -115,6 +115,7 @@ class Learner:
         self.agent = agent.to(self.device)
         self.optimizer = make_optimizer([p for p in agent.parameters() if p.requires_grad], cfg)
         self.updates = 0
+        self.lr_scheduled = getattr(cfg, "lr_schedule", "constant") != "constant"
         # bf16 convolutions (no loss scaling needed) in modules that offer it (the Nature CNN)
         self.mixed_precision = use_mixed_precision(
             getattr(cfg, "mixed_precision", "off"), self.device
@@ -153,15 +154,14 @@ class Learner:
                     "update was applied (try a lower learner.lr or a smaller learner.grad_clip)."
                 )
             metrics["grad_norm"] = float(grad_norm)
-        lr = scheduled_lr(self.cfg, self.updates)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        if self.lr_scheduled:
+            metrics["lr"] = scheduled_lr(self.cfg, self.updates)
+            for group in self.optimizer.param_groups:
+                group["lr"] = metrics["lr"]
         self.optimizer.step()
         self.updates += 1
         self.agent.on_update(self.updates)
         metrics["loss"] = float(loss.detach())
-        if getattr(self.cfg, "lr_schedule", "constant") != "constant":
-            metrics["lr"] = lr
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

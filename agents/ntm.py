@@ -104,6 +104,11 @@ class Config:
         ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.controller_init == "learned" and self.controller != "lstm":
+            raise ValueError(
+                "controller_init: learned is the LSTM controller's initial state; the "
+                f"'{self.controller}' controller has none (use controller_init: zeros)"
+            )
         if self.clip < 0:
             raise ValueError(f"clip must be >= 0 (0 = off), got {self.clip}")
         if not 0 <= self.shift_radius < self.memory_n // 2:
@@ -139,7 +144,7 @@ class NTMCore(RecurrentCore):
         device = self.read_init.device
         zeros = torch.zeros(batch_size, cfg.controller_size, device=device)
         h, c = zeros, zeros
-        if hasattr(self, "h0"):
+        if cfg.controller == "lstm" and cfg.controller_init == "learned":
             h, c = self.h0.expand(batch_size, -1), self.c0.expand(batch_size, -1)
         memory = torch.full((batch_size, cfg.memory_n, cfg.memory_m), 1e-6, device=device)
 

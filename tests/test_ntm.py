@@ -132,6 +132,8 @@ def test_learned_controller_init_is_the_first_state_and_is_trained():
     assert core.h0.grad.abs().sum() > 0 and core.c0.grad.abs().sum() > 0
     zeros = make_agent(ntm.Config(memory_n=16, memory_m=8, controller_size=16), *spaces()).core
     assert not hasattr(zeros, "h0") and zeros.initial_state(3)[0].abs().sum() == 0
+    with pytest.raises(ValueError, match="controller_init: learned is the LSTM controller"):
+        ntm.Config(controller="feedforward", controller_init="learned").validate()
 
 
 @pytest.mark.parametrize(
