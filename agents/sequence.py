@@ -10,6 +10,7 @@ with the batch in dimension 0 (DESIGN.md, style rule 7).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +21,7 @@ from torch import nn
 from agents.base import Agent, AgentError
 
 State = tuple[torch.Tensor, ...]
+StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
 
 
 class RecurrentCore(nn.Module):
@@ -32,13 +34,15 @@ class RecurrentCore(nn.Module):
         raise NotImplementedError
 
     def forward(
-        self, inputs: torch.Tensor, state: State | None = None
+        self, inputs: torch.Tensor, state: State | None = None, step: StepFn | None = None
     ) -> tuple[torch.Tensor, State]:
-        """inputs [T, B, in] -> logits [T, B, out]; cores may override with a fused version."""
+        """inputs [T, B, in] -> logits [T, B, out], one `step` (default `self.step`) per time
+        step; cores may override with a fused version."""
         state = self.initial_state(inputs.shape[1]) if state is None else state
+        step = self.step if step is None else step
         outputs = []
         for x in inputs:
-            logits, state = self.step(x, state)
+            logits, state = step(x, state)
             outputs.append(logits)
         return torch.stack(outputs), state
 

@@ -222,6 +222,12 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             note = learner_placement_note(cfg.learner.device)
             if note:
                 err.print(note, highlight=False)
+        if getattr(cfg.agent, "compile", False):
+            err.print(
+                "memrl: note: the first update compiles the training step (torch.compile; ~40 s "
+                "on 2 CPU cores, seconds once cached; agent.compile=false skips it)",
+                highlight=False,
+            )
         if run is None:
             run = RunDir.create(cfg.run.dir, cfg.run.name, dump_config(cfg))
             err.print(f"run dir {run.path}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -90,7 +91,7 @@ def test_collier_beel_options():
     """Head parameters clipped, keys in (-1, 1), learned initial weightings that are softmaxes
     and get a gradient, the LSTM's forget gate biased open."""
     torch.manual_seed(0)
-    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16, **COLLIER_BEEL)
+    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16, compile=False, **COLLIER_BEEL)
     core = make_agent(cfg, *spaces()).core
     plain = make_agent(ntm.Config(memory_n=16, memory_m=8, controller_size=16), *spaces()).core
     c = cfg.controller_size
@@ -121,7 +122,9 @@ def test_collier_beel_options():
 
 def test_learned_controller_init_is_the_first_state_and_is_trained():
     torch.manual_seed(0)
-    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16, controller_init="learned")
+    cfg = ntm.Config(
+        memory_n=16, memory_m=8, controller_size=16, controller_init="learned", compile=False
+    )
     core = make_agent(cfg, *spaces()).core
     h, c, *_ = core.initial_state(3)
     torch.testing.assert_close(h, core.h0.expand(3, -1))
@@ -136,20 +139,9 @@ def test_learned_controller_init_is_the_first_state_and_is_trained():
         ntm.Config(controller="feedforward", controller_init="learned").validate()
 
 
-@pytest.mark.parametrize(
-    "module, cfg",
-    [
-        (ntm, ntm.Config(memory_n=16, memory_m=8, controller_size=16)),
-        (ntm, ntm.Config(memory_n=16, memory_m=8, controller_size=16, **COLLIER_BEEL)),
-        (lstm, lstm.Config(hidden_size=16, layers=2)),
-    ],
-)
-def test_sequence_agents_fit_a_fixed_batch(module, cfg):
-    """Both agents drive the loss on one fixed copy batch down (the gradient reaches every part)."""
-    torch.manual_seed(0)
-    agent = make_agent(cfg, *spaces())
-    rng = np.random.default_rng(0)
-    seq = rng.integers(0, 2, (3, 8, 4)).astype(np.float32)
+def fixed_copy_batch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8 copy sequences of 3 4-bit vectors: inputs [7, 8, 5], targets [7, 8, 4], mask [7, 8]."""
+    seq = np.random.default_rng(0).integers(0, 2, (3, 8, 4)).astype(np.float32)
     inputs = np.zeros((7, 8, 5), np.float32)
     inputs[:3, :, :4] = seq
     inputs[3, :, 4] = 1.0
@@ -157,6 +149,75 @@ def test_sequence_agents_fit_a_fixed_batch(module, cfg):
     targets[4:] = seq
     mask = np.zeros((7, 8), np.float32)
     mask[4:] = 1.0
+    return inputs, targets, mask
+
+
+def loss_and_grads(core: ntm.NTMCore, inputs: np.ndarray) -> tuple[torch.Tensor, list]:
+    core.zero_grad()
+    logits, _ = core(torch.as_tensor(inputs))
+    loss = (logits.sigmoid() * torch.linspace(-1, 1, logits.shape[-1])).sum()
+    loss.backward()
+    return logits.detach(), [p.grad.clone() for p in core.parameters()]
+
+
+def test_compiled_training_step_matches_eager():
+    """Training runs the step through torch.compile; outputs and every gradient equal eager's."""
+    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16)
+    torch.manual_seed(0)
+    compiled = make_agent(cfg, *spaces()).core
+    eager = make_agent(dataclasses.replace(cfg, compile=False), *spaces()).core
+    eager.load_state_dict(compiled.state_dict())
+    inputs, _, _ = fixed_copy_batch()
+    (y_c, g_c), (y_e, g_e) = loss_and_grads(compiled, inputs), loss_and_grads(eager, inputs)
+    torch.testing.assert_close(y_c, y_e, atol=1e-5, rtol=1e-4)
+    for a, b in zip(g_c, g_e):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert not ntm._compiler_failed
+
+
+def test_failed_compiler_warns_and_trains_eager(monkeypatch, caplog):
+    def broken_compiler():
+        def step(*_):
+            raise torch._dynamo.exc.BackendCompilerFailed(
+                "inductor", RuntimeError("No working C++ compiler found"), None
+            )
+
+        return step
+
+    monkeypatch.setattr(ntm, "_compiled_step", broken_compiler)
+    monkeypatch.setattr(ntm, "_compiler_failed", False)  # restored afterwards: other tests compile
+    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16)
+    torch.manual_seed(0)
+    core = make_agent(cfg, *spaces()).core
+    eager = make_agent(dataclasses.replace(cfg, compile=False), *spaces()).core
+    eager.load_state_dict(core.state_dict())
+    inputs, _, _ = fixed_copy_batch()
+    with caplog.at_level("WARNING", logger="agents.ntm"):
+        y, grads = loss_and_grads(core, inputs)
+    assert "No working C++ compiler found" in caplog.text and "agent.compile=false" in caplog.text
+    assert ntm._compiler_failed  # for good: later calls do not try again
+    y_e, grads_e = loss_and_grads(eager, inputs)
+    torch.testing.assert_close(y, y_e)
+    for a, b in zip(grads, grads_e):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    "module, cfg",
+    [
+        (ntm, ntm.Config(memory_n=16, memory_m=8, controller_size=16)),  # compiled
+        (
+            ntm,
+            ntm.Config(memory_n=16, memory_m=8, controller_size=16, compile=False, **COLLIER_BEEL),
+        ),
+        (lstm, lstm.Config(hidden_size=16, layers=2)),
+    ],
+)
+def test_sequence_agents_fit_a_fixed_batch(module, cfg):
+    """Both agents drive the loss on one fixed copy batch down (the gradient reaches every part)."""
+    torch.manual_seed(0)
+    agent = make_agent(cfg, *spaces())
+    inputs, targets, mask = fixed_copy_batch()
     batch = {"inputs": inputs, "targets": targets, "mask": mask}
     learner = Learner(agent, LearnerConfig(lr=1e-2, device="cpu", grad_clip=10.0))
     first = learner.update(batch)
