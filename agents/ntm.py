@@ -15,13 +15,13 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import gymnasium as gym
 import torch
 from torch import nn
 
-from agents.sequence import RecurrentCore, SequenceAgent, State
+from agents.sequence import RecurrentCore, SequenceAgent, State, StepFn
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def interpolate(w_content: torch.Tensor, w_prev: torch.Tensor, gate: torch.Tenso
 def shift(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Circular convolution: out[i] = sum_k s[k] * w[i - offset_k], offsets -R..R. s [B,H,2R+1].
 
-    One product over a circularly padded window instead of 2R+1 rolls: window[i, j] =
-    w[i + R - j'] with j' = 2R - j, so the reversed shift weights line up with the window."""
+    One product over circular windows instead of 2R+1 rolls: windows[i, j] = w[i + j - R], and
+    offset k - R needs w[i - (k - R)] = windows[i, 2R - k], so the weights go in reversed."""
     radius = (s.shape[-1] - 1) // 2
     if radius == 0:
         return w * s
@@ -185,7 +185,7 @@ class NTMCore(RecurrentCore):
         return sharpen(shift(w, s), gamma)
 
     def forward(
-        self, inputs: torch.Tensor, state: State | None = None, step: Any = None
+        self, inputs: torch.Tensor, state: State | None = None, step: StepFn | None = None
     ) -> tuple[torch.Tensor, State]:
         """As RecurrentCore.forward; with gradients on (training) and `compile`, the steps after
         the first run the compiled `step`, falling back to eager for good if the compiler fails.

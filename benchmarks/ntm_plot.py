@@ -1,7 +1,7 @@
 """Figures for benchmarks/results/ntm.json: learning curves and generalisation on copy.
 
 python benchmarks/ntm_plot.py           # writes docs/ntm_copy.png
-python benchmarks/ntm_plot.py --table   # prints the README's summary table (markdown)
+python benchmarks/ntm_plot.py --table   # prints the README's summary and generalisation tables
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# the rows the figure shows: the default NTM, the eager step it replaced, and the LSTM baseline
+PLOTTED = ("ntm", "ntm (batch 8, eager)", "lstm")
+
+
 def plot(result: dict, path: Path, task: str = "copy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    agents = result["tasks"].get(task, {})
+    rows = result["tasks"].get(task, {})
+    agents = {name: rows[name] for name in PLOTTED if name in rows}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for colour, (agent, entry) in zip(("C0", "C1", "C2"), agents.items()):
         for i, run in enumerate(entry["runs"]):
@@ -86,11 +91,32 @@ def summary_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def generalisation_table(result: dict, task: str = "copy") -> str:
+    """One markdown row per (agent, seed) of `task`: wrong bits per sequence at each length."""
+    agents = result["tasks"].get(task, {})
+    lengths = next(iter(r["generalisation"] for e in agents.values() for r in e["runs"]), {})
+    lines = [
+        "| agent | CPU | seed | " + " | ".join(lengths) + " |",
+        "|---|---|---|" + "---|" * len(lengths),
+    ]
+    for agent, entry in agents.items():
+        cpu = entry.get("machine", result["machine"])["cpu"].split("(")[0].strip()
+        for run in entry["runs"]:
+            cells = [run["generalisation"].get(length) for length in lengths]
+            text = [f"{v:.2f}" if isinstance(v, (int, float)) else "-" for v in cells]
+            lines.append(f"| {agent} | {cpu} | {run['seed']} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--table"]
     source = Path(args[0]) if args else ROOT / "benchmarks/results/ntm.json"
     result = json.loads(source.read_text())
     if "--table" in sys.argv[1:]:
         print(summary_table(result))
+        print(
+            "\nGeneralisation on copy (wrong bits per sequence; weights of the best evaluation):\n"
+        )
+        print(generalisation_table(result))
     else:
         plot(result, ROOT / "docs/ntm_copy.png")

@@ -160,13 +160,19 @@ def loss_and_grads(core: ntm.NTMCore, inputs: np.ndarray) -> tuple[torch.Tensor,
     return logits.detach(), [p.grad.clone() for p in core.parameters()]
 
 
-def test_compiled_training_step_matches_eager():
-    """Training runs the step through torch.compile; outputs and every gradient equal eager's."""
+def compiled_and_eager_cores() -> tuple[ntm.NTMCore, ntm.NTMCore]:
+    """Two NTM cores with the same weights: `compile` on, and off."""
     cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16)
     torch.manual_seed(0)
     compiled = make_agent(cfg, *spaces()).core
     eager = make_agent(dataclasses.replace(cfg, compile=False), *spaces()).core
     eager.load_state_dict(compiled.state_dict())
+    return compiled, eager
+
+
+def test_compiled_training_step_matches_eager():
+    """Training runs the step through torch.compile; outputs and every gradient equal eager's."""
+    compiled, eager = compiled_and_eager_cores()
     inputs, _, _ = fixed_copy_batch()
     (y_c, g_c), (y_e, g_e) = loss_and_grads(compiled, inputs), loss_and_grads(eager, inputs)
     torch.testing.assert_close(y_c, y_e, atol=1e-5, rtol=1e-4)
@@ -186,11 +192,7 @@ def test_failed_compiler_warns_and_trains_eager(monkeypatch, caplog):
 
     monkeypatch.setattr(ntm, "_compiled_step", broken_compiler)
     monkeypatch.setattr(ntm, "_compiler_failed", False)  # restored afterwards: other tests compile
-    cfg = ntm.Config(memory_n=16, memory_m=8, controller_size=16)
-    torch.manual_seed(0)
-    core = make_agent(cfg, *spaces()).core
-    eager = make_agent(dataclasses.replace(cfg, compile=False), *spaces()).core
-    eager.load_state_dict(core.state_dict())
+    core, eager = compiled_and_eager_cores()
     inputs, _, _ = fixed_copy_batch()
     with caplog.at_level("WARNING", logger="agents.ntm"):
         y, grads = loss_and_grads(core, inputs)
