@@ -62,6 +62,12 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
     plt.close(fig)
 
 
+def cpu_name(result: dict, entry: dict) -> str:
+    """The CPU a row was measured on ('Intel(R) Xeon(R) Processor' -> 'Intel'); the file's
+    top-level machine for rows older than the per-row record."""
+    return entry.get("machine", result["machine"])["cpu"].split("(")[0].strip()
+
+
 def summary_table(result: dict) -> str:
     """One markdown row per (task, agent): seeds reached, sequences and seconds (median / worst
     over all seeds; '>budget' where the seeds that did not reach 0.1 bits/seq decide it)."""
@@ -82,7 +88,7 @@ def summary_table(result: dict) -> str:
     for task, agents in result["tasks"].items():
         for agent, entry in agents.items():
             s, budget = entry["summary"], entry["budget"]
-            cpu = entry.get("machine", result["machine"])["cpu"].split("(")[0].strip()
+            cpu = cpu_name(result, entry)
             limit = f"{budget['max_sequences']:,} seq or {budget['max_time_s']:.0f} s"
             lines.append(
                 f"| {task} | {agent} | {cpu} | {s['reached']} | {cell(s['sequences'])} "
@@ -100,7 +106,7 @@ def generalisation_table(result: dict, task: str = "copy") -> str:
         "|---|---|---|" + "---|" * len(lengths),
     ]
     for agent, entry in agents.items():
-        cpu = entry.get("machine", result["machine"])["cpu"].split("(")[0].strip()
+        cpu = cpu_name(result, entry)
         for run in entry["runs"]:
             cells = [run["generalisation"].get(length) for length in lengths]
             text = [f"{v:.2f}" if isinstance(v, (int, float)) else "-" for v in cells]
