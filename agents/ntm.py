@@ -20,6 +20,7 @@ from typing import Literal
 import gymnasium as gym
 import torch
 from torch import nn
+from torch._functorch import config as functorch_config
 
 from agents.sequence import RecurrentCore, SequenceAgent, State, StepFn
 
@@ -188,7 +189,8 @@ class NTMCore(RecurrentCore):
         self, inputs: torch.Tensor, state: State | None = None, step: StepFn | None = None
     ) -> tuple[torch.Tensor, State]:
         """As RecurrentCore.forward; with gradients on (training) and `compile`, the steps after
-        the first run the compiled `step`, falling back to eager for good if the compiler fails.
+        the first run the compiled `step`, falling back to eager for good if the compiler fails on
+        the forward or the backward graph.
         The first step stays eager: its state (zeros) needs no gradient, so compiling it would
         cost a second graph (~25 s on 2 cores) for one step in ~40."""
         compiling = self.cfg.compile and torch.is_grad_enabled() and not _compiler_failed
@@ -197,9 +199,12 @@ class NTMCore(RecurrentCore):
         state = self.initial_state(inputs.shape[1]) if state is None else state
         first, state = self.step(inputs[0], state)
         try:
-            rest, state = super().forward(
-                inputs[1:], state, functools.partial(_compiled_step(), self)
-            )
+            # the backward graph is compiled with the forward, not lazily at loss.backward() in
+            # the Learner, so a compiler failure in either lands here (one patch per sequence)
+            with functorch_config.patch(force_non_lazy_backward_lowering=True):
+                rest, state = super().forward(
+                    inputs[1:], state, functools.partial(_compiled_step(), self)
+                )
         except torch._dynamo.exc.BackendCompilerFailed as error:
             _give_up_compiling(error)
             rest, state = super().forward(inputs[1:], state)

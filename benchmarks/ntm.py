@@ -4,7 +4,8 @@ generalisation to longer sequences, and throughput; median and worst over seeds.
 Each run is `memrl train configs/<agent>_<task>.yaml run.seed=S` in its own process (embedded
 Ray, one rollout worker), trained to a fixed budget of sequences. "Reached" is the first greedy
 evaluation (100 sequences, every ~1000 training sequences) with at most 0.1 wrong bits per
-sequence; the generalisation table is measured on the model at the end of the budget.
+sequence; the generalisation table is measured on the weights of the best of those evaluations
+(ties: the latest), as `memrl train` reports them.
 
     python benchmarks/ntm.py [--tasks copy associative_recall] [--agents ntm lstm]
                              [--seeds 5] [--max-time 600] [--throughput-only]
@@ -138,13 +139,41 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+def kept_runs(stored: dict | None, entry: dict, seeds: list[int], where: str) -> list[dict]:
+    """The stored runs that a rerun of `seeds` keeps: those of other seeds, when the stored entry
+    ran the same setup (budget, overrides, runs at a time, CPU); else one summary would mix two."""
+    if stored is None:
+        return []
+
+    def setup(e: dict) -> dict:
+        keys = ("budget", "overrides", "parallel_runs")
+        return {**{k: e.get(k) for k in keys}, "cpu": e.get("machine", {}).get("cpu")}
+
+    old, new = setup(stored), setup(entry)
+    for key in old:
+        if old[key] != new[key]:
+            raise SystemExit(
+                f"{where}: the stored runs had {key} {old[key]!r}, this rerun {new[key]!r}; "
+                "rerun all seeds, or give --label for a new entry."
+            )
+    return [r for r in stored["runs"] if r["seed"] not in set(seeds)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", nargs="+", default=["copy", "associative_recall"])
     parser.add_argument("--agents", nargs="+", default=["ntm", "lstm"])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="run seeds 0 .. SEEDS-1")
+    parser.add_argument(
+        "--seed-list",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="run only these seeds and replace their runs in the stored entry (same budget and "
+        "overrides), keeping its other seeds",
+    )
     parser.add_argument(
         "--max-time", type=float, default=600.0, help="wall-clock budget per run, s"
     )
@@ -207,18 +236,26 @@ def main() -> None:
                     )
                     return r
 
-                with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # runs are subprocesses
-                    runs = list(pool.map(one, range(args.seeds)))
+                name = args.label or agent
                 entry = {
                     "budget": {"max_time_s": args.max_time, "max_sequences": args.max_sequences},
                     "parallel_runs": args.jobs,
                     "overrides": args.override,
                     "machine": machine_info(),
                     "date": time.strftime("%Y-%m-%d"),
-                    "summary": summarise(runs),
-                    "runs": runs,
                 }
-                result["tasks"].setdefault(task, {})[args.label or agent] = entry
+                kept: list[dict] = []
+                if args.seed_list is not None:
+                    stored = result["tasks"].get(task, {}).get(name)
+                    kept = kept_runs(stored, entry, args.seed_list, f"{task} / {name}")
+                with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # runs are subprocesses
+                    seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
+                    runs = sorted([*kept, *pool.map(one, seeds)], key=lambda r: r["seed"])
+                entry["summary"] = summarise(runs)
+                entry["runs"] = runs
+                if kept:
+                    entry["rerun_seeds"] = sorted(args.seed_list)
+                result["tasks"].setdefault(task, {})[name] = entry
                 out_path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
     atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")

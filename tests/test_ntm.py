@@ -204,6 +204,39 @@ def test_failed_compiler_warns_and_trains_eager(monkeypatch, caplog):
         torch.testing.assert_close(a, b)
 
 
+def test_failed_backward_compile_falls_back_before_the_learner_sees_it(monkeypatch, caplog):
+    """Inductor compiles the backward graph lazily, at loss.backward(), by default: a failure
+    there would escape the fallback. The compiled forward lowers it eagerly instead."""
+    import torch._inductor.compile_fx as compile_fx
+
+    real = compile_fx._compile_fx_inner
+
+    def forward_only(gm, inputs, **kwargs):
+        if kwargs.get("is_backward"):
+            raise RuntimeError("backward lowering failed")
+        return real(gm, inputs, **kwargs)
+
+    monkeypatch.setattr(compile_fx, "_compile_fx_inner", forward_only)
+    # a cached forward+backward pair would skip the compiler; the forward's own cache still hits
+    monkeypatch.setattr(torch._functorch.config, "enable_autograd_cache", False)
+    monkeypatch.setattr(ntm, "_compiler_failed", False)
+    torch._dynamo.reset()
+    ntm._compiled_step.cache_clear()
+    try:
+        core, eager = compiled_and_eager_cores()
+        inputs, _, _ = fixed_copy_batch()
+        with caplog.at_level("WARNING", logger="agents.ntm"):
+            y, grads = loss_and_grads(core, inputs)
+    finally:
+        torch._dynamo.reset()
+        ntm._compiled_step.cache_clear()
+    assert "backward lowering failed" in caplog.text and ntm._compiler_failed
+    y_e, grads_e = loss_and_grads(eager, inputs)
+    torch.testing.assert_close(y, y_e)
+    for a, b in zip(grads, grads_e):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize(
     "module, cfg",
     [

@@ -1,6 +1,8 @@
 """benchmarks/ntm.py's summary: seeds that did not converge count against the median."""
 
-from benchmarks.ntm import summarise
+import pytest
+
+from benchmarks.ntm import kept_runs, summarise
 
 
 def run(seed: int, sequences: int | None) -> dict:
@@ -33,3 +35,23 @@ def test_unreached_seeds_count_as_beyond_the_budget():
         "worst": None,
         "slowest_reached": None,
     }
+
+
+def test_a_seed_rerun_keeps_the_other_seeds_of_the_same_setup():
+    setup = {
+        "budget": {"max_time_s": 420, "max_sequences": 25_000},
+        "overrides": [],
+        "parallel_runs": 1,
+        "machine": {"cpu": "AMD EPYC"},
+    }
+    stored = {**setup, "runs": [run(0, 10_000), run(1, None), run(2, 20_000)]}
+    kept = kept_runs(stored, dict(setup), [1], "copy / ntm")
+    assert [r["seed"] for r in kept] == [0, 2]
+    assert kept_runs(None, dict(setup), [1], "copy / ntm") == []
+    for key, value in (
+        ("budget", {"max_time_s": 560, "max_sequences": 50_000}),
+        ("overrides", ["learner.lr=0.0003"]),
+        ("machine", {"cpu": "Intel Xeon"}),
+    ):
+        with pytest.raises(SystemExit, match=key if key != "machine" else "cpu"):
+            kept_runs(stored, {**setup, key: value}, [1], "copy / ntm")
