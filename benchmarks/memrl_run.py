@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,9 +21,13 @@ ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_
 
 
 def train_subprocess(
-    config: str | Path, overrides: list[str], read: Callable[[Path], Any] | None = None
+    config: str | Path,
+    overrides: list[str],
+    read: Callable[[Path], Any] | None = None,
+    keep: Path | None = None,
 ) -> tuple[list[dict], Any, float]:
-    """Train in a temporary run dir. Returns (metrics rows, read(run_dir), wall-clock seconds)."""
+    """Train in a temporary run dir. Returns (metrics rows, read(run_dir), wall-clock seconds).
+    `keep`: copy the run dir (checkpoints, report) there before the temporary one goes."""
     with tempfile.TemporaryDirectory() as tmp:
         memrl = Path(sys.executable).with_name("memrl")
         cmd = [str(memrl), "train", str(config), *overrides, f"run.dir={tmp}"]
@@ -34,4 +39,7 @@ def train_subprocess(
         (run_dir,) = Path(tmp).iterdir()
         rows = read_metrics(run_dir / "metrics.jsonl")
         extra = read(run_dir) if read is not None else None
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.copytree(run_dir, keep)
     return rows, extra, wall
