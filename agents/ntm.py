@@ -11,6 +11,7 @@ read vectors), batch first; the model never keeps a previous state of its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -201,7 +202,7 @@ class NTMCore(RecurrentCore):
         try:
             # the backward graph is compiled with the forward, not lazily at loss.backward() in
             # the Learner, so a compiler failure in either lands here (one patch per sequence)
-            with functorch_config.patch(force_non_lazy_backward_lowering=True):
+            with _eager_backward_lowering():
                 rest, state = super().forward(
                     inputs[1:], state, functools.partial(_compiled_step(), self)
                 )
@@ -248,6 +249,14 @@ class NTMCore(RecurrentCore):
 
 
 _compiler_failed = False
+
+
+def _eager_backward_lowering() -> contextlib.AbstractContextManager:
+    """Lower the backward graph with the forward. The switch is torch's (2.13 has it); a torch
+    without it (an older one, as on some GPU images) compiles the backward lazily instead."""
+    if hasattr(functorch_config, "force_non_lazy_backward_lowering"):
+        return functorch_config.patch(force_non_lazy_backward_lowering=True)
+    return contextlib.nullcontext()
 
 
 @functools.cache

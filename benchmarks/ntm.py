@@ -9,6 +9,7 @@ sequence; the generalisation table is measured on the weights of the best of tho
 
     python benchmarks/ntm.py [--tasks copy associative_recall] [--agents ntm lstm]
                              [--seeds 5] [--max-time 600] [--throughput-only]
+    python benchmarks/ntm.py --throughput-only --device cuda   # on a GPU machine
 
 Writes benchmarks/results/ntm.json (merging with what is there, so tasks can be run one at a
 time) and prints a table.
@@ -42,7 +43,13 @@ TARGET = -0.1  # evaluation return = minus wrong bits per sequence
 
 
 def run_once(
-    agent: str, task: str, seed: int, max_time: float, max_sequences: int, extra: list[str]
+    agent: str,
+    task: str,
+    seed: int,
+    max_time: float,
+    max_sequences: int,
+    extra: list[str],
+    keep: Path | None = None,
 ) -> dict:
     overrides = [
         *extra,
@@ -56,6 +63,7 @@ def run_once(
         read=lambda run_dir: json.loads(
             (run_dir / "evaluation/final/generalisation.json").read_text()
         ),
+        keep=keep,
     )
     evals = [r for r in rows if "eval_return_mean" in r]
     hit = next((r for r in evals if r["eval_return_mean"] >= TARGET), None)
@@ -80,14 +88,17 @@ def run_once(
     }
 
 
-def throughput(seconds: float = 5.0) -> dict:
-    """Copy task (lengths 1-20): sampling, and NTM (eager and torch.compile'd, batch 8 and 16) and
-    LSTM (batch 16) training, in sequences per second on one thread. The compiled/eager ratio is
-    measured in the same process on the same batch, so it holds on a noisy machine."""
+def throughput(
+    seconds: float = 5.0, device: str = "cpu", batch_sizes: tuple[int, ...] = (8, 16)
+) -> dict:
+    """Copy task (lengths 1-20): sampling, and NTM (eager and torch.compile'd) and LSTM (3 x 256)
+    training at each batch size, in sequences per second with one CPU thread; the learner on
+    `device`. The compiled/eager ratio is measured in the same process on the same batch, so it
+    holds on a noisy machine. `*_first_update_s` is the first update, compile included."""
     torch.set_num_threads(1)
     task = envs.make("memrl/Copy-v0").unwrapped
     rng = np.random.default_rng(0)
-    out: dict = {"threads": 1}
+    out: dict = {"threads": 1, "device": device}
     start, n = time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         task.sample_batch(16, rng)
@@ -95,24 +106,38 @@ def throughput(seconds: float = 5.0) -> dict:
     out["copy_sampling_seq_per_s"] = round(n / (time.perf_counter() - start), 1)
     variants = [
         (f"ntm{'' if compiled else '_eager'}_b{batch}", ntm.Config(compile=compiled), batch)
-        for batch in (8, 16)
+        for batch in batch_sizes
         for compiled in (True, False)
     ]
-    for name, cfg, batch_size in [*variants, ("lstm_b16", lstm.Config(), 16)]:
+    variants += [(f"lstm_b{batch}", lstm.Config(), batch) for batch in batch_sizes]
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for name, cfg, batch_size in variants:
         torch.manual_seed(0)
         agent = make_agent(cfg, task.observation_space, task.action_space)
-        learner = Learner(agent, LearnerConfig(device="cpu"))
+        learner = Learner(agent, LearnerConfig(device=device))
         inputs, targets, mask = task.sample_batch(batch_size, np.random.default_rng(1))
         batch = {"inputs": inputs, "targets": targets, "mask": mask}
+        sync()
+        first = time.perf_counter()
         learner.update(batch)  # the compiled step compiles here
+        sync()
+        if getattr(cfg, "compile", False):
+            out[f"{name}_first_update_s"] = round(time.perf_counter() - first, 1)
         learner.update(batch)
+        sync()
         start, n = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
-            learner.update(batch)
+            learner.update(batch)  # returns floats of the loss: one sync per update
             n += batch_size
+        sync()
         out[f"{name}_train_seq_per_s"] = round(n / (time.perf_counter() - start), 1)
         out[f"{name}_train_batch_steps"] = int(inputs.shape[0])
-    for batch in (8, 16):
+        print(f"  {name}: {out[f'{name}_train_seq_per_s']} sequences/s", file=sys.stderr)
+    for batch in batch_sizes:
         out[f"ntm_b{batch}_compile_speedup"] = round(
             out[f"ntm_b{batch}_train_seq_per_s"] / out[f"ntm_eager_b{batch}_train_seq_per_s"], 2
         )
@@ -192,7 +217,29 @@ def main() -> None:
         "--label",
         help="the results' name in place of the agent's (one agent), e.g. 'ntm (tanh keys)'",
     )
+    parser.add_argument(
+        "--keep-runs",
+        metavar="DIR",
+        help="keep each run's dir (checkpoints, report) as DIR/<task>-<agent or label>-seed<S>",
+    )
     parser.add_argument("--throughput-only", action="store_true")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="the learner's device for the throughput figures; cuda stores them as "
+        "'throughput_gpu' beside the CPU's",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="throughput: seconds timed per variant"
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        metavar="B",
+        help="throughput batch sizes (default: 8 16 on cpu, 8 16 128 1024 on cuda)",
+    )
     parser.add_argument(
         "--no-throughput",
         action="store_true",
@@ -202,6 +249,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.label and len(args.agents) != 1:
         parser.error("--label names the results of one agent: give one --agents")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU on this machine")
+    if args.batch_sizes is not None and min(args.batch_sizes) < 1:
+        parser.error(f"--batch-sizes must be >= 1, got {args.batch_sizes}")
+    batch_sizes = tuple(
+        args.batch_sizes or ((8, 16) if args.device == "cpu" else (8, 16, 128, 1024))
+    )
 
     out_path = Path(args.out)
     result = (
@@ -215,10 +269,18 @@ def main() -> None:
     result["criterion"] = (
         "first greedy evaluation on 100 sequences with <= 0.1 wrong bits per sequence"
     )
-    if not args.no_throughput:  # the top-level machine and date are the throughput figures'
+    if not args.no_throughput and args.device == "cuda":  # beside the CPU's, with its machine
+        figures = throughput(args.seconds, "cuda", batch_sizes)
+        result["throughput_gpu"] = {
+            "machine": machine_info(),
+            "date": time.strftime("%Y-%m-%d"),
+            **figures,
+        }
+        print(json.dumps(figures))
+    elif not args.no_throughput:  # the top-level machine and date are the throughput figures'
         result["machine"] = machine_info()
         result["date"] = time.strftime("%Y-%m-%d")
-        result["throughput"] = throughput()
+        result["throughput"] = throughput(args.seconds, "cpu", batch_sizes)
         print(json.dumps(result["throughput"]))
     if not args.throughput_only:
         for task in args.tasks:
@@ -226,8 +288,12 @@ def main() -> None:
 
                 def one(seed: int, agent: str = agent, task: str = task) -> dict:
                     print(f"{agent} {task} seed {seed} ...", file=sys.stderr, flush=True)
+                    keep = None
+                    if args.keep_runs:
+                        slug = "".join(c if c.isalnum() else "_" for c in args.label or agent)
+                        keep = Path(args.keep_runs) / f"{task}-{slug}-seed{seed}"
                     r = run_once(
-                        agent, task, seed, args.max_time, args.max_sequences, args.override
+                        agent, task, seed, args.max_time, args.max_sequences, args.override, keep
                     )
                     print(
                         f"  seed {seed}: reached={r['reached']} sequences={r['sequences']} "
