@@ -219,6 +219,9 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
     try:
         if cfg.rollout.num_workers > 0:
             started = start_ray(args.address, cfg.rollout.num_workers, cfg.env.id)
+            # ray.init gives the driver Ray's own SIGTERM handler (a stack dump, then the process
+            # dies without a checkpoint): take SIGTERM back
+            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
             note = learner_placement_note(cfg.learner.device)
             if note:
                 err.print(note, highlight=False)

@@ -272,13 +272,15 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
     assert result["names"] == ["000000000001"] and result["kept"] == 1000
 
 
-def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path):
-    """`kill PID` (SIGTERM) stops a run cleanly: a checkpoint is written, exit code 130."""
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path, workers):
+    """`kill PID` (SIGTERM) stops a run cleanly: a checkpoint is written, exit code 130; also
+    with Ray started (ray.init installs a SIGTERM handler of its own in the driver)."""
     proc = _start_train(
         [
             "configs/dqn_cartpole.yaml",
             *DQN,
-            "rollout.num_workers=0",
+            f"rollout.num_workers={workers}",
             "run.total_env_steps=100000000",
             "run.checkpoint_every_steps=0",
             f"run.dir={tmp_path}",
