@@ -42,6 +42,9 @@ class Agent(nn.Module):
     batch_kind: ClassVar[Literal["episodes", "transitions"]]
     # State-dict prefixes the workers never need (e.g. a DQN target network).
     learner_only: ClassVar[tuple[str, ...]] = ()
+    # True when `loss` never waits on the device (no .item(), no data-dependent shapes), so a
+    # CUDA learner can capture its whole update as one graph (learner.cuda_graphs)
+    graphable: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
         super().__init__()
@@ -60,7 +63,11 @@ class Agent(nn.Module):
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
         raise NotImplementedError
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
+        """(loss, metrics); a metric is a float or a 0-d tensor (the learner reads the tensors
+        with one device sync)."""
         raise NotImplementedError
 
     def configure_actor(self, worker_index: int, num_workers: int) -> None:

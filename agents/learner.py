@@ -1,11 +1,13 @@
-"""The generic learner: device, optimiser, gradient clipping and a NaN/inf guard.
+"""The generic learner: device, optimiser, gradient clipping and a NaN/inf guard; on a GPU, the
+whole update as a CUDA graph for agents whose loss allows it (agents/cuda_graphs.py).
 
 Nothing here is agent-specific: it calls `agent.loss(batch)` and `agent.on_update(step)`
-(DESIGN.md, style rule 2).
+(DESIGN.md, style rule 2), and reads the agent's `graphable` flag.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, AgentError
+from agents.cuda_graphs import GraphedUpdate
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,7 +77,36 @@ class CenteredRMSprop(torch.optim.Optimizer):
                     p.addcdiv_(g, denom, value=-lr)
 
 
-def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
+def use_cuda_graphs(cfg: Any, device: torch.device, agent: Agent) -> bool:
+    """learner.cuda_graphs: 'auto' captures the update as CUDA graphs where it can, 'on' insists
+    (an AgentError says why it can't), 'off' never."""
+    setting = getattr(cfg, "cuda_graphs", "off")
+    if setting == "off":
+        return False
+    reasons = []
+    if device.type != "cuda":
+        reasons.append(f"the learner runs on {device.type}")
+    if not agent.graphable:
+        reasons.append(f"agent '{agent.cfg.name}' has no graph-safe loss (the NTM and LSTM do)")
+    if cfg.optimizer != "adam" or getattr(cfg, "lr_schedule", "constant") != "constant":
+        reasons.append("it needs learner.optimizer adam with a constant lr")
+    if setting == "on" and reasons:
+        raise AgentError(
+            f"learner.cuda_graphs is 'on' but {'; '.join(reasons)}; use 'auto' or 'off'."
+        )
+    return not reasons
+
+
+def make_optimizer(params: Any, cfg: Any, capturable: bool = False) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam" and capturable:  # its step counts live on the GPU
+        return torch.optim.Adam(
+            params,
+            lr=cfg.lr,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            foreach=True,
+            capturable=True,
+        )
     if cfg.optimizer == "adam":
         # the fused kernel: 16% faster DQN updates on CPU than the per-tensor loop
         return torch.optim.Adam(
@@ -106,6 +138,32 @@ def scheduled_lr(cfg: Any, updates: int) -> float:
     return cfg.lr * (cfg.lr_end_ratio + (1.0 - cfg.lr_end_ratio) * fraction)
 
 
+IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load optimiser state saved by a learner that may have run another implementation (fused on
+    a CPU, capturable for CUDA graphs on a GPU): the moments, step counts and hyperparameters carry
+    over, this optimiser's implementation stays (torch would take the saved one, and a capturable
+    Adam then refuses CPU tensors, a fused one a CUDA graph). The tensors are copied: torch keeps
+    those already on the right device, which would then be shared with the state's source."""
+    groups = [
+        {**saved, **{k: own[k] for k in IMPLEMENTATION_KEYS if k in own}}
+        for saved, own in zip(state["param_groups"], optimizer.param_groups)
+    ]
+    optimizer.load_state_dict({"state": copy.deepcopy(state["state"]), "param_groups": groups})
+
+
+def floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metrics as floats; the tensors among them are read with one device sync."""
+    out = {k: float(v) for k, v in metrics.items() if not torch.is_tensor(v)}
+    tensors = {k: v for k, v in metrics.items() if torch.is_tensor(v)}
+    if tensors:
+        values = torch.stack([v.detach().reshape(()).float() for v in tensors.values()]).tolist()
+        out.update(zip(tensors, values))
+    return out
+
+
 class Learner:
     """Owns the agent on its device and its optimiser; `update(batch)` is one SGD step."""
 
@@ -113,7 +171,10 @@ class Learner:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.agent = agent.to(self.device)
-        self.optimizer = make_optimizer([p for p in agent.parameters() if p.requires_grad], cfg)
+        graphs = use_cuda_graphs(cfg, self.device, agent)
+        params = [p for p in agent.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(params, cfg, capturable=graphs)
+        self.graphed = GraphedUpdate(agent, self.optimizer, cfg.grad_clip, True) if graphs else None
         self.updates = 0
         self.lr_scheduled = getattr(cfg, "lr_schedule", "constant") != "constant"
         # bf16 convolutions (no loss scaling needed) in modules that offer it (the Nature CNN)
@@ -135,13 +196,28 @@ class Learner:
         return out
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        loss, metrics = self.agent.loss(self.to_tensors(batch))
+        tensors = self.to_tensors(batch)
+        if self.graphed is not None and self.graphed.ready(tensors):
+            loss, metrics, grad_norm, finite = self.graphed.update(tensors)
+            figures = floats({**metrics, "grad_norm": grad_norm, "finite": finite, "loss": loss})
+            if not figures.pop("finite"):  # the graph put the weights and optimiser state back
+                self._non_finite(figures["loss"], figures["grad_norm"])
+            if self.cfg.grad_clip <= 0:
+                del figures["grad_norm"]
+        else:
+            figures = self._ordinary_update(tensors)
+            if self.graphed is not None:  # this shape's graph, replayed from its next batch on
+                self.graphed.prepare(tensors)
+        self.updates += 1
+        self.agent.on_update(self.updates)
+        return figures
+
+    def _ordinary_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        loss, metrics = self.agent.loss(batch)
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the loss is {float(loss.detach())} at update {self.updates + 1}; no update was applied "
-                "(try a lower learner.lr or a smaller learner.grad_clip)."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
+            self._non_finite(float(loss.detach()), 0.0)
+        # gradients stay where a CUDA graph of the update reads them
+        self.optimizer.zero_grad(set_to_none=self.graphed is None)
         loss.backward()
         if self.cfg.grad_clip > 0:  # without clipping the norm is not computed (4% of a DQN update)
             params = [
@@ -149,20 +225,26 @@ class Learner:
             ]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
             if not torch.isfinite(grad_norm):
-                raise NonFiniteLossError(
-                    f"the gradient norm is {float(grad_norm)} at update {self.updates + 1}; no "
-                    "update was applied (try a lower learner.lr or a smaller learner.grad_clip)."
-                )
-            metrics["grad_norm"] = float(grad_norm)
+                self._non_finite(float(loss.detach()), float(grad_norm))
+            metrics["grad_norm"] = grad_norm
         if self.lr_scheduled:
             metrics["lr"] = scheduled_lr(self.cfg, self.updates)
             for group in self.optimizer.param_groups:
                 group["lr"] = metrics["lr"]
         self.optimizer.step()
-        self.updates += 1
-        self.agent.on_update(self.updates)
-        metrics["loss"] = float(loss.detach())
-        return metrics
+        metrics["loss"] = loss.detach()
+        return floats(metrics)
+
+    def _non_finite(self, loss: float, grad_norm: float) -> None:
+        what = (
+            f"the loss is {loss}"
+            if not math.isfinite(loss)
+            else f"the gradient norm is {grad_norm}"
+        )
+        raise NonFiniteLossError(
+            f"{what} at update {self.updates + 1}; no update was applied (try a lower "
+            "learner.lr or a smaller learner.grad_clip)."
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -173,5 +255,7 @@ class Learner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])  # new tensors: graphs go stale
+        if self.graphed is not None:
+            self.graphed.reset()
         self.updates = int(state["updates"])

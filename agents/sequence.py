@@ -49,10 +49,11 @@ class RecurrentCore(nn.Module):
 
 def sequence_loss(
     logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean binary cross-entropy over the output steps, plus the paper's per-sequence figures:
     `cost_bits` (cross-entropy in bits per sequence) and `bit_errors` (wrong bits per sequence
-    after thresholding at 0.5). logits/targets [T, B, K], mask [T, B]."""
+    after thresholding at 0.5), as 0-d tensors (no wait on the device). logits/targets [T, B, K],
+    mask [T, B]."""
     m = mask.unsqueeze(-1).to(logits.dtype)
     bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none") * m
     width = logits.shape[-1]
@@ -61,13 +62,14 @@ def sequence_loss(
     with torch.no_grad():
         errors = (((logits > 0).to(targets.dtype) != targets).to(logits.dtype) * m).sum() / batch
         cost = bce.sum() / batch / math.log(2.0)
-    return loss, {"bit_errors": float(errors), "cost_bits": float(cost)}
+    return loss, {"bit_errors": errors, "cost_bits": cost}
 
 
 class SequenceAgent(Agent):
     """Base for agents built around a `RecurrentCore`; subclasses set `self.core`."""
 
     batch_kind = "sequences"
+    graphable = True
     core: RecurrentCore
 
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
@@ -103,6 +105,6 @@ class SequenceAgent(Agent):
         bits = torch.bernoulli(torch.sigmoid(logits)) if explore else (logits > 0).float()
         return bits.numpy().astype(np.int8), state, {}
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, _ = self.core(batch["inputs"].float())
         return sequence_loss(logits, batch["targets"].float(), batch["mask"])

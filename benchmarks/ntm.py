@@ -91,9 +91,9 @@ def run_once(
 def throughput(
     seconds: float = 5.0, device: str = "cpu", batch_sizes: tuple[int, ...] = (8, 16)
 ) -> dict:
-    """Copy task (lengths 1-20): sampling, and NTM (eager and torch.compile'd) and LSTM (3 x 256)
-    training at each batch size, in sequences per second with one CPU thread; the learner on
-    `device`. The compiled/eager ratio is measured in the same process on the same batch, so it
+    """Copy task (lengths 1-20): sampling, and NTM (eager and torch.compile'd; on a GPU with and
+    without CUDA graphs) and LSTM (3 x 256) training at each batch size, in sequences per second
+    with one CPU thread; the learner on `device`. The compiled/eager ratio is measured in the same process on the same batch, so it
     holds on a noisy machine. `*_first_update_s` is the first update, compile included."""
     torch.set_num_threads(1)
     task = envs.make("memrl/Copy-v0").unwrapped
@@ -104,26 +104,28 @@ def throughput(
         task.sample_batch(16, rng)
         n += 16
     out["copy_sampling_seq_per_s"] = round(n / (time.perf_counter() - start), 1)
-    variants = [
-        (f"ntm{'' if compiled else '_eager'}_b{batch}", ntm.Config(compile=compiled), batch)
-        for batch in batch_sizes
-        for compiled in (True, False)
-    ]
-    variants += [(f"lstm_b{batch}", lstm.Config(), batch) for batch in batch_sizes]
+    # the default NTM (compiled step; on a GPU also learner.cuda_graphs), and without each
+    variants: list[tuple[str, object, str, int]] = []
+    for batch in batch_sizes:
+        variants.append((f"ntm_b{batch}", ntm.Config(), "auto", batch))
+        if device == "cuda":
+            variants.append((f"ntm_nograph_b{batch}", ntm.Config(), "off", batch))
+        variants.append((f"ntm_eager_b{batch}", ntm.Config(compile=False), "off", batch))
+    variants += [(f"lstm_b{batch}", lstm.Config(), "auto", batch) for batch in batch_sizes]
 
     def sync() -> None:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    for name, cfg, batch_size in variants:
+    for name, cfg, graphs, batch_size in variants:
         torch.manual_seed(0)
         agent = make_agent(cfg, task.observation_space, task.action_space)
-        learner = Learner(agent, LearnerConfig(device=device))
+        learner = Learner(agent, LearnerConfig(device=device, cuda_graphs=graphs))
         inputs, targets, mask = task.sample_batch(batch_size, np.random.default_rng(1))
         batch = {"inputs": inputs, "targets": targets, "mask": mask}
         sync()
         first = time.perf_counter()
-        learner.update(batch)  # the compiled step compiles here
+        learner.update(batch)  # the compiled step compiles here (and a CUDA graph is captured)
         sync()
         if getattr(cfg, "compile", False):
             out[f"{name}_first_update_s"] = round(time.perf_counter() - first, 1)
@@ -138,9 +140,13 @@ def throughput(
         out[f"{name}_train_batch_steps"] = int(inputs.shape[0])
         print(f"  {name}: {out[f'{name}_train_seq_per_s']} sequences/s", file=sys.stderr)
     for batch in batch_sizes:
-        out[f"ntm_b{batch}_compile_speedup"] = round(
-            out[f"ntm_b{batch}_train_seq_per_s"] / out[f"ntm_eager_b{batch}_train_seq_per_s"], 2
-        )
+        compiled = out[f"ntm_{'nograph_' if device == 'cuda' else ''}b{batch}_train_seq_per_s"]
+        eager = out[f"ntm_eager_b{batch}_train_seq_per_s"]
+        out[f"ntm_b{batch}_compile_speedup"] = round(compiled / eager, 2)
+        if device == "cuda":
+            out[f"ntm_b{batch}_graph_speedup"] = round(
+                out[f"ntm_b{batch}_train_seq_per_s"] / compiled, 2
+            )
     return out
 
 

@@ -62,10 +62,13 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
     plt.close(fig)
 
 
-def cpu_name(result: dict, entry: dict) -> str:
-    """The CPU a row was measured on ('Intel(R) Xeon(R) Processor' -> 'Intel'); the file's
-    top-level machine for rows older than the per-row record."""
-    return entry.get("machine", result["machine"])["cpu"].split("(")[0].strip()
+def machine_name(result: dict, entry: dict) -> str:
+    """Where a row's learner ran: its GPU when it trained on one, else the CPU ('Intel(R) Xeon(R)
+    Processor' -> 'Intel'); the file's top-level machine for rows older than the per-row record."""
+    machine = entry.get("machine", result["machine"])
+    if "learner.device=cuda" in (entry.get("overrides") or []) and machine.get("gpu"):
+        return machine["gpu"]
+    return machine["cpu"].split("(")[0].strip()
 
 
 def summary_table(result: dict) -> str:
@@ -81,17 +84,19 @@ def summary_table(result: dict) -> str:
         return f"{'>budget' if median is None else f'{median:,.0f}'} / {worst_text}"
 
     lines = [
-        "| task | agent | CPU | seeds reached 0.1 bits/seq | sequences (median / worst) "
+        "| task | agent | machine | seeds reached 0.1 bits/seq | sequences (median / worst) "
         "| seconds (median / worst) | budget |",
         "|---|---|---|---|---|---|---|",
     ]
     for task, agents in result["tasks"].items():
         for agent, entry in agents.items():
             s, budget = entry["summary"], entry["budget"]
-            cpu = cpu_name(result, entry)
-            limit = f"{budget['max_sequences']:,} seq or {budget['max_time_s']:.0f} s"
+            where = machine_name(result, entry)
+            limit = f"{budget['max_sequences']:,} seq"
+            if budget["max_time_s"] is not None:
+                limit += f" or {budget['max_time_s']:.0f} s"
             lines.append(
-                f"| {task} | {agent} | {cpu} | {s['reached']} | {cell(s['sequences'])} "
+                f"| {task} | {agent} | {where} | {s['reached']} | {cell(s['sequences'])} "
                 f"| {cell(s['time_s'])} | {limit} |"
             )
     return "\n".join(lines)
@@ -102,15 +107,15 @@ def generalisation_table(result: dict, task: str = "copy") -> str:
     agents = result["tasks"].get(task, {})
     lengths = next(iter(r["generalisation"] for e in agents.values() for r in e["runs"]), {})
     lines = [
-        "| agent | CPU | seed | " + " | ".join(lengths) + " |",
+        "| agent | machine | seed | " + " | ".join(lengths) + " |",
         "|---|---|---|" + "---|" * len(lengths),
     ]
     for agent, entry in agents.items():
-        cpu = cpu_name(result, entry)
+        where = machine_name(result, entry)
         for run in entry["runs"]:
             cells = [run["generalisation"].get(length) for length in lengths]
             text = [f"{v:.2f}" if isinstance(v, (int, float)) else "-" for v in cells]
-            lines.append(f"| {agent} | {cpu} | {run['seed']} | " + " | ".join(text) + " |")
+            lines.append(f"| {agent} | {where} | {run['seed']} | " + " | ".join(text) + " |")
     return "\n".join(lines)
 
 

@@ -193,17 +193,16 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             cfg.env.id, **cfg.env.kwargs
         )  # a bad env id fails here, before Ray starts
         from agents import make_agent
-        from agents.learner import resolve_device
+        from agents.learner import resolve_device, use_cuda_graphs
         from rollout.trainer import check_compatible
 
-        check_compatible(
-            cfg, probe, make_agent(cfg.agent, probe.observation_space, probe.action_space)
-        )
+        agent = make_agent(cfg.agent, probe.observation_space, probe.action_space)
+        check_compatible(cfg, probe, agent)
         if cfg.env.check:  # a broken plug-in env fails here too, not deep inside a worker
             for warning in envs.check(cfg.env.id, cfg.env.kwargs):
                 note = escape(f"env '{cfg.env.id}': {warning}")
                 err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
-        resolve_device(cfg.learner.device)
+        use_cuda_graphs(cfg.learner, resolve_device(cfg.learner.device), agent)
         probe.close()
     except (ConfigError, envs.EnvSpecError, AgentError) as exc:
         return _fail(err, str(exc))

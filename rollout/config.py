@@ -60,6 +60,10 @@ class LearnerConfig:
     # bfloat16 convolutions on the learner (Nature CNN): 'auto' = where the hardware has native
     # bf16 (CUDA; CPUs with AVX512-BF16 or AMX), 'on', 'off'. Rollout workers act in float32.
     mixed_precision: Literal["auto", "on", "off"] = "auto"
+    # the whole update (forward, backward, clip, Adam) replayed as one CUDA graph per batch shape:
+    # 'auto' = on a CUDA learner for agents that allow it (NTM, LSTM) with adam and a constant lr
+    # (9x faster NTM updates at batch 8 on an H200); 'on' insists, 'off' never
+    cuda_graphs: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass
@@ -144,6 +148,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin is Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a bool
         if value not in args:
             raise ConfigError(
                 f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}."
@@ -313,6 +319,12 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "'learner.lr_end_ratio' must be in [0, 1] (the final lr as a fraction of 'learner.lr')",
         ),
         (cfg.learner.grad_clip >= 0, "'learner.grad_clip' must be >= 0 (0 turns clipping off)"),
+        (
+            cfg.learner.cuda_graphs != "on"
+            or (cfg.learner.optimizer == "adam" and cfg.learner.lr_schedule == "constant"),
+            "'learner.cuda_graphs: on' needs 'learner.optimizer: adam' and a constant lr "
+            "('learner.lr_schedule: constant'); use 'auto' to fall back to ordinary updates",
+        ),
         (run.total_env_steps > 0, "'run.total_env_steps' must be > 0"),
         (run.eval_episodes >= 1, "'run.eval_episodes' must be >= 1"),
         (run.keep_checkpoints >= 1, "'run.keep_checkpoints' must be >= 1"),

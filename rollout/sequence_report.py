@@ -56,8 +56,8 @@ def score(
         logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
         # the training loss's own per-sequence figures, weighted by this chunk's size
         _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
-        errors += figures["bit_errors"] * n
-        cost += figures["cost_bits"] * n
+        errors += float(figures["bit_errors"]) * n
+        cost += float(figures["cost_bits"]) * n
         if hasattr(task, "bayes_optimal_cost"):
             optimal += task.bayes_optimal_cost(inputs, targets, mask) * n
         done += n

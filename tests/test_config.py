@@ -128,6 +128,11 @@ def test_missing_file_suggests_neighbour():
             "do not fit the Nature CNN",
         ),
         (["train", "configs/dqn_cartpole.yaml", "learner.device=cuda"], "no CUDA GPU"),
+        (["train", "configs/ntm_copy.yaml", "learner.cuda_graphs=on"], "the learner runs on cpu"),
+        (
+            ["train", "configs/ntm_copy.yaml", "learner.cuda_graphs=on", "learner.optimizer=sgd"],
+            "needs 'learner.optimizer: adam'",
+        ),
         (["train", "configs/ntm_copy.yaml", "env.kwargs={max_len: 200}"], "needs 200 memory rows"),
         (["train", "configs/ntm_copy.yaml", "env.kwargs={bits: 0}"], "bits=0 is invalid"),
         (

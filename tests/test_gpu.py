@@ -1,5 +1,5 @@
 """The learner on a CUDA GPU computes what it computes on the CPU, and what it saves loads on a
-machine without one. Skipped where torch sees no GPU (CI); run on a GPU machine with
+machine without one; its updates captured as CUDA graphs equal ordinary updates. Skipped where torch sees no GPU (CI); run on a GPU machine with
 `pytest tests/test_gpu.py tests/test_train_smoke.py` (the smoke tests put the learner on the GPU
 there, since learner.device defaults to auto)."""
 
@@ -15,6 +15,12 @@ import torch
 from agents import Learner, dqn, lstm, make_agent, ntm, reinforce
 from rollout.checkpoints import load_checkpoint, save_checkpoint
 from rollout.config import LearnerConfig
+from tests.test_cuda_graphs import BATCHES as GRAPH_BATCHES
+from tests.test_cuda_graphs import (
+    assert_guard_keeps_everything,
+    assert_same_learners,
+    twin_learners,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -149,3 +155,48 @@ def test_nature_cnn_trains_in_bf16_on_the_gpu():
     assert (q_gpu - q_cpu).abs().max() <= 0.05 * scale
     metrics = gpu.update(batch)
     assert np.isfinite(metrics["loss"]) and np.isfinite(metrics["grad_norm"])
+
+
+GRAPH_CASES = {
+    "ntm (compiled)": dataclasses.replace(TINY_NTM, compile=True),
+    "ntm (eager)": dataclasses.replace(TINY_NTM, compile=False),
+    "lstm": lstm.Config(hidden_size=16, layers=2),
+}
+
+
+@pytest.mark.parametrize("case", list(GRAPH_CASES))
+def test_cuda_graph_updates_match_ordinary_updates(case):
+    """learner.cuda_graphs: two batch shapes alternating, so each is captured after its first
+    (ordinary) update and replayed after that; the weights and Adam's state end where ordinary
+    updates take them."""
+    plain, graphed = twin_learners("cuda", GRAPH_CASES[case], capture=True)
+    for batch in GRAPH_BATCHES:
+        m_plain, m_graphed = plain.update(batch), graphed.update(batch)
+        assert m_graphed.keys() == m_plain.keys()
+        assert m_graphed["loss"] == pytest.approx(m_plain["loss"], rel=1e-4, abs=1e-6)
+    assert not graphed.graphed.failed
+    assert len(graphed.graphed.graphs) == 2
+    assert all(graph is not None for graph, _, _ in graphed.graphed.graphs.values())
+    assert_same_learners(plain, graphed, atol=1e-5, rtol=1e-4)
+
+
+def test_cuda_graph_guard_puts_everything_back():
+    _, graphed = twin_learners("cuda", GRAPH_CASES["ntm (compiled)"], capture=True)
+    for batch in GRAPH_BATCHES[:3]:
+        graphed.update(batch)
+    assert_guard_keeps_everything(graphed)
+
+
+def test_cuda_graphs_are_recaptured_after_a_checkpoint_reload():
+    """load_state_dict replaces Adam's state tensors: the graphs that wrote the old ones go."""
+    plain, graphed = twin_learners("cuda", GRAPH_CASES["ntm (compiled)"], capture=True)
+    for batch in GRAPH_BATCHES[:4]:
+        plain.update(batch)
+        graphed.update(batch)
+    graphed.load_state_dict(plain.state_dict())
+    assert not graphed.graphed.graphs
+    for batch in GRAPH_BATCHES:
+        plain.update(batch)
+        graphed.update(batch)
+    assert len(graphed.graphed.graphs) == 2
+    assert_same_learners(plain, graphed, atol=1e-5, rtol=1e-4)
