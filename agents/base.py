@@ -31,6 +31,12 @@ class ReplaySpec:
     gamma: float
 
 
+def error_summary(error: BaseException) -> str:
+    """'Type: first line of the message', for a one-line warning."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
+
+
 class Agent(nn.Module):
     """Base class. Subclasses set `batch_kind` and implement `act` and `loss`.
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from agents.base import error_summary
+
 log = logging.getLogger(__name__)
 
 
@@ -72,12 +74,10 @@ class GraphedUpdate:
                 outputs = self._body(static, params)
         except Exception as error:  # e.g. an op that syncs with the host, which a graph can't hold
             self.failed = True
-            lines = str(error).strip().splitlines()
             log.warning(
-                "the learner could not capture its update as a CUDA graph (%s: %s); it goes on "
+                "the learner could not capture its update as a CUDA graph (%s); it goes on "
                 "with ordinary updates. learner.cuda_graphs=off skips the attempt.",
-                type(error).__name__,
-                lines[0] if lines else "no message",
+                error_summary(error),
             )
             return
         self.graphs[self.key(batch)] = (graph, static, outputs)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch._functorch import config as functorch_config
 
+from agents.base import error_summary
 from agents.sequence import RecurrentCore, SequenceAgent, State, StepFn
 
 log = logging.getLogger(__name__)
@@ -269,13 +270,10 @@ def _compiled_step() -> Callable[..., tuple[torch.Tensor, State]]:
 def _give_up_compiling(error: Exception) -> None:
     global _compiler_failed
     _compiler_failed = True
-    cause = getattr(error, "inner_exception", None) or error
-    lines = str(cause).strip().splitlines()
     log.warning(
-        "torch.compile failed (%s: %s); the NTM trains eager from here, ~3x slower on the CPU. "
+        "torch.compile failed (%s); the NTM trains eager from here, ~3x slower on the CPU. "
         "Set agent.compile=false to skip the attempt.",
-        type(cause).__name__,
-        lines[0] if lines else "no message",
+        error_summary(getattr(error, "inner_exception", None) or error),
     )
 
 

@@ -19,6 +19,7 @@ from tests.test_cuda_graphs import BATCHES as GRAPH_BATCHES
 from tests.test_cuda_graphs import (
     assert_guard_keeps_everything,
     assert_same_learners,
+    copy_batch,
     twin_learners,
 )
 
@@ -35,20 +36,6 @@ def float32_math():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-
-
-def copy_batch(batch: int = 8, length: int = 3) -> dict[str, np.ndarray]:
-    """Copy sequences of `length` BITS-bit vectors: inputs, targets [2L+1, B, .], mask [2L+1, B]."""
-    seq = np.random.default_rng(0).integers(0, 2, (length, batch, BITS)).astype(np.float32)
-    steps = 2 * length + 1
-    inputs = np.zeros((steps, batch, BITS + 1), np.float32)
-    inputs[:length, :, :BITS] = seq
-    inputs[length, :, BITS] = 1.0
-    targets = np.zeros((steps, batch, BITS), np.float32)
-    targets[length + 1 :] = seq
-    mask = np.zeros((steps, batch), np.float32)
-    mask[length + 1 :] = 1.0
-    return {"inputs": inputs, "targets": targets, "mask": mask}
 
 
 def rl_batch() -> dict[str, np.ndarray]:
@@ -80,9 +67,13 @@ SEQUENCE_SPACES = (gym.spaces.Box(0, 1, (BITS + 1,), np.float32), gym.spaces.Mul
 RL_SPACES = (gym.spaces.Box(-5, 5, (3,), np.float32), gym.spaces.Discrete(2))
 TINY_NTM = ntm.Config(memory_n=16, memory_m=8, controller_size=16)
 CASES = {
-    "ntm (compiled)": (TINY_NTM, SEQUENCE_SPACES, copy_batch),
-    "ntm (eager)": (dataclasses.replace(TINY_NTM, compile=False), SEQUENCE_SPACES, copy_batch),
-    "lstm": (lstm.Config(hidden_size=16, layers=2), SEQUENCE_SPACES, copy_batch),
+    "ntm (compiled)": (TINY_NTM, SEQUENCE_SPACES, lambda: copy_batch(3)),
+    "ntm (eager)": (
+        dataclasses.replace(TINY_NTM, compile=False),
+        SEQUENCE_SPACES,
+        lambda: copy_batch(3),
+    ),
+    "lstm": (lstm.Config(hidden_size=16, layers=2), SEQUENCE_SPACES, lambda: copy_batch(3)),
     "reinforce": (reinforce.Config(hidden=[16]), RL_SPACES, rl_batch),
     "dqn": (dqn.Config(hidden=[16]), RL_SPACES, lambda: dqn_batch((3,))),
 }
