@@ -167,3 +167,32 @@ def test_checkpoints_move_between_optimizer_implementations():
     target.update(BATCHES[1])
     source.update(BATCHES[1])
     assert_same_learners(source, target)
+
+
+def test_a_failed_capture_warns_and_goes_on_with_ordinary_updates(monkeypatch, caplog):
+    """A capture that raises (an op that waits on the device, say) leaves the learner on
+    ordinary updates, which then match a learner that never tried, with one warning."""
+
+    class FailingCapture:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "graph_pool_handle", lambda: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: None)
+    monkeypatch.setattr(torch.cuda, "graph", FailingCapture)
+    plain, graphed = twin_learners("cpu")
+    graphed.graphed = GraphedUpdate(graphed.agent, graphed.optimizer, 10.0, capture=True)
+    with caplog.at_level("WARNING", logger="agents.cuda_graphs"):
+        for batch in BATCHES:
+            m_plain, m_graphed = plain.update(batch), graphed.update(batch)
+            assert m_graphed == pytest.approx(m_plain, rel=1e-6, abs=1e-7)
+    assert graphed.graphed.failed and not graphed.graphed.graphs
+    assert caplog.text.count("could not capture") == 1
+    assert "operation not permitted" in caplog.text and "cuda_graphs=off" in caplog.text
+    assert_same_learners(plain, graphed, atol=1e-6, rtol=1e-5)
