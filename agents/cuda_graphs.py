@@ -2,7 +2,8 @@
 
 A recurrent core such as the NTM makes an update of many small kernels, one set per time step: on
 a GPU at the batch sizes it trains with, launching them costs far more than running them (an NTM
-copy update at batch 8 took 82 ms on an H200 launched one by one, 8.9 ms replayed as one graph).
+copy update at batch 8 took 77 ms on an H200 launched one by one, 8.7 ms replayed as one graph:
+`throughput_gpu` in benchmarks/results/ntm.json).
 Capturing the update once and replaying it removes that cost.
 
 One graph per batch shape (sequences of another length are another shape), all sharing one

@@ -93,8 +93,9 @@ def throughput(
 ) -> dict:
     """Copy task (lengths 1-20): sampling, and NTM (eager and torch.compile'd; on a GPU with and
     without CUDA graphs) and LSTM (3 x 256) training at each batch size, in sequences per second
-    with one CPU thread; the learner on `device`. The compiled/eager ratio is measured in the same process on the same batch, so it
-    holds on a noisy machine. `*_first_update_s` is the first update, compile included."""
+    with one CPU thread; the learner on `device`. The ratios are measured in the same process on
+    the same batch, so they hold on a noisy machine. `*_first_update_s` is the first update,
+    compile included."""
     torch.set_num_threads(1)
     task = envs.make("memrl/Copy-v0").unwrapped
     rng = np.random.default_rng(0)
