@@ -29,8 +29,9 @@ def train_subprocess(
     """Train in a temporary run dir. Returns (metrics rows, read(run_dir), wall-clock seconds).
     `keep`: copy the run dir (checkpoints, report) there before the temporary one goes."""
     with tempfile.TemporaryDirectory() as tmp:
-        memrl = Path(sys.executable).with_name("memrl")
-        cmd = [str(memrl), "train", str(config), *overrides, f"run.dir={tmp}"]
+        # `python -m rollout.cli` is the `memrl` command, and also runs from a plain checkout
+        cmd = [sys.executable, "-m", "rollout.cli", "train", str(config), *overrides]
+        cmd.append(f"run.dir={tmp}")
         start = time.monotonic()
         proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
         wall = time.monotonic() - start
