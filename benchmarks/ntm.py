@@ -23,7 +23,7 @@ import math
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +191,22 @@ def kept_runs(stored: dict | None, entry: dict, seeds: list[int], where: str) ->
     return [r for r in stored["runs"] if r["seed"] not in set(seeds)]
 
 
+def store_entry(
+    result: dict, path: Path, task: str, name: str, entry: dict, runs: list[dict], pending: int
+) -> None:
+    """Write `entry` with the runs so far into `result` and `path` (atomically); `pending` seeds
+    still running are named in the entry until it is complete."""
+    entry["summary"] = summarise(runs)
+    entry["runs"] = runs
+    if pending:
+        entry["pending_seeds"] = pending
+    else:
+        entry.pop("pending_seeds", None)
+    result["tasks"].setdefault(task, {})[name] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -321,16 +337,27 @@ def main() -> None:
                 if args.seed_list is not None:
                     stored = result["tasks"].get(task, {}).get(name)
                     kept = kept_runs(stored, entry, args.seed_list, f"{task} / {name}")
-                with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # runs are subprocesses
-                    seeds = args.seed_list if args.seed_list is not None else range(args.seeds)
-                    runs = sorted([*kept, *pool.map(one, seeds)], key=lambda r: r["seed"])
-                entry["summary"] = summarise(runs)
-                entry["runs"] = runs
                 if kept:
                     entry["rerun_seeds"] = sorted(args.seed_list)
-                result["tasks"].setdefault(task, {})[name] = entry
-                out_path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
+                seeds = list(args.seed_list if args.seed_list is not None else range(args.seeds))
+                runs = list(kept)
+                failed: dict[int, str] = {}
+                with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # runs are subprocesses
+                    futures = {pool.submit(one, seed): seed for seed in seeds}
+                    for done, future in enumerate(as_completed(futures), 1):
+                        try:
+                            runs = sorted([*runs, future.result()], key=lambda r: r["seed"])
+                        except RuntimeError as error:  # a failed `memrl train`: the others go on
+                            failed[futures[future]] = str(error)
+                            entry["failed_seeds"] = sorted(failed)
+                        # stored after every seed: a crash or a kill keeps the finished ones
+                        store_entry(result, out_path, task, name, entry, runs, len(seeds) - done)
+                if failed:
+                    seed, error = min(failed.items())
+                    raise SystemExit(
+                        f"{task} / {name}: seeds {sorted(failed)} failed (the others are stored "
+                        f"in {out_path}); seed {seed}: {error[-2000:]}"
+                    )
     atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
     print(
         f"{'task':<20}{'agent':<6}{'reached':>9}{'median seq':>12}{'worst seq':>11}{'median s':>10}{'worst s':>9}"

@@ -55,3 +55,48 @@ def test_a_seed_rerun_keeps_the_other_seeds_of_the_same_setup():
     ):
         with pytest.raises(SystemExit, match=key if key != "machine" else "cpu"):
             kept_runs(stored, {**setup, key: value}, [1], "copy / ntm")
+
+
+def test_finished_seeds_are_stored_when_another_seed_fails(tmp_path, monkeypatch):
+    """Each seed is written to the JSON as it finishes; a failed run leaves the others stored
+    and the benchmark exits with the failed seed named."""
+    import json
+    import sys
+
+    import benchmarks.ntm as bench
+
+    out = tmp_path / "ntm.json"
+    seen: list[dict] = []
+
+    def fake_run_once(agent, task, seed, *args) -> dict:
+        if out.is_file():  # what a kill at this moment would leave behind
+            seen.append(json.loads(out.read_text())["tasks"]["copy"]["ntm"])
+        if seed == 1:
+            raise RuntimeError("memrl train ... failed:\nCUDA error: out of memory")
+        return {**run(seed, 1000 * (seed + 1)), "generalisation": {}, "curve": []}
+
+    monkeypatch.setattr(bench, "run_once", fake_run_once)
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "ntm.py",
+            "--tasks",
+            "copy",
+            "--agents",
+            "ntm",
+            "--seeds",
+            "3",
+            "--no-throughput",
+            "--out",
+            str(out),
+        ],
+    )
+    with pytest.raises(SystemExit, match=r"(?s)seeds \[1\] failed.*out of memory"):
+        bench.main()
+    # seed 0 was stored, with 2 seeds pending, before seeds 1 and 2 ran
+    assert [r["seed"] for r in seen[0]["runs"]] == [0] and seen[0]["pending_seeds"] == 2
+    entry = json.loads(out.read_text())["tasks"]["copy"]["ntm"]
+    assert [r["seed"] for r in entry["runs"]] == [0, 2]
+    assert entry["failed_seeds"] == [1] and "pending_seeds" not in entry
+    assert entry["summary"]["reached"] == "2/2"
