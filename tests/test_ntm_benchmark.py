@@ -62,6 +62,7 @@ def test_finished_seeds_are_stored_when_another_seed_fails(tmp_path, monkeypatch
     and the benchmark exits with the failed seed named."""
     import json
     import sys
+    import time
 
     import benchmarks.ntm as bench
 
@@ -69,7 +70,10 @@ def test_finished_seeds_are_stored_when_another_seed_fails(tmp_path, monkeypatch
     seen: list[dict] = []
 
     def fake_run_once(agent, task, seed, *args) -> dict:
-        if out.is_file():  # what a kill at this moment would leave behind
+        if seed == 1:  # what a kill while seed 1 runs would leave behind (seed 0 is stored
+            deadline = time.monotonic() + 10  # by the main thread as this one starts)
+            while not out.is_file() and time.monotonic() < deadline:
+                time.sleep(0.01)
             seen.append(json.loads(out.read_text())["tasks"]["copy"]["ntm"])
         if seed == 1:
             raise RuntimeError("memrl train ... failed:\nCUDA error: out of memory")
