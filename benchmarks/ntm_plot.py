@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# the rows the figure shows: the default NTM, the eager step it replaced, and the LSTM baseline
-PLOTTED = ("ntm", "ntm (batch 8, eager)", "lstm")
+# the rows the figure shows: the default NTM (grad_clip 1), the earlier default (grad_clip 10) on
+# the same budget, and the LSTM baseline
+PLOTTED = ("ntm", "ntm (grad_clip 10, 50k budget)", "lstm")
 
 
 def plot(result: dict, path: Path, task: str = "copy") -> None:
@@ -31,7 +32,9 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
         for i, run in enumerate(entry["runs"]):
             seqs, _, errors = zip(*run["curve"])
             n = len(entry["runs"])
-            label = f"{agent.upper()} ({n} seed{'s' if n > 1 else ''})" if i == 0 else None
+            model, _, variant = agent.partition(" ")  # 'ntm (grad_clip 10)' -> 'NTM (grad_clip 10)'
+            name = " ".join([model.upper(), variant or "(default config)"])
+            label = f"{name}, {n} seed{'s' if n > 1 else ''}" if i == 0 else None
             axes[0].plot(seqs, [max(e, 0.01) for e in errors], color=colour, alpha=0.7, label=label)
             lengths = [
                 (int(m.group(1)), v)
@@ -51,7 +54,7 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
     )
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower left" if ax is axes[0] else "upper left")
     fig.suptitle(
         f"{task}: NTM vs LSTM, {result['machine']['cores']} CPU cores (0 plotted as 0.01)",
         fontsize=10,
