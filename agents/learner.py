@@ -98,10 +98,12 @@ def use_cuda_graphs(cfg: Any, device: torch.device, agent: Agent) -> bool:
 
 
 def make_optimizer(params: Any, cfg: Any, capturable: bool = False) -> torch.optim.Optimizer:
+    betas = (0.9, getattr(cfg, "beta2", 0.999))
     if cfg.optimizer == "adam" and capturable:  # its step counts live on the GPU
         return torch.optim.Adam(
             params,
             lr=cfg.lr,
+            betas=betas,
             eps=cfg.eps,
             weight_decay=cfg.weight_decay,
             foreach=True,
@@ -110,7 +112,7 @@ def make_optimizer(params: Any, cfg: Any, capturable: bool = False) -> torch.opt
     if cfg.optimizer == "adam":
         # the fused kernel: 16% faster DQN updates on CPU than the per-tensor loop
         return torch.optim.Adam(
-            params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True
+            params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True
         )
     if cfg.optimizer == "rmsprop" and getattr(cfg, "centered", False):
         if cfg.weight_decay:

@@ -48,6 +48,8 @@ class LearnerConfig:
     lr_decay_updates: int = 0
     lr_end_ratio: float = 0.1
     eps: float = 1e-8
+    # Adam's decay of its squared-gradient average (torch's betas[1]); beta1 is 0.9
+    beta2: float = 0.999
     momentum: float = 0.0
     alpha: float = 0.95
     # RMSProp: True is the centered variant of Nature DQN (eps inside the root; agents/learner.py)
@@ -319,6 +321,10 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "'learner.lr_end_ratio' must be in [0, 1] (the final lr as a fraction of 'learner.lr')",
         ),
         (cfg.learner.grad_clip >= 0, "'learner.grad_clip' must be >= 0 (0 turns clipping off)"),
+        (
+            0 < cfg.learner.beta2 < 1,
+            "'learner.beta2' must be in (0, 1) (Adam's decay of the squared gradients)",
+        ),
         (
             cfg.learner.cuda_graphs != "on"
             or (cfg.learner.optimizer == "adam" and cfg.learner.lr_schedule == "constant"),

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from agents.learner import make_optimizer
 from rollout.cli import main
 from rollout.config import ConfigError, build_config, config_to_dict, dump_config, load_config
 
@@ -95,6 +97,17 @@ def test_value_ranges_are_checked(tmp_path):
         load_config("configs/ntm_copy.yaml", ["learner.lr_schedule=cosine"])
     with pytest.raises(ConfigError, match=r"'learner.lr_end_ratio' must be in \[0, 1\]"):
         load_config("configs/ntm_copy.yaml", ["learner.lr_end_ratio=2"])
+    for beta2 in ("0", "1"):
+        with pytest.raises(ConfigError, match=r"'learner.beta2' must be in \(0, 1\)"):
+            load_config("configs/ntm_copy.yaml", [f"learner.beta2={beta2}"])
+
+
+def test_adam_takes_beta2_from_the_config():
+    cfg = load_config("configs/ntm_copy.yaml", ["learner.beta2=0.99"]).learner
+    weight = torch.nn.Parameter(torch.zeros(3))
+    assert make_optimizer([weight], cfg).param_groups[0]["betas"] == (0.9, 0.99)
+    default = load_config("configs/ntm_copy.yaml").learner
+    assert make_optimizer([weight], default).param_groups[0]["betas"] == (0.9, 0.999)
 
 
 def test_missing_file_suggests_neighbour():
