@@ -140,17 +140,16 @@ def scheduled_lr(cfg: Any, updates: int) -> float:
     return cfg.lr * (cfg.lr_end_ratio + (1.0 - cfg.lr_end_ratio) * fraction)
 
 
-IMPLEMENTATION_KEYS = ("foreach", "fused", "capturable", "differentiable")
-
-
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """Load optimiser state saved by a learner that may have run another implementation (fused on
-    a CPU, capturable for CUDA graphs on a GPU): the moments, step counts and hyperparameters carry
-    over, this optimiser's implementation stays (torch would take the saved one, and a capturable
-    Adam then refuses CPU tensors, a fused one a CUDA graph). The tensors are copied: torch keeps
-    those already on the right device, which would then be shared with the state's source."""
+    a CPU, capturable for CUDA graphs on a GPU): the moments and step counts carry over; this
+    optimiser's hyperparameters (lr, betas, eps, ...: the config, with a resumed run's overrides)
+    and implementation stay (torch would take the saved ones: an override on resume would be
+    ignored, and a capturable Adam refuses CPU tensors, a fused one a CUDA graph). The tensors are
+    copied: torch keeps those already on the right device, which would then be shared with the
+    state's source."""
     groups = [
-        {**saved, **{k: own[k] for k in IMPLEMENTATION_KEYS if k in own}}
+        {**saved, **{k: v for k, v in own.items() if k != "params"}}
         for saved, own in zip(state["param_groups"], optimizer.param_groups)
     ]
     optimizer.load_state_dict({"state": copy.deepcopy(state["state"]), "param_groups": groups})

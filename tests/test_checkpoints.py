@@ -50,3 +50,28 @@ def test_rng_state_round_trips_through_weights_only_load(tmp_path):
     random.seed(2), np.random.seed(2), torch.manual_seed(2)
     ck.set_rng_state(ck.load_checkpoint(ck.latest_checkpoint(tmp_path))["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_resumed_optimiser_keeps_its_own_hyperparameters_and_takes_the_saved_moments():
+    """`memrl train --resume RUN learner.lr=...`: the override wins over the checkpoint's lr."""
+    from types import SimpleNamespace
+
+    from agents.learner import load_optimizer_state, make_optimizer
+
+    def optimiser(lr: float, beta2: float) -> tuple[torch.nn.Parameter, torch.optim.Optimizer]:
+        weight = torch.nn.Parameter(torch.arange(3.0))
+        cfg = SimpleNamespace(optimizer="adam", lr=lr, beta2=beta2, eps=1e-8, weight_decay=0.0)
+        return weight, make_optimizer([weight], cfg)
+
+    saved_weight, saved = optimiser(1e-3, 0.999)
+    (saved_weight**2).sum().backward()
+    saved.step()
+    resumed_weight, resumed = optimiser(5e-4, 0.99)
+    load_optimizer_state(resumed, saved.state_dict())
+    group = resumed.param_groups[0]
+    assert group["lr"] == 5e-4 and group["betas"] == (0.9, 0.99) and group["fused"]
+    moments, saved_moments = resumed.state[resumed_weight], saved.state[saved_weight]
+    assert torch.equal(moments["exp_avg"], saved_moments["exp_avg"])
+    assert torch.equal(moments["exp_avg_sq"], saved_moments["exp_avg_sq"])
+    assert float(moments["step"]) == 1.0
+    assert moments["exp_avg"].data_ptr() != saved_moments["exp_avg"].data_ptr()  # a copy
