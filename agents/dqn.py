@@ -109,7 +109,6 @@ def td_loss(
 
 
 class DQNAgent(Agent):
-    batch_kind = "transitions"
     learner_only = ("target.",)
 
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
@@ -178,7 +177,7 @@ class DQNAgent(Agent):
         frac = min(1.0, env_steps / max(1, cfg.epsilon_decay_steps))
         self.epsilon.fill_(cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start))
 
-    def replay_spec(self) -> ReplaySpec:
+    def data_spec(self) -> ReplaySpec:
         cfg = self.cfg
         return ReplaySpec(
             cfg.buffer_size,

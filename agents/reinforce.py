@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, AgentError
+from agents.base import Agent, AgentError, EpisodeSpec
 from agents.networks import encode_observation, masked_mean, mlp, observation_size
 
 
@@ -187,8 +187,6 @@ class ReinforceAgent(Agent):
     """Feed-forward (`policy`/`value` are MLPs over the observation) or recurrent (`torso` MLP
     -> `lstm` -> linear `policy`/`value` heads; the (h, c) state is explicit, batch first)."""
 
-    batch_kind = "episodes"
-
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
         in_dim = observation_size(observation_space)
@@ -202,6 +200,9 @@ class ReinforceAgent(Agent):
         else:
             self.policy = mlp(in_dim, cfg.hidden, self.head.num_logits)
             self.value = mlp(in_dim, cfg.hidden, 1) if cfg.baseline else None
+
+    def data_spec(self) -> EpisodeSpec:
+        return EpisodeSpec()
 
     def _encode(self, obs: torch.Tensor) -> torch.Tensor:
         return encode_observation(obs, self.observation_space)

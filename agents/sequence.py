@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, AgentError
+from agents.base import Agent, AgentError, SupervisedSpec
 
 State = tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
@@ -68,7 +68,6 @@ def sequence_loss(
 class SequenceAgent(Agent):
     """Base for agents built around a `RecurrentCore`; subclasses set `self.core`."""
 
-    batch_kind = "sequences"
     graphable = True
     core: RecurrentCore
 
@@ -86,6 +85,17 @@ class SequenceAgent(Agent):
             )
         self.input_size = int(observation_space.shape[0])
         self.output_size = int(action_space.shape[0])
+
+    def data_spec(self) -> SupervisedSpec:
+        return SupervisedSpec(batch_size=self.cfg.batch_size)
+
+    def check_task(self, task: Any, env_id: str) -> None:
+        if not (hasattr(task, "sample_batch") or hasattr(task, "dataset")):
+            raise AgentError(
+                f"agent '{self.cfg.name}' learns from whole sequences, but env '{env_id}' has "
+                "neither a sampler, sample_batch(batch_size, rng), nor splits, dataset(split); "
+                "use a memrl sequence task such as memrl/Copy-v0."
+            )
 
     def initial_state(self, batch_size: int) -> State:
         return self.core.initial_state(batch_size)
@@ -108,3 +118,12 @@ class SequenceAgent(Agent):
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, _ = self.core(batch["inputs"].float())
         return sequence_loss(logits, batch["targets"].float(), batch["mask"])
+
+    @torch.no_grad()
+    def score_examples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Wrong bits per sequence and whether the whole sequence is right, each [B]."""
+        logits, _ = self.core(batch["inputs"].float())
+        targets, mask = batch["targets"].float(), batch["mask"].float()
+        wrong = ((logits > 0).float() != targets).float().sum(-1) * mask
+        errors = wrong.sum(0)
+        return {"bit_errors": errors, "correct": (errors == 0).float()}
