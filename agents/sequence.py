@@ -9,7 +9,6 @@ with the batch in dimension 0 (DESIGN.md, style rule 7).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from agents.base import Agent, AgentError, SupervisedSpec
+from agents.losses import sequence_bce_loss as sequence_loss
 
 State = tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
@@ -45,24 +45,6 @@ class RecurrentCore(nn.Module):
             logits, state = step(x, state)
             outputs.append(logits)
         return torch.stack(outputs), state
-
-
-def sequence_loss(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean binary cross-entropy over the output steps, plus the paper's per-sequence figures:
-    `cost_bits` (cross-entropy in bits per sequence) and `bit_errors` (wrong bits per sequence
-    after thresholding at 0.5), as 0-d tensors (no wait on the device). logits/targets [T, B, K],
-    mask [T, B]."""
-    m = mask.unsqueeze(-1).to(logits.dtype)
-    bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none") * m
-    width = logits.shape[-1]
-    loss = bce.sum() / (m.sum() * width).clamp_min(1.0)
-    batch = logits.shape[1]
-    with torch.no_grad():
-        errors = (((logits > 0).to(targets.dtype) != targets).to(logits.dtype) * m).sum() / batch
-        cost = bce.sum() / batch / math.log(2.0)
-    return loss, {"bit_errors": errors, "cost_bits": cost}
 
 
 class SequenceAgent(Agent):
