@@ -2,7 +2,7 @@
 dueling heads (Wang et al. 2016), n-step returns and a target network; epsilon-greedy exploration
 on a linear schedule over env steps.
 
-The replay buffer lives in the trainer (rollout.replay); it hands `loss` batches that already
+The replay buffer lives in the trainer (rollout.replay_buffer); it hands `loss` batches that already
 hold the n-step return and the bootstrap discount, so the loss below is the whole algorithm.
 """
 

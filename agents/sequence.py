@@ -19,6 +19,7 @@ from torch import nn
 
 from agents.base import Agent, AgentError, SupervisedSpec
 from agents.losses import sequence_bce_loss as sequence_loss
+from agents.losses import sequence_cross_entropy_loss
 
 State = tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
@@ -61,12 +62,19 @@ class SequenceAgent(Agent):
             raise AgentError(
                 f"{cfg.name} needs vector observations (a 1-D Box), got {observation_space}."
             )
-        if not isinstance(action_space, gym.spaces.MultiBinary) or len(action_space.shape) != 1:
+        # bits (MultiBinary: one logit per bit, BCE) or symbols (Discrete: one logit per class,
+        # categorical cross-entropy), so the same cores serve bit and symbol tasks
+        self.symbols = isinstance(action_space, gym.spaces.Discrete)
+        if self.symbols:
+            self.output_size = int(action_space.n)
+        elif isinstance(action_space, gym.spaces.MultiBinary) and len(action_space.shape) == 1:
+            self.output_size = int(action_space.shape[0])
+        else:
             raise AgentError(
-                f"{cfg.name} outputs bits: it needs a 1-D MultiBinary action space, got {action_space}."
+                f"{cfg.name} outputs bits or symbols: it needs a 1-D MultiBinary or a Discrete "
+                f"action space, got {action_space}."
             )
         self.input_size = int(observation_space.shape[0])
-        self.output_size = int(action_space.shape[0])
 
     def data_spec(self) -> SupervisedSpec:
         return SupervisedSpec(batch_size=self.cfg.batch_size)
@@ -94,18 +102,28 @@ class SequenceAgent(Agent):
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: State, explore: bool) -> tuple[np.ndarray, State, dict]:
         logits, state = self.core.step(torch.as_tensor(obs, dtype=torch.float32), state)
+        if self.symbols:
+            dist = torch.distributions.Categorical(logits=logits)
+            symbols = dist.sample() if explore else logits.argmax(-1)
+            return symbols.numpy().astype(np.int64), state, {}
         bits = torch.bernoulli(torch.sigmoid(logits)) if explore else (logits > 0).float()
         return bits.numpy().astype(np.int8), state, {}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, _ = self.core(batch["inputs"].float())
+        if self.symbols:
+            return sequence_cross_entropy_loss(logits, batch["targets"], batch["mask"])
         return sequence_loss(logits, batch["targets"].float(), batch["mask"])
 
     @torch.no_grad()
     def score_examples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Wrong bits per sequence and whether the whole sequence is right, each [B]."""
+        """Wrong bits (or symbols) per sequence and whether the whole sequence is right, [B]."""
         logits, _ = self.core(batch["inputs"].float())
-        targets, mask = batch["targets"].float(), batch["mask"].float()
-        wrong = ((logits > 0).float() != targets).float().sum(-1) * mask
+        mask = batch["mask"].float()
+        if self.symbols:
+            wrong = (logits.argmax(-1) != batch["targets"].long()).float() * mask
+            errors = wrong.sum(0)
+            return {"token_errors": errors, "correct": (errors == 0).float()}
+        wrong = ((logits > 0).float() != batch["targets"].float()).float().sum(-1) * mask
         errors = wrong.sum(0)
         return {"bit_errors": errors, "correct": (errors == 0).float()}

@@ -173,7 +173,7 @@ def replay_memory(transitions: int = 1_000_000, streams: int = 16) -> dict[str, 
     """Peak RSS of a fresh process that fills a frame replay of `transitions` and samples it."""
     code = f"""
 import json, resource, time, numpy as np
-from rollout.frame_replay import FrameReplayBuffer
+from rollout.frame_replay_buffer import FrameReplayBuffer
 buf = FrameReplayBuffer({transitions}, {streams}, stack=4, n_step=3, gamma=0.99)
 rng = np.random.default_rng(0)
 T = 256

@@ -58,13 +58,22 @@ class AlgorithmicTask(gym.Env):
     report_variants: ClassVar[Variants] = []
 
     def __init__(
-        self, input_size: int, output_size: int, obs_low: Any = 0.0, obs_high: Any = 1.0
+        self,
+        input_size: int,
+        output_size: int,
+        obs_low: Any = 0.0,
+        obs_high: Any = 1.0,
+        classes: int = 0,
     ) -> None:
-        self.input_size, self.output_size = input_size, output_size
+        """`classes` > 0 makes the outputs symbols (Discrete(classes) actions, integer targets
+        [T, B]) instead of `output_size` bits (MultiBinary actions, float targets [T, B, bits])."""
+        self.input_size, self.output_size, self.classes = input_size, output_size, classes
         low = np.broadcast_to(np.asarray(obs_low, np.float32), (input_size,)).copy()
         high = np.broadcast_to(np.asarray(obs_high, np.float32), (input_size,)).copy()
         self.observation_space = gym.spaces.Box(low, high, (input_size,), np.float32)
-        self.action_space = gym.spaces.MultiBinary(output_size)
+        self.action_space: gym.Space = (
+            gym.spaces.Discrete(classes) if classes else gym.spaces.MultiBinary(output_size)
+        )
         self._inputs: np.ndarray | None = None
         self._targets = np.zeros((0, output_size), np.float32)
         self._mask = np.zeros(0, np.float32)
@@ -99,13 +108,17 @@ class AlgorithmicTask(gym.Env):
 
     def sample_batch(self, batch_size: int, rng: np.random.Generator) -> Arrays:
         """`(inputs [T, B, input_size], targets [T, B, output_size], mask [T, B])`, float32,
-        time-major, left-aligned, zero-padded at the end; T = the longest sequence."""
+        time-major, left-aligned, zero-padded at the end; T = the longest sequence. Symbol
+        tasks (`classes` > 0) give int64 targets [T, B]."""
         batch_size = self._int_arg("batch_size", batch_size, 1)
         inputs, targets, mask, lengths = self._generate(batch_size, rng)
         steps = int(np.max(lengths))
         live = np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
         inputs = (inputs[:steps] * live[..., None]).astype(np.float32)
-        targets = (targets[:steps] * live[..., None]).astype(np.float32)
+        if self.classes:
+            targets = (targets[:steps] * live).astype(np.int64)
+        else:
+            targets = (targets[:steps] * live[..., None]).astype(np.float32)
         return inputs, targets, (mask[:steps] * live).astype(np.float32)
 
     # -- env API --------------------------------------------------------------------------------
@@ -125,18 +138,20 @@ class AlgorithmicTask(gym.Env):
         if self._t >= len(self._mask):
             raise RuntimeError(f"{type(self).__name__}: the episode is over; call reset().")
         act = np.asarray(action)
-        if act.size != self.output_size:
+        expected = 1 if self.classes else self.output_size
+        if act.size != expected:
             raise ValueError(
-                f"{type(self).__name__}: action has {act.size} bits, expected {self.output_size}."
+                f"{type(self).__name__}: action has {act.size} values, expected {expected}."
             )
         t = self._t
         target = self._targets[t]
         output_step = bool(self._mask[t])
+        # minus the wrong bits, or minus one for a wrong symbol
         reward = -float(np.count_nonzero(act.reshape(-1) != target)) if output_step else 0.0
         self._t += 1
         terminated = self._t == len(self._mask)
         obs = np.zeros(self.input_size, np.float32) if terminated else self._inputs[self._t].copy()
-        return obs, reward, terminated, False, {"target": target.copy(), "output_step": output_step}
+        return obs, reward, terminated, False, {"target": np.copy(target), "output_step": output_step}
 
 
 class Copy(AlgorithmicTask):

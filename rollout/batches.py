@@ -20,8 +20,6 @@ class Batch:
     batch_axis: int = 1
     env_steps: int = 0
     episode_returns: list[float] = field(default_factory=list)
-    episode_lengths: list[int] = field(default_factory=list)
-    sample_time_s: float = 0.0
     sequences: int = 0  # generated sequences drawn from a task's sampler
     # the first batch of a (new) worker: its env streams start afresh (replay cuts them)
     fresh: bool = False

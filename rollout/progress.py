@@ -55,9 +55,6 @@ class ProgressReport:
             self.last_line = now
             self.console.print(f"{self.unit} {done:,}  {info}", highlight=False)
 
-    def print(self, text: str) -> None:
-        self.console.print(text, highlight=False)
-
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()

@@ -27,8 +27,8 @@ import envs
 from agents import AgentError, EpisodeSpec, ReplaySpec, SupervisedSpec
 from rollout.batches import Batch, merge_batches
 from rollout.config import ExperimentConfig
-from rollout.frame_replay import FrameReplayBuffer
-from rollout.replay import ReplayBuffer
+from rollout.frame_replay_buffer import FrameReplayBuffer
+from rollout.replay_buffer import ReplayBuffer
 from rollout.worker_group import WorkerGroup
 
 
@@ -207,7 +207,6 @@ class DatasetSource(DataSource):
         self.next = self._draw()
 
     def _draw(self) -> Round:
-        start = time.perf_counter()
         n = len(self.train)
         if self.order == "replacement":
             index = self.rng.integers(0, n, self.batch_size)
@@ -220,7 +219,6 @@ class DatasetSource(DataSource):
             if self.order != "replacement":
                 self.permutation = self.rng.permutation(n)
         batch = Batch(self.train.take(index), batch_axis=self.train.batch_axis)
-        batch.sample_time_s = time.perf_counter() - start
         return Round([batch], examples=len(index), epochs=epochs)
 
     def collect(self) -> Round:

@@ -386,8 +386,9 @@ class Trainer:
     def _stop_early(self) -> bool:
         run, loop = self.cfg.run, self.loop
         if run.stop_return is not None and loop.evaluated and self.last_eval >= run.stop_return:
+            what = "accuracy" if isinstance(self.evaluator, DatasetEvaluator) else "return"
             loop.stop_reason = (
-                f"evaluation score {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
+                f"evaluation {what} {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
             )
             return True
         if run.max_time_s > 0 and self.elapsed() >= run.max_time_s:

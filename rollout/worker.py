@@ -18,7 +18,6 @@ worker rebuilds its envs with them, so the data it draws follows the curriculum 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import numpy as np
@@ -86,7 +85,6 @@ class RolloutWorker:
         self.state = self.agent.initial_state(n)
         self.extras: dict[str, np.ndarray] = {}
         self.episode_return = np.zeros(n)
-        self.episode_length = np.zeros(n, np.int64)
         self.partial: list[dict[str, list]] = [self._empty_episode() for _ in range(n)]
 
     @staticmethod
@@ -136,41 +134,33 @@ class RolloutWorker:
             episode = self.last_info.get("episode", {"_r": ()})
             for i in np.flatnonzero(episode["_r"]):
                 batch.episode_returns.append(float(episode["r"][i]))
-                batch.episode_lengths.append(int(episode["l"][i]))
             return
         self.episode_return += rewards
-        self.episode_length += 1
         for i in np.flatnonzero(done):
             batch.episode_returns.append(float(self.episode_return[i]))
-            batch.episode_lengths.append(int(self.episode_length[i]))
         self.episode_return[done] = 0.0
-        self.episode_length[done] = 0
 
-    def _timed(self, batch: Batch, start: float) -> Batch:
-        batch.sample_time_s = time.perf_counter() - start
+    def _first(self, batch: Batch) -> Batch:
         batch.fresh, self.fresh = self.fresh, False
         return batch
 
     def sample_transitions(self, num_steps: int) -> Batch:
-        start = time.perf_counter()
         if self.frame_stack:
-            return self._timed(self._sample_frames(num_steps), start)
-        return self._timed(self._sample_transitions(num_steps), start)
+            return self._first(self._sample_frames(num_steps))
+        return self._first(self._sample_transitions(num_steps))
 
     def sample_episodes(self, num_steps: int) -> Batch:
-        start = time.perf_counter()
-        return self._timed(self._sample_episodes(num_steps), start)
+        return self._first(self._sample_episodes(num_steps))
 
     def sample_generated(self, batch_size: int) -> Batch:
         """`batch_size` whole sequences from the task's vectorised sampler."""
-        start = time.perf_counter()
         task = self.env.envs[0].unwrapped
         inputs, targets, mask = task.sample_batch(batch_size, self.data_rng)
         data = {"inputs": inputs, "targets": targets, "mask": mask}
         batch = Batch(
             data=data, env_steps=int(mask.shape[0] * mask.shape[1]), sequences=int(mask.shape[1])
         )
-        return self._timed(batch, start)
+        return self._first(batch)
 
     def _sample_transitions(self, num_steps: int) -> Batch:
         steps = max(1, num_steps // self.num_envs)
@@ -191,7 +181,7 @@ class RolloutWorker:
 
     def _sample_frames(self, num_steps: int) -> Batch:
         """Transitions of stacked-frame envs as each step's newest frame (uint8) with episode
-        starts; the learner's frame replay rebuilds the stacks (rollout/frame_replay.py)."""
+        starts; the learner's frame replay rebuilds the stacks (rollout/frame_replay_buffer.py)."""
         steps = max(1, num_steps // self.num_envs)
         n = self.num_envs
         frames = np.empty((steps, n, *self.obs.shape[2:]), self.obs.dtype)

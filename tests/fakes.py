@@ -131,3 +131,24 @@ class CopyOrInvert(AlgorithmicTask):
                 name=f"CopyOrInvert {split}",
             )
         return self._splits[split]
+
+
+class SymbolReverse(AlgorithmicTask):
+    """A symbol task (Discrete outputs, integer targets): read `length` symbols of `symbols`
+    kinds (one-hot), then after the delimiter output them in reverse order."""
+
+    def __init__(self, symbols: int = 4, length: int = 3):
+        self.symbols, self.length = symbols, length
+        super().__init__(symbols + 1, 1, classes=symbols)
+
+    def _generate(self, batch_size, rng):
+        n, steps = self.length, 2 * self.length + 1
+        data = rng.integers(0, self.symbols, (n, batch_size))
+        inputs = np.zeros((steps, batch_size, self.input_size), np.float32)
+        inputs[np.arange(n)[:, None], np.arange(batch_size)[None, :], data] = 1.0
+        inputs[n, :, self.symbols] = 1.0
+        targets = np.zeros((steps, batch_size), np.int64)
+        targets[n + 1 :] = data[::-1]
+        mask = np.zeros((steps, batch_size), np.float32)
+        mask[n + 1 :] = 1.0
+        return inputs, targets, mask, np.full(batch_size, steps)

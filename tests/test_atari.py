@@ -8,7 +8,7 @@ import pytest
 import envs
 from agents import make_agent
 from agents.dqn import Config as DQNConfig
-from rollout.frame_replay import FrameReplayBuffer
+from rollout.frame_replay_buffer import FrameReplayBuffer
 from rollout.worker import RolloutWorker
 
 GAMMA = 0.5
@@ -274,7 +274,7 @@ def test_cut_streams_stop_n_step_returns_at_a_replaced_worker():
 
 
 def test_replay_buffer_cut_streams_truncates_the_newest_transition():
-    from rollout.replay import ReplayBuffer
+    from rollout.replay_buffer import ReplayBuffer
 
     obs = np.arange(3, dtype=np.float32)[:, None, None]
     batch = {

@@ -150,7 +150,7 @@ def test_missing_file_suggests_neighbour():
         (["train", "configs/ntm_copy.yaml", "env.kwargs={bits: 0}"], "bits=0 is invalid"),
         (
             ["train", "configs/ntm_copy.yaml", "env.id=CartPole-v1", "env.kwargs={}"],
-            "MultiBinary action space",
+            "'CartPole-v1' has neither a sampler",
         ),
         (
             ["train", "configs/lstm_copy.yaml", "env.id=tests.fakes:BitMatch", "env.kwargs={}"],

@@ -290,9 +290,13 @@ def ShortTMaze(**kwargs) -> gym.Env:  # noqa: N802 - an env factory, named like 
     return module.TMaze(**{"length": 2, **kwargs})
 
 
-def test_sequence_agent_still_refuses_discrete_actions():
-    with pytest.raises(AgentError, match="1-D MultiBinary action space"):
-        make_agent(lstm.Config(), gym.spaces.Box(0, 1, (3,), np.float32), gym.spaces.Discrete(2))
+def test_sequence_agent_refuses_continuous_actions():
+    with pytest.raises(AgentError, match="1-D MultiBinary or a Discrete action space"):
+        make_agent(
+            lstm.Config(),
+            gym.spaces.Box(0, 1, (3,), np.float32),
+            gym.spaces.Box(0, 1, (2,), np.float32),
+        )
     with pytest.raises(AgentError, match="DQN needs a Discrete action space"):
         make_agent(dqn.Config(), gym.spaces.Box(0, 1, (3,), np.float32), gym.spaces.MultiBinary(2))
 

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from rollout.replay import ReplayBuffer
+from rollout.replay_buffer import ReplayBuffer
 
 GAMMA = 0.5
 

@@ -21,7 +21,7 @@ from typing import IO
 
 import numpy as np
 
-from rollout.replay import n_step_targets, read_npz, write_npz
+from rollout.replay_buffer import n_step_targets, read_npz, write_npz
 
 FIELDS = ("frames", "starts", "actions", "rewards", "terminated", "truncated")
 
