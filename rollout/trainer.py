@@ -35,6 +35,7 @@ from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best
 from rollout.progress import ProgressReport, stderr_console
 from rollout.replay import ReplayBuffer
 from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
+from rollout.warm_start import warm_start
 from rollout.worker import Batch, merge_batches
 from rollout.worker_group import WorkerGroup
 
@@ -94,6 +95,9 @@ class Trainer:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
         probe.close()
         self.learner = Learner(self.agent, cfg.learner)
+        if cfg.run.init_from and not resume:  # weights only, into the fresh learner's agent
+            summary = warm_start(self.agent, cfg.run.init_from)
+            self.console.print(summary, highlight=False, markup=False)
         threads = cfg.learner.torch_threads or learner_threads(self.agent)
         torch.set_num_threads(threads)
 
