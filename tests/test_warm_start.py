@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rollout.checkpoints import latest_checkpoint, load_checkpoint
+from rollout.cli import main
 from rollout.config import dump_config, load_config
 from rollout.run_dir import RunDir
 from rollout.trainer import Trainer
@@ -183,3 +184,17 @@ def test_resume_ignores_init_from(source_run, tmp_path):
     own = trainer.agent.state_dict()
     assert all(torch.equal(v, own[k]) for k, v in resumed.agent.state_dict().items())
     assert resumed.learner.updates == 1
+
+
+def test_memrl_train_init_from_end_to_end(source_run, tmp_path, capsys):
+    """Through the command line: a warm-started run trains; an unfit source is refused (exit 2)
+    before a run folder is made."""
+    args = ["train", "configs/reinforce_cartpole.yaml", *TINY, f"run.dir={tmp_path}"]
+    args += ["run.total_env_steps=200", "run.eval_every_steps=0"]
+    assert main([*args, f"run.init_from={source_run.path}", "agent.entropy_coef=0.0"]) == 0
+    assert "warm start: 8 tensors" in capsys.readouterr().err
+    (made,) = tmp_path.iterdir()
+    assert main([*args, f"run.init_from={source_run.path}", "agent.hidden=[8]"]) == 2
+    err = capsys.readouterr().err
+    assert "'policy.0.weight': checkpoint [16, 4], agent [8, 4]" in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == [made]
