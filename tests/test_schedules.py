@@ -211,3 +211,18 @@ def test_learner_config_lives_beside_the_learner():
 
     assert config.LearnerConfig is LearnerConfig
     assert config.SECTIONS["learner"] is LearnerConfig
+
+
+def test_cuda_graphs_fall_back_for_every_schedule_but_constant():
+    """A captured update replays the lr it was captured with, so a scheduled lr needs ordinary
+    updates: 'auto' falls back, 'on' is refused (the config check above says so at load time)."""
+    from agents.learner import use_cuda_graphs
+
+    graphable = Line()
+    graphable.graphable = True
+    cuda = torch.device("cuda")  # only compared, never used: no GPU needed
+    assert use_cuda_graphs(LearnerConfig(), cuda, graphable)
+    for cfg in (piecewise(), plateau_cfg()):
+        assert not use_cuda_graphs(dataclasses.replace(cfg, cuda_graphs="auto"), cuda, graphable)
+        with pytest.raises(AgentError, match="constant lr"):
+            use_cuda_graphs(dataclasses.replace(cfg, cuda_graphs="on"), cuda, graphable)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -198,3 +199,25 @@ def test_memrl_train_init_from_end_to_end(source_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'policy.0.weight': checkpoint [16, 4], agent [8, 4]" in err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == [made]
+
+
+def test_a_dqn_from_a_best_checkpoint_keeps_its_fresh_target_net(tmp_path):
+    """A best checkpoint holds the acting weights only (no target net): warm start says so."""
+    from agents import make_agent
+    from rollout.periodic_evaluation import save_best_checkpoint
+
+    cfg = load_config("configs/dqn_cartpole.yaml").agent
+    spaces = gym.make("CartPole-v1")
+    torch.manual_seed(1)
+    source = make_agent(cfg, spaces.observation_space, spaces.action_space)
+    save_best_checkpoint(tmp_path, source.acting_state_dict(), 9.0, 100)
+    torch.manual_seed(2)
+    agent = make_agent(cfg, spaces.observation_space, spaces.action_space)
+    target_before = {k: v.clone() for k, v in agent.target.state_dict().items()}
+    summary = warm_start(agent, tmp_path / "best")
+    assert "kept fresh (not in the checkpoint): target." in summary
+    assert "best evaluation: return 9 at env step 100" in summary
+    for key, value in source.online.state_dict().items():
+        assert torch.equal(agent.online.state_dict()[key], value)
+    for key, value in agent.target.state_dict().items():
+        assert torch.equal(value, target_before[key])
