@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents import dqn, lstm, ntm, reinforce
-from agents.base import Agent, AgentError, ReplaySpec
+from agents.base import Agent, AgentError, DataSpec, EpisodeSpec, ReplaySpec, SupervisedSpec
 from agents.learner import Learner, NonFiniteLossError
 
 # name -> (Config dataclass, Agent class). One file per agent; register it here.
@@ -34,8 +34,11 @@ __all__ = [
     "AGENTS",
     "Agent",
     "AgentError",
+    "DataSpec",
+    "EpisodeSpec",
     "Learner",
     "NonFiniteLossError",
     "ReplaySpec",
+    "SupervisedSpec",
     "make_agent",
 ]

@@ -7,7 +7,7 @@ the generic `agents.Learner` through its pure `loss(batch)`. Agents know nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -19,9 +19,15 @@ class AgentError(ValueError):
     """An agent cannot be built for this config or these spaces (the message says why)."""
 
 
+# What an agent learns from, returned by `Agent.data_spec()`: the trainer picks the data source
+# by the spec's type (rollout/sources.py), so a new kind of data is a new spec and a new source,
+# not a string compared in several places.
+
+
 @dataclass(frozen=True)
 class ReplaySpec:
-    """What an off-policy agent asks of the trainer's replay buffer."""
+    """Transitions into a replay buffer (off-policy, e.g. DQN): workers step envs, the trainer
+    stores [T, N] transitions and samples the learner's batches from the buffer."""
 
     capacity: int
     batch_size: int
@@ -31,6 +37,24 @@ class ReplaySpec:
     gamma: float
 
 
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Whole episodes (on-policy, e.g. REINFORCE): time-major, padded, with a mask, the agent's
+    `act` extras and `info["target"]` where the env gives one."""
+
+
+@dataclass(frozen=True)
+class SupervisedSpec:
+    """Input/target examples, `batch_size` per update: drawn by the workers from the task's
+    sampler (`sample_batch`, generated tasks such as the NTM's) or, for tasks with fixed splits
+    (`dataset(split)`), from the train split by a dataset source in the driver."""
+
+    batch_size: int
+
+
+DataSpec = ReplaySpec | EpisodeSpec | SupervisedSpec
+
+
 def error_summary(error: BaseException) -> str:
     """'Type: first line of the message', for a one-line warning."""
     lines = str(error).strip().splitlines()
@@ -38,14 +62,8 @@ def error_summary(error: BaseException) -> str:
 
 
 class Agent(nn.Module):
-    """Base class. Subclasses set `batch_kind` and implement `act` and `loss`.
+    """Base class. Subclasses implement `data_spec`, `act` and `loss`."""
 
-    batch_kind "episodes": workers return complete episodes, time-major and padded with a mask
-    (on-policy, e.g. REINFORCE). batch_kind "transitions": workers return [T, N] transitions that
-    the trainer stores in a replay buffer described by `replay_spec()` (off-policy, e.g. DQN).
-    """
-
-    batch_kind: ClassVar[Literal["episodes", "transitions"]]
     # State-dict prefixes the workers never need (e.g. a DQN target network).
     learner_only: ClassVar[tuple[str, ...]] = ()
     # True when `loss` never waits on the device (no .item(), no data-dependent shapes), so a
@@ -85,8 +103,22 @@ class Agent(nn.Module):
     def on_env_steps(self, env_steps: int) -> None:
         """Called by the trainer before weights are broadcast (e.g. the epsilon schedule)."""
 
-    def replay_spec(self) -> ReplaySpec | None:
-        return None
+    def data_spec(self) -> DataSpec:
+        """What this agent learns from (see the spec classes above)."""
+        raise NotImplementedError
+
+    def check_task(self, task: Any, env_id: str) -> None:
+        """Refuse a task this agent cannot learn (raise AgentError saying why); `task` is the
+        unwrapped env. Default: anything goes."""
+
+    def on_evaluation(self, result: dict[str, float]) -> None:
+        """Called by the trainer with each evaluation's figures (e.g. linear start, lr drops)."""
+
+    @torch.no_grad()
+    def score_examples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-example figures of a supervised batch for full-pass evaluation, each [B]; must
+        include `correct` (1.0 where the whole answer is right)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score dataset examples")
 
     def acting_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights a rollout worker needs, on the CPU."""

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from agents.base import Agent, AgentError, ReplaySpec
+from agents.losses import td_loss
 from agents.networks import encode_observation, is_image, torso
 
 
@@ -84,32 +85,7 @@ class QNetwork(nn.Module):
         return self.value(h) + adv - adv.mean(dim=-1, keepdim=True)
 
 
-def td_loss(
-    q_online: torch.Tensor,
-    q_next_online: torch.Tensor | None,
-    q_next_target: torch.Tensor,
-    actions: torch.Tensor,
-    returns: torch.Tensor,
-    discounts: torch.Tensor,
-    huber: bool = True,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """TD loss on Q-values [B, A]. Double DQN picks the next action with `q_next_online`;
-    plain DQN (q_next_online None) takes the target network's max. `discounts` is
-    gamma^k * (1 - terminal) for the k-step return in `returns`."""
-    q = q_online.gather(1, actions.long().unsqueeze(1)).squeeze(1)
-    with torch.no_grad():
-        if q_next_online is None:
-            next_q = q_next_target.max(dim=1).values
-        else:
-            next_q = q_next_target.gather(1, q_next_online.argmax(dim=1, keepdim=True)).squeeze(1)
-        target = returns + discounts * next_q
-    error = q - target
-    loss = nn.functional.smooth_l1_loss(q, target) if huber else (error**2).mean()
-    return loss, {"q_mean": float(q.detach().mean()), "td_abs": float(error.detach().abs().mean())}
-
-
 class DQNAgent(Agent):
-    batch_kind = "transitions"
     learner_only = ("target.",)
 
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
@@ -178,7 +154,7 @@ class DQNAgent(Agent):
         frac = min(1.0, env_steps / max(1, cfg.epsilon_decay_steps))
         self.epsilon.fill_(cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start))
 
-    def replay_spec(self) -> ReplaySpec:
+    def data_spec(self) -> ReplaySpec:
         cfg = self.cfg
         return ReplaySpec(
             cfg.buffer_size,

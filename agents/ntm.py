@@ -16,14 +16,14 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import torch
 from torch import nn
 from torch._functorch import config as functorch_config
 
-from agents.base import error_summary
+from agents.base import AgentError, error_summary
 from agents.sequence import RecurrentCore, SequenceAgent, State, StepFn
 
 log = logging.getLogger(__name__)
@@ -281,6 +281,15 @@ class NTMAgent(SequenceAgent):
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
         self.core = NTMCore(cfg, self.input_size, self.output_size)
+
+    def check_task(self, task: Any, env_id: str) -> None:
+        super().check_task(task, env_id)
+        needed = getattr(task, "memory_slots_needed", None)
+        if needed is not None and needed > self.cfg.memory_n:
+            raise AgentError(
+                f"env '{env_id}' needs {needed} memory rows to hold its input, but "
+                f"agent.memory_n is {self.cfg.memory_n}: raise agent.memory_n or shorten the task."
+            )
 
     @torch.no_grad()
     def trace(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:

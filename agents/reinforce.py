@@ -1,9 +1,8 @@
-"""REINFORCE with a learned value baseline and an entropy bonus.
+"""REINFORCE with a baseline (learned value, moving average or none) and an entropy bonus.
 
-`discounted_returns` and `reinforce_loss` are pure functions over time-major tensors, written once
-and shared by every agent that learns from reward: this policy-gradient agent, the RL-NTM on the
-algorithmic tasks and the VQA program generator (DESIGN.md, style rule 8). Nothing sampled is
-stashed on a module: the caller passes log-probabilities, returns, mask and baseline in.
+The loss itself (`discounted_returns`, `reinforce_loss`, `MovingAverageBaseline`) lives in
+agents.losses, shared with every agent that learns from reward (DESIGN.md, style rule 8); it is
+imported here so `from agents.reinforce import reinforce_loss` keeps working.
 """
 
 from __future__ import annotations
@@ -16,61 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, AgentError
-from agents.networks import encode_observation, masked_mean, mlp, observation_size
-
-
-def discounted_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Reward-to-go G_t = r_t + gamma * G_{t+1} over time-major [T, B] padded episodes.
-
-    `mask` is 1 on real steps and 0 on padding after an episode ended; G is 0 on padding.
-    """
-    returns = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = (rewards[t] + gamma * running) * mask[t]
-        returns[t] = running
-    return returns
-
-
-def reinforce_loss(
-    log_probs: torch.Tensor,
-    returns: torch.Tensor,
-    mask: torch.Tensor,
-    baseline: torch.Tensor | None = None,
-    entropy: torch.Tensor | None = None,
-    *,
-    value_coef: float = 0.5,
-    entropy_coef: float = 0.0,
-    normalize_advantages: bool = False,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The REINFORCE objective, as a loss to minimise.
-
-    loss = -E[log pi(a|s) * A] + value_coef * E[(b - G)^2] - entropy_coef * E[H],
-    with A = G - b (b detached, so the baseline only learns from its own regression term).
-    All tensors share one shape (e.g. [T, B]); means are over `mask`.
-    """
-    mask = mask.to(log_probs.dtype)
-    advantages = returns if baseline is None else returns - baseline.detach()
-    if normalize_advantages:
-        mean = masked_mean(advantages, mask)
-        std = masked_mean((advantages - mean) ** 2, mask).sqrt()
-        advantages = (advantages - mean) / (std + 1e-8)
-    policy_loss = -masked_mean(log_probs * advantages.detach(), mask)
-    loss = policy_loss
-    metrics = {
-        "policy_loss": float(policy_loss.detach()),
-        "return_mean": float(masked_mean(returns, mask)),
-    }
-    if baseline is not None:
-        value_loss = masked_mean((baseline - returns) ** 2, mask)
-        loss = loss + value_coef * value_loss
-        metrics["value_loss"] = float(value_loss.detach())
-    if entropy is not None:
-        mean_entropy = masked_mean(entropy, mask)
-        loss = loss - entropy_coef * mean_entropy
-        metrics["entropy"] = float(mean_entropy.detach())
-    return loss, metrics
+from agents.base import Agent, AgentError, EpisodeSpec
+from agents.losses import REDUCTIONS, MovingAverageBaseline, discounted_returns, reinforce_loss
+from agents.networks import encode_observation, mlp, observation_size
 
 
 class MultiCategorical(torch.distributions.Distribution):
@@ -151,11 +98,22 @@ class PolicyHead(nn.Module):
         return (logits > 0).float()
 
 
+BASELINES = ("learned", "moving_average", "none")
+
+
 @dataclass
 class Config:
-    """REINFORCE (Williams 1992) with a learned state-value baseline and entropy bonus.
+    """REINFORCE (Williams 1992) with a baseline and an entropy bonus.
 
-    The defaults solve CartPole-v1; the same loss serves RL-NTM (Zaremba & Sutskever 2015).
+    The defaults (a learned state-value baseline, the per-token mean) solve CartPole-v1; the
+    same loss serves RL-NTM (Zaremba & Sutskever 2015).
+    `baseline`: `learned` (a value head regressed on the returns with weight `value_coef`),
+    `moving_average` (a scalar, b <- baseline_decay * b + (1 - baseline_decay) * the batch's mean
+    episode return, with no value loss, as Zaremba & Sutskever 2015 and Johnson et al. 2017) or
+    `none`. The booleans of older configs still load: true is `learned`, false is `none`.
+    `reduction`: `token` averages the loss over every real step of the batch (the step shrinks
+    as episodes grow longer); `sequence` sums over each episode's steps and averages over the
+    episodes (the gradient of the expected episode return, whatever the episode lengths).
     `torso: lstm` puts an LSTM (`lstm_size` units) after the `hidden` MLP layers, so the policy
     and the baseline see the whole episode so far: the recurrent policy for memory tasks
     (e.g. the T-maze of Bakker 2002, examples/plugin_env), trained on whole padded episodes.
@@ -166,12 +124,28 @@ class Config:
     torso: Literal["mlp", "lstm"] = "mlp"
     lstm_size: int = 64
     gamma: float = 0.99
-    baseline: bool = True
+    baseline: Literal["learned", "moving_average", "none"] | bool = "learned"
+    baseline_decay: float = 0.9
+    reduction: Literal["sequence", "token"] = "token"
     value_coef: float = 0.5
     entropy_coef: float = 0.01
     normalize_advantages: bool = True
 
+    def __post_init__(self) -> None:
+        if isinstance(self.baseline, bool):  # `baseline: true/false` in configs before the modes
+            self.baseline = "learned" if self.baseline else "none"
+
     def validate(self) -> None:
+        if self.baseline not in BASELINES:
+            raise ValueError(
+                f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}"
+            )
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {', '.join(REDUCTIONS)}, got {self.reduction!r}"
+            )
+        if not 0.0 <= self.baseline_decay < 1.0:
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if any(h <= 0 for h in self.hidden):
@@ -187,21 +161,28 @@ class ReinforceAgent(Agent):
     """Feed-forward (`policy`/`value` are MLPs over the observation) or recurrent (`torso` MLP
     -> `lstm` -> linear `policy`/`value` heads; the (h, c) state is explicit, batch first)."""
 
-    batch_kind = "episodes"
+    learner_only = ("moving_baseline.",)  # the workers act without it
 
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
         in_dim = observation_size(observation_space)
         self.head = PolicyHead(action_space)
         self.lstm: nn.LSTM | None = None
+        learned = cfg.baseline == "learned"
         if cfg.torso == "lstm":
             self.torso = mlp(in_dim, cfg.hidden)
             self.lstm = nn.LSTM(cfg.hidden[-1] if cfg.hidden else in_dim, cfg.lstm_size)
             self.policy = nn.Linear(cfg.lstm_size, self.head.num_logits)
-            self.value = nn.Linear(cfg.lstm_size, 1) if cfg.baseline else None
+            self.value = nn.Linear(cfg.lstm_size, 1) if learned else None
         else:
             self.policy = mlp(in_dim, cfg.hidden, self.head.num_logits)
-            self.value = mlp(in_dim, cfg.hidden, 1) if cfg.baseline else None
+            self.value = mlp(in_dim, cfg.hidden, 1) if learned else None
+        self.moving_baseline = (
+            MovingAverageBaseline(cfg.baseline_decay) if cfg.baseline == "moving_average" else None
+        )
+
+    def data_spec(self) -> EpisodeSpec:
+        return EpisodeSpec()
 
     def _encode(self, obs: torch.Tensor) -> torch.Tensor:
         return encode_observation(obs, self.observation_space)
@@ -239,7 +220,7 @@ class ReinforceAgent(Agent):
         sample = self.head.distribution(logits).sample() if explore else self.head.greedy(logits)
         return self.head.to_env(sample), state, {}
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # Episodes start at step 0 of the batch (the workers send complete episodes), so the
         # recurrent torso replays each one from a zero state; padding after the end is masked.
         obs, mask = batch["obs"], batch["mask"]
@@ -254,7 +235,9 @@ class ReinforceAgent(Agent):
         )
         log_probs = dist.log_prob(actions).reshape(steps, width)
         entropy = dist.entropy().reshape(steps, width)
-        baseline = self.value(features).reshape(steps, width) if self.value is not None else None
+        baseline = self.moving_baseline
+        if self.value is not None:
+            baseline = self.value(features).reshape(steps, width)
         returns = discounted_returns(batch["rewards"], mask, self.cfg.gamma)
         return reinforce_loss(
             log_probs,
@@ -262,6 +245,7 @@ class ReinforceAgent(Agent):
             mask,
             baseline,
             entropy,
+            reduction=self.cfg.reduction,
             value_coef=self.cfg.value_coef,
             entropy_coef=self.cfg.entropy_coef,
             normalize_advantages=self.cfg.normalize_advantages,

@@ -9,7 +9,6 @@ with the batch in dimension 0 (DESIGN.md, style rule 7).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import Agent, AgentError
+from agents.base import Agent, AgentError, SupervisedSpec
+from agents.losses import sequence_bce_loss as sequence_loss
 
 State = tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
@@ -47,28 +47,9 @@ class RecurrentCore(nn.Module):
         return torch.stack(outputs), state
 
 
-def sequence_loss(
-    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean binary cross-entropy over the output steps, plus the paper's per-sequence figures:
-    `cost_bits` (cross-entropy in bits per sequence) and `bit_errors` (wrong bits per sequence
-    after thresholding at 0.5), as 0-d tensors (no wait on the device). logits/targets [T, B, K],
-    mask [T, B]."""
-    m = mask.unsqueeze(-1).to(logits.dtype)
-    bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none") * m
-    width = logits.shape[-1]
-    loss = bce.sum() / (m.sum() * width).clamp_min(1.0)
-    batch = logits.shape[1]
-    with torch.no_grad():
-        errors = (((logits > 0).to(targets.dtype) != targets).to(logits.dtype) * m).sum() / batch
-        cost = bce.sum() / batch / math.log(2.0)
-    return loss, {"bit_errors": errors, "cost_bits": cost}
-
-
 class SequenceAgent(Agent):
     """Base for agents built around a `RecurrentCore`; subclasses set `self.core`."""
 
-    batch_kind = "sequences"
     graphable = True
     core: RecurrentCore
 
@@ -86,6 +67,17 @@ class SequenceAgent(Agent):
             )
         self.input_size = int(observation_space.shape[0])
         self.output_size = int(action_space.shape[0])
+
+    def data_spec(self) -> SupervisedSpec:
+        return SupervisedSpec(batch_size=self.cfg.batch_size)
+
+    def check_task(self, task: Any, env_id: str) -> None:
+        if not (hasattr(task, "sample_batch") or hasattr(task, "dataset")):
+            raise AgentError(
+                f"agent '{self.cfg.name}' learns from whole sequences, but env '{env_id}' has "
+                "neither a sampler, sample_batch(batch_size, rng), nor splits, dataset(split); "
+                "use a memrl sequence task such as memrl/Copy-v0."
+            )
 
     def initial_state(self, batch_size: int) -> State:
         return self.core.initial_state(batch_size)
@@ -108,3 +100,12 @@ class SequenceAgent(Agent):
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, _ = self.core(batch["inputs"].float())
         return sequence_loss(logits, batch["targets"].float(), batch["mask"])
+
+    @torch.no_grad()
+    def score_examples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Wrong bits per sequence and whether the whole sequence is right, each [B]."""
+        logits, _ = self.core(batch["inputs"].float())
+        targets, mask = batch["targets"].float(), batch["mask"].float()
+        wrong = ((logits > 0).float() != targets).float().sum(-1) * mask
+        errors = wrong.sum(0)
+        return {"bit_errors": errors, "correct": (errors == 0).float()}

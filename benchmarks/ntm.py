@@ -55,7 +55,7 @@ def run_once(
         *extra,
         f"run.seed={seed}",
         f"run.max_time_s={max_time}",
-        f"run.total_episodes={max_sequences}",
+        f"run.total_sequences={max_sequences}",
     ]
     rows, report, wall = train_subprocess(
         ROOT / "configs" / f"{agent}_{task}.yaml",
@@ -70,11 +70,11 @@ def run_once(
     return {
         "seed": seed,
         "reached": hit is not None,
-        "sequences": hit["episodes"] if hit else None,
+        "sequences": hit["sequences"] if hit else None,
         "time_s": hit["time_s"] if hit else None,
         "total_time_s": round(wall, 1),
         "final_bit_errors": -evals[-1]["eval_return_mean"] if evals else None,
-        "curve": [[r["episodes"], r["time_s"], -r["eval_return_mean"]] for r in evals],
+        "curve": [[r["sequences"], r["time_s"], -r["eval_return_mean"]] for r in evals],
         "generalisation": {
             row["variant"]: row.get("bit_errors_per_seq", row.get("skipped"))
             for row in report["rows"]

@@ -59,6 +59,11 @@ def _register_memrl_envs() -> None:
             gym.register(id=env_id, entry_point=entry_point)
 
 
+# `import envs` registers every memrl/* id, so gym.make("memrl/Copy-v0") works after the import,
+# as ale-py's ids do after gym.register_envs(ale_py).
+_register_memrl_envs()
+
+
 def _register_ale() -> None:
     try:
         import ale_py

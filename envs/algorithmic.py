@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+# (label, length, env kwargs) of the end-of-run generalisation report's rows
+Variants = list[tuple[str, int, dict[str, int]]]
 
 
 def _scatter(dest: np.ndarray, start: np.ndarray, values: np.ndarray, lengths: Any = None) -> None:
@@ -52,6 +54,8 @@ class AlgorithmicTask(gym.Env):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
+    # what the end-of-run report scores beyond training (the paper's generalisation tests)
+    report_variants: ClassVar[Variants] = []
 
     def __init__(
         self, input_size: int, output_size: int, obs_low: Any = 0.0, obs_high: Any = 1.0
@@ -143,6 +147,10 @@ class Copy(AlgorithmicTask):
     Target (bits channels): the L vectors, during the L blank steps. T = 2L+1.
     """
 
+    report_variants: ClassVar[Variants] = [
+        (f"length {n}", n, {"min_len": n, "max_len": n}) for n in (10, 20, 30, 40, 60, 80, 100, 120)
+    ]
+
     def __init__(self, bits: int = 8, min_len: int = 1, max_len: int = 20) -> None:
         self.bits = self._int_arg("bits", bits, 1)
         self.min_len = self._int_arg("min_len", min_len, 1)
@@ -178,6 +186,15 @@ class RepeatCopy(AlgorithmicTask):
     `encode_repeats`); L*R+1 blank steps. Target (bits+1 channels, the last the end marker): the
     L vectors repeated R times, then one step with only the end marker on. T = L*(R+1)+2.
     """
+
+    report_variants: ClassVar[Variants] = [
+        (
+            f"length {n} x {r} repeats",
+            n * r,
+            {"min_len": n, "max_len": n, "min_repeats": r, "max_repeats": r},
+        )
+        for n, r in ((10, 5), (10, 10), (10, 15), (10, 20), (20, 10))
+    ]
 
     def __init__(
         self,
@@ -242,6 +259,10 @@ class AssociativeRecall(AlgorithmicTask):
     Target (bits channels): item q+1 during the blank steps. T = (n+2)*(item_len+1).
     """
 
+    report_variants: ClassVar[Variants] = [
+        (f"{n} items", n, {"min_items": n, "max_items": n}) for n in (3, 6, 9, 12, 15, 20)
+    ]
+
     def __init__(
         self, bits: int = 6, item_len: int = 3, min_items: int = 2, max_items: int = 6
     ) -> None:
@@ -289,6 +310,8 @@ class DynamicNGrams(AlgorithmicTask):
     t+1 (one channel in, one out): T = length-1, inputs[t] = b_t, targets[t] = b_{t+1}, and
     mask[t] = 1 for t >= n-2, once a full context has been seen.
     """
+
+    report_variants: ClassVar[Variants] = [("200 bits", 200, {})]
 
     def __init__(self, n: int = 6, length: int = 200, alpha: float = 0.5) -> None:
         self.n = self._int_arg("n", n, 1)
@@ -372,6 +395,8 @@ class PrioritySort(AlgorithmicTask):
     num_outputs blank steps. Target (bits channels): the num_outputs vectors with the highest
     priorities, in descending priority order. T = num_inputs + 1 + num_outputs.
     """
+
+    report_variants: ClassVar[Variants] = [("20 inputs -> 16 sorted", 20, {})]
 
     def __init__(self, bits: int = 8, num_inputs: int = 20, num_outputs: int = 16) -> None:
         self.bits = self._int_arg("bits", bits, 1)

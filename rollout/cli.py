@@ -190,19 +190,15 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 )
             cfg = load_config(positional[0], positional[1:])
             run = None
-        probe = envs.make(
-            cfg.env.id, **cfg.env.kwargs
-        )  # a bad env id fails here, before Ray starts
-        from agents import make_agent
         from agents.learner import resolve_device, use_cuda_graphs
-        from rollout.trainer import check_compatible
+        from rollout.trainer import probe_and_check
 
-        agent = make_agent(cfg.agent, probe.observation_space, probe.action_space)
-        check_compatible(cfg, probe, agent)
-        if cfg.env.check:  # a broken plug-in env fails here too, not deep inside a worker
-            for warning in envs.check(cfg.env.id, cfg.env.kwargs):
-                note = escape(f"env '{cfg.env.id}': {warning}")
-                err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
+        # a bad env id, an agent that cannot learn the task or a broken plug-in env fails here,
+        # before Ray starts, not deep inside a worker
+        probe, agent, warnings = probe_and_check(cfg)
+        for warning in warnings:
+            note = escape(f"env '{cfg.env.id}': {warning}")
+            err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
         use_cuda_graphs(cfg.learner, resolve_device(cfg.learner.device), agent)
         if cfg.run.init_from and not args.resume:  # a missing or unfit source fails before Ray
             warm_start(agent, cfg.run.init_from)

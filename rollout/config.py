@@ -35,6 +35,12 @@ class EnvConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
     # Run Gymnasium's env checker on a plug-in env before training (envs.check); false skips it.
     check: bool = True
+    # kwargs laid over `kwargs` for evaluation (e.g. a split or the target difficulty)
+    eval_kwargs: dict[str, Any] = field(default_factory=dict)
+    # curriculum levels, each a dict laid over `kwargs` for the workers; the level rises by one
+    # when an evaluation's score (mean return, or accuracy on datasets) >= curriculum_threshold
+    curriculum: list[dict[str, Any]] = field(default_factory=list)
+    curriculum_threshold: float | None = None
 
 
 @dataclass
@@ -62,6 +68,8 @@ class RolloutConfig:
     # Placement group strategy for the workers' one-CPU bundles ('none': Ray's default).
     placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD", "none"] = "PACK"
     placement_timeout_s: float = 120.0  # wait this long for the cluster to fit the workers
+    # dataset tasks: 'epochs' = shuffled passes without replacement, 'replacement' = uniform draws
+    dataset_order: Literal["epochs", "replacement"] = "epochs"
 
 
 @dataclass
@@ -71,10 +79,14 @@ class RunConfig:
     name: str = "run"
     seed: int = 0
     dir: str = "runs"
+    # Budgets: the run stops at the first one reached; 0 = no limit (at least one must be set).
     total_env_steps: int = 100_000
-    total_episodes: int = 0  # also stop after this many episodes / supervised sequences (0 = off)
-    max_time_s: float = 0.0  # 0 = no limit
+    total_episodes: int = 0  # complete RL episodes
+    total_sequences: int = 0  # generated training sequences (NTM/LSTM tasks)
+    total_epochs: int = 0  # passes over a dataset task's train split
+    max_time_s: float = 0.0
     eval_every_steps: int = 10_000  # 0 = only at the end
+    eval_every_epochs: int = 1  # dataset tasks: a full pass over 'valid' every this many epochs
     eval_episodes: int = 20
     stop_return: float | None = None  # stop once the evaluation mean reaches this
     checkpoint_every_steps: int = 20_000
@@ -284,7 +296,34 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "'rollout.steps_per_sample' must be >= 'rollout.envs_per_worker'",
         ),
         *((False, message) for message in cfg.learner.errors()),
-        (run.total_env_steps > 0, "'run.total_env_steps' must be > 0"),
+        (
+            min(run.total_env_steps, run.total_episodes, run.total_sequences, run.total_epochs)
+            >= 0,
+            "the run budgets 'run.total_*' must be >= 0 (0 = no limit)",
+        ),
+        (
+            any(
+                (
+                    run.total_env_steps,
+                    run.total_episodes,
+                    run.total_sequences,
+                    run.total_epochs,
+                    run.max_time_s,
+                )
+            ),
+            "a run needs a budget: set one of 'run.total_env_steps', 'run.total_episodes', "
+            "'run.total_sequences', 'run.total_epochs' or 'run.max_time_s' above 0",
+        ),
+        (run.eval_every_epochs >= 1, "'run.eval_every_epochs' must be >= 1"),
+        (
+            not cfg.env.curriculum or cfg.env.curriculum_threshold is not None,
+            "'env.curriculum' needs 'env.curriculum_threshold' (the evaluation score that "
+            "moves it one level up)",
+        ),
+        (
+            all(isinstance(level, dict) for level in cfg.env.curriculum),
+            "'env.curriculum' must be a list of mappings of env kwargs, one per level",
+        ),
         (run.eval_episodes >= 1, "'run.eval_episodes' must be >= 1"),
         (run.keep_checkpoints >= 1, "'run.keep_checkpoints' must be >= 1"),
         (run.checkpoint_every_steps >= 0, "'run.checkpoint_every_steps' must be >= 0"),

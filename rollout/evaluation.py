@@ -367,4 +367,22 @@ def _evaluate_into(
 
     write_report_html(out, summary, lines)
     console.print(summary_table(summary))
+    _split_report(agent, cfg.env.id, env_kwargs, out, console)
     return out, summary
+
+
+def _split_report(
+    agent: Any, env_id: str, env_kwargs: dict[str, Any], out: Path, console: Console
+) -> None:
+    """Dataset tasks are evaluated by their own protocol too: a full pass over the test split,
+    grouped, written beside the episodes as test.json and test.md."""
+    env = envs.make(env_id, **env_kwargs)
+    try:
+        task = env.unwrapped
+        if hasattr(task, "dataset"):
+            from rollout.dataset_evaluation import format_split_table, write_split_report
+
+            report = write_split_report(agent, task, "test", out)
+            console.print(format_split_table(report, "test"), highlight=False, markup=False)
+    finally:
+        env.close()

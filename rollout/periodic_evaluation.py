@@ -14,7 +14,7 @@ evaluation mean and env step) atomically, for `memrl evaluate --checkpoint best`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,21 @@ BEST = "best"
 @dataclass
 class EvalResult:
     env_steps: int  # the env step the evaluated weights were taken at
-    returns: list[float]
+    score: float  # what model selection, stop_return and the curriculum compare
+    figures: dict[str, float]  # logged to metrics.jsonl under these names
     weights: dict[str, torch.Tensor]
+    returns: list[float] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.returns))
+        return self.score
+
+
+def episodic_result(
+    env_steps: int, returns: list[float], weights: dict[str, torch.Tensor]
+) -> EvalResult:
+    mean = float(np.mean(returns))
+    return EvalResult(env_steps, mean, {"eval_return_mean": mean}, weights, returns)
 
 
 def snapshot(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -63,7 +72,8 @@ class PeriodicEvaluator:
         run = cfg.run
         self.episodes = run.eval_episodes
         self.seed = run.seed + 12345  # the same episodes at every evaluation
-        args = (cfg.env.id, cfg.env.kwargs, cfg.agent, min(run.eval_episodes, 10))
+        kwargs = {**cfg.env.kwargs, **cfg.env.eval_kwargs}
+        args = (cfg.env.id, kwargs, cfg.agent, min(run.eval_episodes, 10))
         self.local: RolloutWorker | None = None
         self.actor: Any = None
         if cfg.rollout.num_workers == 0:
@@ -86,17 +96,23 @@ class PeriodicEvaluator:
     def busy(self) -> bool:
         return self.pending is not None
 
-    def submit(self, weights: dict[str, torch.Tensor], env_steps: int) -> bool:
-        """Start evaluating `weights` (snapshotted here); False if one is still in flight."""
+    def submit(
+        self,
+        weights: dict[str, torch.Tensor],
+        env_steps: int,
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> bool:
+        """Start evaluating `weights` (snapshotted here) in envs built with `env_kwargs` (None:
+        the evaluator's own); False if one is still in flight."""
         if self.busy:
             return False
         weights = snapshot(weights)
         if self.local is not None:
-            self.local.set_weights(weights)
+            self.local.set_weights(weights, env_kwargs)
             returns = self.local.evaluate(self.episodes, seed=self.seed)
-            self.ready.append(EvalResult(env_steps, returns, weights))
+            self.ready.append(episodic_result(env_steps, returns, weights))
             return True
-        self.actor.set_weights.remote(weights)  # calls on one actor run in order
+        self.actor.set_weights.remote(weights, env_kwargs)  # calls on one actor run in order
         self.pending = (self.actor.evaluate.remote(self.episodes, self.seed), env_steps, weights)
         return True
 
@@ -109,14 +125,19 @@ class PeriodicEvaluator:
             done, _ = ray.wait([ref], timeout=None if block else 0)
             if done:
                 self.pending = None
-                self.ready.append(EvalResult(env_steps, ray.get(ref), weights))
+                self.ready.append(episodic_result(env_steps, ray.get(ref), weights))
         ready, self.ready = self.ready, []
         return ready
 
-    def evaluate_now(self, weights: dict[str, torch.Tensor], env_steps: int) -> EvalResult:
+    def evaluate_now(
+        self,
+        weights: dict[str, torch.Tensor],
+        env_steps: int,
+        env_kwargs: dict[str, Any] | None = None,
+    ) -> EvalResult:
         """A blocking evaluation (before training, at the end); earlier results stay queued."""
         queued = self.poll(block=True)
-        self.submit(weights, env_steps)
+        self.submit(weights, env_steps, env_kwargs)
         result = self.poll(block=True)[-1]
         self.ready = queued
         return result

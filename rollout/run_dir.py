@@ -70,8 +70,9 @@ class MetricsLog:
             self.writer.close()
 
 
-def truncate_metrics(path: Path, env_steps: int) -> None:
-    """Drop rows logged after the checkpoint a run resumes from, so the log stays one history."""
+def truncate_metrics(path: Path, step: int, key: str = "env_steps") -> None:
+    """Drop rows logged after the checkpoint a run resumes from (rows whose `key`, env steps or
+    dataset examples, is past `step`), so the log stays one history."""
     if not path.is_file():
         return
     kept = []
@@ -80,7 +81,7 @@ def truncate_metrics(path: Path, env_steps: int) -> None:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line torn by a crash
             continue
-        if row.get("env_steps", 0) <= env_steps:
+        if row.get(key, 0) <= step:
             kept.append(line)
     atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 

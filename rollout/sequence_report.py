@@ -17,28 +17,10 @@ import numpy as np
 import torch
 
 import envs
+from agents import AgentError
 from agents.sequence import sequence_loss
 from rollout.files import atomic_write, atomic_write_text
 
-# task class -> [(label, length, env kwargs)]; lengths beyond training test generalisation
-VARIANTS: dict[str, list[tuple[str, int, dict[str, int]]]] = {
-    "Copy": [
-        (f"length {n}", n, {"min_len": n, "max_len": n}) for n in (10, 20, 30, 40, 60, 80, 100, 120)
-    ],
-    "RepeatCopy": [
-        (
-            f"length {n} x {r} repeats",
-            n * r,
-            {"min_len": n, "max_len": n, "min_repeats": r, "max_repeats": r},
-        )
-        for n, r in ((10, 5), (10, 10), (10, 15), (10, 20), (20, 10))
-    ],
-    "AssociativeRecall": [
-        (f"{n} items", n, {"min_items": n, "max_items": n}) for n in (3, 6, 9, 12, 15, 20)
-    ],
-    "PrioritySort": [("20 inputs -> 16 sorted", 20, {})],
-    "DynamicNGrams": [("200 bits", 200, {})],
-}
 TRACE_COUNT = 3  # pictures for this many variants: the training length and two longer ones
 
 
@@ -193,18 +175,19 @@ def write_report(
         {"variant": "training distribution", "length": None, **env_kwargs}
     ]
     rows[0].update(score(agent, base, sequences, np.random.default_rng(seed)))
-    memory = getattr(agent.cfg, "memory_n", None)
     traced = 0
-    for label, length, kwargs in VARIANTS.get(name, []):
+    # the task's own generalisation variants: (label, length, env kwargs) beyond training
+    for label, length, kwargs in getattr(base, "report_variants", ()):
         row: dict[str, Any] = {"variant": label, "length": length}
         try:
             task = envs.make(env_id, **{**env_kwargs, **kwargs}).unwrapped
         except envs.EnvSpecError as exc:
             rows.append({**row, "skipped": str(exc)})
             continue
-        needed = getattr(task, "memory_slots_needed", None)
-        if memory is not None and needed is not None and needed > memory:
-            rows.append({**row, "skipped": f"needs {needed} memory rows, the agent has {memory}"})
+        try:
+            agent.check_task(task, env_id)  # e.g. an NTM whose memory is too small for it
+        except AgentError as exc:
+            rows.append({**row, "skipped": str(exc)})
             continue
         row.update(score(agent, task, sequences, np.random.default_rng(seed + length)))
         rows.append(row)

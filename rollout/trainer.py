@@ -1,8 +1,11 @@
-"""The training loop: rollout workers -> (replay) -> learner -> weights back to the workers.
+"""The training loop: data source -> learner -> weights (and curriculum level) back to the source.
 
-Sampling of the next batch overlaps the learner's update on the current one
-(`rollout.overlap`): the next `sample` is launched before the update, and the new weights,
-broadcast with one `ray.put`, reach the workers for the batch after it.
+One iteration (`Trainer._iteration`): collect the round the source drew, launch the next one
+(`rollout.overlap`: sampling overlaps the update; the new weights, broadcast with one `ray.put`,
+reach the workers for the round after it), learn, broadcast, evaluate when due, log, checkpoint.
+Which source feeds the learner is the agent's choice (`agent.data_spec()`, rollout/sources.py);
+how a run is evaluated is the task's (episodic return, a full pass over a dataset split, the
+sequence tasks' generalisation report). Nothing here knows a particular agent or task.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 import os
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ import torch
 from rich.console import Console
 
 import envs
-from agents import AgentError, Learner, NonFiniteLossError, make_agent
+from agents import Learner, NonFiniteLossError, make_agent
 from rollout.checkpoints import (
     CheckpointError,
     latest_checkpoint,
@@ -30,35 +34,32 @@ from rollout.checkpoints import (
     set_rng_state,
 )
 from rollout.config import ExperimentConfig
-from rollout.frame_replay import FrameReplayBuffer
+from rollout.curriculum import Curriculum
+from rollout.dataset_evaluation import DatasetEvaluator, format_split_table, write_split_report
 from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best_checkpoint
 from rollout.progress import ProgressReport, stderr_console
-from rollout.replay import ReplayBuffer
 from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
+from rollout.sources import DatasetSource, DataSource, GeneratedSource, Round, make_source
 from rollout.warm_start import warm_start
-from rollout.worker import Batch, merge_batches
-from rollout.worker_group import WorkerGroup
 
 
 class TrainingError(RuntimeError):
     """Training stopped on purpose (e.g. a NaN loss); the message says what and what is kept."""
 
 
-def check_compatible(cfg: ExperimentConfig, env: Any, agent: Any) -> None:
-    """Refuse env/agent pairs that cannot work, with the reason (raises AgentError)."""
-    task = env.unwrapped
-    if agent.batch_kind == "sequences" and not hasattr(task, "sample_batch"):
-        raise AgentError(
-            f"agent '{cfg.agent.name}' learns from whole sequences, but env '{cfg.env.id}' has no "
-            "sample_batch(batch_size, rng); use a memrl sequence task such as memrl/Copy-v0."
-        )
-    needed = getattr(task, "memory_slots_needed", None)
-    slots = getattr(cfg.agent, "memory_n", None)
-    if needed is not None and slots is not None and needed > slots:
-        raise AgentError(
-            f"env '{cfg.env.id}' with {cfg.env.kwargs or 'its defaults'} needs {needed} memory rows "
-            f"to hold its input, but agent.memory_n is {slots}: raise agent.memory_n or shorten the task."
-        )
+def probe_and_check(cfg: ExperimentConfig) -> tuple[Any, Any, list[str]]:
+    """Build one env and the agent for it, and refuse pairs that cannot work (AgentError,
+    EnvSpecError). Returns (env, agent, the env checker's warnings); the caller closes the env.
+    Shared by the CLI (before a run folder exists) and the Trainer."""
+    probe = envs.make(cfg.env.id, **cfg.env.kwargs)
+    try:
+        agent = make_agent(cfg.agent, probe.observation_space, probe.action_space)
+        agent.check_task(probe.unwrapped, cfg.env.id)
+        warnings = envs.check(cfg.env.id, cfg.env.kwargs) if cfg.env.check else []
+    except BaseException:
+        probe.close()
+        raise
+    return probe, agent, warnings
 
 
 def learner_threads(agent: torch.nn.Module) -> int:
@@ -72,6 +73,49 @@ def learner_threads(agent: torch.nn.Module) -> int:
     return os.cpu_count() or 1
 
 
+@dataclass
+class Counters:
+    """What a run has consumed, each counted in its own unit (checkpointed)."""
+
+    env_steps: int = 0
+    episodes: int = 0  # complete RL episodes
+    sequences: int = 0  # generated sequences
+    examples: int = 0  # dataset examples
+    epochs: int = 0  # dataset passes
+    iterations: int = 0
+
+    def add(self, data: Round) -> None:
+        self.env_steps += data.env_steps
+        self.episodes += data.episodes
+        self.sequences += data.sequences
+        self.examples += data.examples
+        self.epochs += data.epochs
+        self.iterations += 1
+
+    @property
+    def step(self) -> int:
+        """The checkpoints' and metrics' position: env steps, or examples for datasets."""
+        return self.env_steps + self.examples
+
+
+@dataclass
+class LoopState:
+    """The state of one `train()` call that is not checkpointed."""
+
+    next_eval: int = 0
+    next_ckpt: int = 0
+    last_log: float = 0.0
+    window_start: float = 0.0
+    window_steps: int = 0
+    window_updates: int = 0
+    broadcast_at: int = 0
+    first_steps: int = 0
+    stop_reason: str = ""
+    evaluated: bool = False
+    done: bool = False
+    recent_returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+
+
 class Trainer:
     def __init__(
         self,
@@ -83,17 +127,13 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run
         self.console = console or stderr_console()
-        run_cfg = cfg.run
-        torch.manual_seed(run_cfg.seed)
-        np.random.seed(run_cfg.seed)
-        self.rng = np.random.default_rng(run_cfg.seed)
+        torch.manual_seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
 
-        probe = envs.make(cfg.env.id, **cfg.env.kwargs)
-        self.agent = make_agent(cfg.agent, probe.observation_space, probe.action_space)
-        check_compatible(cfg, probe, self.agent)
-        for warning in envs.check(cfg.env.id, cfg.env.kwargs) if cfg.env.check else []:
+        probe, self.agent, warnings = probe_and_check(cfg)
+        for warning in warnings:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
-        probe.close()
+        self.task = probe.unwrapped
         self.learner = Learner(self.agent, cfg.learner)
         if cfg.run.init_from and not resume:  # weights only, into the fresh learner's agent
             summary = warm_start(self.agent, cfg.run.init_from)
@@ -101,75 +141,81 @@ class Trainer:
         threads = cfg.learner.torch_threads or learner_threads(self.agent)
         torch.set_num_threads(threads)
 
-        self.env_steps = 0
-        self.iterations = 0
-        self.episodes = 0
+        self.counters = Counters()
         self.elapsed_before = 0.0
-        self.update_credit = 0.0
         self.best_eval: float | None = None
         self.last_eval: float | None = None
-        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.last_eval_steps = 0
         self._start: float | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.last_metrics: dict[str, float] = {}
-
-        self.replay: ReplayBuffer | FrameReplayBuffer | None = None
-        self.spec = self.agent.replay_spec()
-        if self.agent.batch_kind == "transitions":
-            if self.spec is None:
-                raise TrainingError(
-                    f"agent '{cfg.agent.name}' learns from transitions but has no replay spec"
-                )
-            streams = max(1, cfg.rollout.num_workers) * cfg.rollout.envs_per_worker
-            stack = envs.frame_stack(cfg.env.id, cfg.env.kwargs)
-            if stack:  # Atari: each frame stored once, stacks rebuilt at sample time
-                self.replay = FrameReplayBuffer(
-                    self.spec.capacity, streams, stack, self.spec.n_step, self.spec.gamma
-                )
-            else:
-                self.replay = ReplayBuffer(
-                    self.spec.capacity, streams, self.spec.n_step, self.spec.gamma
-                )
+        self.last_figures: dict[str, float] = {}
+        self.loop = LoopState()
+        self.curriculum = Curriculum(
+            cfg.env.kwargs, cfg.env.curriculum, cfg.env.curriculum_threshold
+        )
         # seconds spent per stage of the loop (logged as t_<stage>_s, cumulative)
         self.stage_s: dict[str, float] = dict.fromkeys(("wait", "replay", "update", "weights"), 0.0)
 
-        if resume:
-            self._restore()
-        # a Ray actor evaluating beside training (num_workers > 0), else in this process
-        self.evaluator = PeriodicEvaluator(cfg, torch_threads=threads)
-        self.last_eval_steps = 0
+        state = self._restore() if resume else None
         # Fresh episodes on resume: workers get a seed no earlier run segment used.
-        self.workers = WorkerGroup(
-            cfg, seed=run_cfg.seed * 1_000_003 + self.iterations, console=self.console
-        )
+        seed = cfg.run.seed * 1_000_003 + self.counters.iterations
+        self.source: DataSource = make_source(cfg, self.agent, self.task, seed, self.console)
+        if state is not None:
+            self._restore_source(state)
+        if isinstance(self.source, DatasetSource):
+            self.evaluator: Any = DatasetEvaluator(self.agent, self.task, "valid")
+        else:
+            probe.close()
+            # a Ray actor evaluating beside training (num_workers > 0), else in this process
+            self.evaluator = PeriodicEvaluator(cfg, torch_threads=threads)
+
+    # ----------------------------------------------------------------- compatibility
+    @property
+    def env_steps(self) -> int:
+        return self.counters.env_steps
+
+    @property
+    def episodes(self) -> int:
+        return self.counters.episodes
+
+    @property
+    def iterations(self) -> int:
+        return self.counters.iterations
+
+    @property
+    def replay(self) -> Any:
+        return self.source.replay
+
+    @property
+    def workers(self) -> Any:
+        return getattr(self.source, "workers", None)
 
     # ----------------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
         return {
             "learner": self.learner.state_dict(),
             "counters": {
-                "env_steps": self.env_steps,
-                "iterations": self.iterations,
-                "episodes": self.episodes,
+                **vars(self.counters),
                 "elapsed_s": self.elapsed(),
-                "update_credit": self.update_credit,
                 "best_eval": self.best_eval,
             },
             "rng": rng_state(),
-            "replay_rng": self.rng.bit_generator.state,
+            "source": self.source.state_dict(),
+            "curriculum": self.curriculum.state_dict(),
         }
 
     def save(self) -> Path:
-        replay = self.replay if self.cfg.run.save_replay else None
+        replay = self.source.replay if self.cfg.run.save_replay else None
         return save_checkpoint(
             self.run_dir.checkpoints,
-            self.env_steps,
+            self.counters.step,
             self._state(),
             replay,
             self.cfg.run.keep_checkpoints,
         )
 
-    def _restore(self) -> None:
+    def _restore(self) -> dict[str, Any]:
         path = latest_checkpoint(self.run_dir.checkpoints)
         if path is None:
             raise TrainingError(
@@ -177,78 +223,70 @@ class Trainer:
             )
         state = load_checkpoint(path)
         self.learner.load_state_dict(state["learner"])
-        c = state["counters"]
-        self.env_steps, self.iterations, self.episodes = (
-            c["env_steps"],
-            c["iterations"],
-            c["episodes"],
-        )
-        self.elapsed_before, self.update_credit, self.best_eval = (
-            c["elapsed_s"],
-            c["update_credit"],
-            c["best_eval"],
-        )
+        c = dict(state["counters"])
+        self.elapsed_before, self.best_eval = c.pop("elapsed_s"), c.pop("best_eval")
+        legacy_credit = c.pop("update_credit", None)
+        fields = {k: int(v) for k, v in c.items() if k in vars(self.counters)}
+        self.counters = Counters(**fields)
+        if "sequences" not in c and hasattr(self.task, "sample_batch"):
+            # checkpoints before the counters were split counted sequences as episodes
+            self.counters.sequences, self.counters.episodes = self.counters.episodes, 0
+        if "source" not in state and legacy_credit is not None:
+            state["source"] = {"update_credit": legacy_credit, "replay_rng": state["replay_rng"]}
         set_rng_state(state["rng"])
-        self.rng.bit_generator.state = state["replay_rng"]
-        if self.replay is not None and (path / "replay.npz").is_file():
-            self.replay.load(path / "replay.npz")
-        truncate_metrics(self.run_dir.metrics, self.env_steps)
-        self.console.print(f"resumed from {path} at env step {self.env_steps:,}", highlight=False)
+        self.curriculum.load_state_dict(state.get("curriculum", {}))
+        state["path"] = path
+        key = "examples" if hasattr(self.task, "dataset") else "env_steps"
+        truncate_metrics(self.run_dir.metrics, self.counters.step, key)
+        return state
 
-    # ----------------------------------------------------------------- the loop
+    def _restore_source(self, state: dict[str, Any]) -> None:
+        path = state["path"]
+        self.source.load_state_dict(state.get("source", {}))
+        if self.source.replay is not None and (path / "replay.npz").is_file():
+            self.source.replay.load(path / "replay.npz")
+        self.console.print(f"resumed from {path} at step {self.counters.step:,}", highlight=False)
+
+    # ----------------------------------------------------------------- evaluation
     def elapsed(self) -> float:
         return self.elapsed_before + (
             time.monotonic() - self._start if self._start is not None else 0.0
         )
 
-    def _learn(self, batches: list[Batch]) -> dict[str, float]:
-        new_steps = sum(b.env_steps for b in batches)
-        metrics: dict[str, float] = {}
-        if self.replay is None:
-            start = time.perf_counter()
-            metrics = self.learner.update(merge_batches(batches))
-            self.stage_s["update"] += time.perf_counter() - start
-            return metrics
-        start = time.perf_counter()
-        per_worker = self.cfg.rollout.envs_per_worker  # worker i's envs are streams i*n ...
-        finals = [
-            (t, i * per_worker + e, f) for i, b in enumerate(batches) for t, e, f in b.final_frames
-        ]
-        for i, b in enumerate(batches):
-            if b.fresh:  # a new or replaced worker, or a resumed run: its streams start afresh
-                self.replay.cut_streams(range(i * per_worker, (i + 1) * per_worker))
-        self.replay.add(merge_batches(batches), finals)
-        if self.env_steps < self.spec.learning_starts:
-            self.stage_s["replay"] += time.perf_counter() - start
-            return metrics
-        self.update_credit += self.spec.replay_ratio * new_steps
-        for _ in range(int(self.update_credit)):
-            sample = self.replay.sample(self.spec.batch_size, self.rng)
-            now = time.perf_counter()
-            self.stage_s["replay"] += now - start
-            metrics = self.learner.update(sample)
-            start = time.perf_counter()
-            self.stage_s["update"] += start - now
-        self.stage_s["replay"] += time.perf_counter() - start
-        self.update_credit -= int(self.update_credit)
-        return metrics
+    def _eval_kwargs(self) -> dict[str, Any] | None:
+        if not self.curriculum.active:
+            return None
+        return {**self.curriculum.env_kwargs(), **self.cfg.env.eval_kwargs}
 
     def evaluate(self) -> float:
         """Evaluate the current weights now, blocking (before training and at its end)."""
         for earlier in self.evaluator.poll(block=True):  # one still in flight counts for best
             self._record_eval(earlier)
-        result = self.evaluator.evaluate_now(self.agent.acting_state_dict(), self.env_steps)
+        weights = self.agent.acting_state_dict()
+        result = self.evaluator.evaluate_now(weights, self.counters.step, self._eval_kwargs())
         return self._record_eval(result)
 
     def _record_eval(self, result: EvalResult) -> float:
-        self.last_eval, self.last_eval_steps = result.mean, result.env_steps
+        self.last_eval, self.last_eval_steps = result.score, result.env_steps
+        self.last_figures = result.figures
         # >=: among equally good evaluations keep the latest, most trained weights
         if self.best_eval is None or self.last_eval >= self.best_eval:
             self.best_eval = self.last_eval
             self.best_weights = result.weights
             save_best_checkpoint(
-                self.run_dir.checkpoints, result.weights, result.mean, result.env_steps
+                self.run_dir.checkpoints, result.weights, result.score, result.env_steps
             )
+        self.agent.on_evaluation({"score": result.score, **result.figures})
+        on_evaluation = getattr(self.learner, "on_evaluation", None)
+        if on_evaluation is not None:  # step-on-plateau learning-rate schedules
+            on_evaluation(result.score)
+        if self.curriculum.update(result.score):
+            self.console.print(
+                f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
+                f"({self.curriculum.env_kwargs()}) after evaluation score {result.score:.4g}",
+                highlight=False,
+            )
+            self._broadcast()
         return self.last_eval
 
     def best_agent(self) -> Any:
@@ -259,122 +297,183 @@ class Trainer:
             best.load_acting_state_dict(self.best_weights)
         return best
 
+    # ----------------------------------------------------------------- the loop
+    def _clock(self) -> tuple[int, int]:
+        """(counter, evaluation interval) for the source's schedule: env steps, or epochs."""
+        if self.source.clock == "epochs":
+            return self.counters.epochs, self.cfg.run.eval_every_epochs
+        return self.counters.env_steps, self.cfg.run.eval_every_steps
+
+    def _checkpoint_clock(self) -> tuple[int, int]:
+        if self.source.clock == "epochs":  # a checkpoint at every evaluation
+            return self.counters.epochs, self.cfg.run.eval_every_epochs
+        return self.counters.env_steps, self.cfg.run.checkpoint_every_steps
+
+    def _progress(self) -> tuple[str, int, Any]:
+        """What the progress bar counts: the first budget set, in the source's unit if set."""
+        run, c = self.cfg.run, self.counters
+        budgets = [
+            ("epochs", run.total_epochs, lambda: c.epochs),
+            ("sequences", run.total_sequences, lambda: c.sequences),
+            ("episodes", run.total_episodes, lambda: c.episodes),
+            ("env steps", run.total_env_steps, lambda: c.env_steps),
+        ]
+        for unit, total, value in budgets:
+            if total > 0 and unit == self.source.unit:
+                return unit, total, value
+        for unit, total, value in budgets:
+            if total > 0:
+                return unit, total, value
+        return self.source.unit, 0, lambda: c.step
+
+    def _budget_reached(self) -> str:
+        run, c = self.cfg.run, self.counters
+        for name, total, value in (
+            ("total_env_steps", run.total_env_steps, c.env_steps),
+            ("total_episodes", run.total_episodes, c.episodes),
+            ("total_sequences", run.total_sequences, c.sequences),
+            ("total_epochs", run.total_epochs, c.epochs),
+        ):
+            if 0 < total <= value:
+                return f"{name} reached"
+        return ""
+
+    def _broadcast(self) -> None:
+        start = time.perf_counter()
+        kwargs = self.curriculum.env_kwargs() if self.curriculum.active else None
+        self.source.set_weights(self.agent.acting_state_dict(), kwargs)
+        self.loop.broadcast_at = self.learner.updates
+        self.stage_s["weights"] += time.perf_counter() - start
+
+    def _next_multiple(self, clock: tuple[int, int]) -> int:
+        value, every = clock
+        return (value // every + 1) * every if every > 0 else 0
+
+    def _iteration(self) -> None:
+        cfg, loop = self.cfg, self.loop
+        start = time.perf_counter()
+        data = self.source.collect()
+        self.stage_s["wait"] += time.perf_counter() - start
+        self.counters.add(data)
+        loop.recent_returns.extend(data.episode_returns)
+        budget = self._budget_reached()
+        if cfg.rollout.overlap and not budget:
+            self.source.launch()
+        metrics = self.source.learn(data, self.learner, self.counters.env_steps, self.stage_s)
+        if metrics:
+            self.last_metrics = metrics
+        self.agent.on_env_steps(self.counters.env_steps)
+        if self.learner.updates - loop.broadcast_at >= cfg.rollout.weights_every:
+            self._broadcast()
+        self._evaluate_if_due()
+        loop.done = bool(budget) or self._stop_early()
+        if budget and not loop.stop_reason:
+            loop.stop_reason = budget
+        self._log()
+        if loop.next_ckpt and self._checkpoint_clock()[0] >= loop.next_ckpt and not loop.done:
+            loop.next_ckpt = self._next_multiple(self._checkpoint_clock())
+            self.save()
+        if not loop.done and not cfg.rollout.overlap:
+            self.source.launch()
+
+    def _evaluate_if_due(self) -> None:
+        loop = self.loop
+        loop.evaluated = False  # a due evaluation starts once the previous one is back
+        if loop.next_eval and self._clock()[0] >= loop.next_eval and not self.evaluator.busy:
+            loop.next_eval = self._next_multiple(self._clock())
+            weights = self.agent.acting_state_dict()
+            self.evaluator.submit(weights, self.counters.step, self._eval_kwargs())
+        for result in self.evaluator.poll():
+            self._record_eval(result)
+            loop.evaluated = True
+
+    def _stop_early(self) -> bool:
+        run, loop = self.cfg.run, self.loop
+        if run.stop_return is not None and loop.evaluated and self.last_eval >= run.stop_return:
+            loop.stop_reason = (
+                f"evaluation score {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
+            )
+            return True
+        if run.max_time_s > 0 and self.elapsed() >= run.max_time_s:
+            loop.stop_reason = f"max_time_s {run.max_time_s:g} reached"
+            return True
+        return False
+
     def _row(self, steps_per_s: float) -> dict[str, Any]:
         row: dict[str, Any] = {
-            "env_steps": self.env_steps,
-            "iteration": self.iterations,
+            "env_steps": self.counters.env_steps,
+            "iteration": self.counters.iterations,
             "updates": self.learner.updates,
-            "episodes": self.episodes,
-            "time_s": round(self.elapsed(), 3),
-            "steps_per_s": round(steps_per_s, 1),
-            "worker_restarts": self.workers.restarts,
+            "episodes": self.counters.episodes,
         }
+        for name in ("sequences", "examples", "epochs"):
+            if getattr(self.counters, name):
+                row[name] = getattr(self.counters, name)
+        row.update(
+            {
+                "time_s": round(self.elapsed(), 3),
+                "steps_per_s": round(steps_per_s, 1),
+                "worker_restarts": self.source.restarts,
+            }
+        )
         row.update({f"t_{k}_s": round(v, 3) for k, v in self.stage_s.items()})
-        if self.recent_returns:
-            row["return_mean"] = float(np.mean(self.recent_returns))
+        if self.loop.recent_returns:
+            row["return_mean"] = float(np.mean(self.loop.recent_returns))
+        if self.curriculum.active:
+            row["curriculum_level"] = self.curriculum.level
         row.update({k: v for k, v in self.last_metrics.items() if math.isfinite(v)})
         return row
 
-    def train(self) -> dict[str, Any]:
-        cfg, run = self.cfg, self.cfg.run
-        log = MetricsLog(self.run_dir)
-        # a sequence budget (total_episodes) is what the bar counts when one is set
-        by_episodes = run.total_episodes > 0
-        unit, total = (
-            ("episodes", run.total_episodes) if by_episodes else ("env steps", run.total_env_steps)
+    def _eval_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        row.update(self.last_figures)
+        row["eval_score"] = self.last_eval
+        row["eval_env_steps"] = self.last_eval_steps  # when the weights were taken
+        return row
+
+    def _log(self) -> None:
+        loop, now = self.loop, time.monotonic()
+        if loop.evaluated or loop.done or now - loop.last_log >= self.cfg.run.log_every_s:
+            span = max(now - loop.window_start, 1e-9)
+            row = self._row((self.counters.step - loop.window_steps) / span)
+            row["updates_per_s"] = round((self.learner.updates - loop.window_updates) / span, 2)
+            self.log.write(self._eval_row(row) if loop.evaluated else row)
+            loop.last_log, loop.window_start, loop.window_steps = now, now, self.counters.step
+            loop.window_updates = self.learner.updates
+        self.report.update(
+            self.progress_value(),
+            {
+                "steps/s": (self.counters.step - loop.first_steps) / max(now - self._start, 1e-9),
+                "return": self._recent_mean(),
+                "eval": self.last_eval,
+                "loss": self.last_metrics.get("loss"),
+                "bit errors": self.last_metrics.get("bit_errors"),
+            },
         )
-        progress = (lambda: self.episodes) if by_episodes else (lambda: self.env_steps)
-        report = ProgressReport(total, progress(), self.console, run.log_every_s, unit)
+
+    def train(self) -> dict[str, Any]:
+        run = self.cfg.run
+        self.log = MetricsLog(self.run_dir)
+        unit, total, self.progress_value = self._progress()
+        self.report = ProgressReport(
+            total, self.progress_value(), self.console, run.log_every_s, unit
+        )
         self._start = time.monotonic()
-        first_steps = self.env_steps
-        next_eval = self._next_multiple(run.eval_every_steps)
-        next_ckpt = self._next_multiple(run.checkpoint_every_steps)
-        last_log, window_start, window_steps = 0.0, time.monotonic(), self.env_steps
-        window_updates = self.learner.updates
-        stop_reason = "total_env_steps reached"
-        self.workers.set_weights(self.agent.acting_state_dict())
-        broadcast_at = self.learner.updates
-        self.workers.launch(cfg.rollout.steps_per_sample)
+        self.loop = LoopState(
+            next_eval=self._next_multiple(self._clock()),
+            next_ckpt=self._next_multiple(self._checkpoint_clock()),
+            window_start=time.monotonic(),
+            window_steps=self.counters.step,
+            window_updates=self.learner.updates,
+            first_steps=self.counters.step,
+        )
+        self._broadcast()
+        self.source.launch()
         try:
-            while True:
-                start = time.perf_counter()
-                batches = self.workers.collect()
-                self.stage_s["wait"] += time.perf_counter() - start
-                for b in batches:
-                    self.env_steps += b.env_steps
-                    self.episodes += len(b.episode_returns) + b.sequences
-                    self.recent_returns.extend(b.episode_returns)
-                self.iterations += 1
-                last_round = (
-                    self.env_steps >= run.total_env_steps or 0 < run.total_episodes <= self.episodes
-                )
-                if last_round and self.env_steps < run.total_env_steps:
-                    stop_reason = "total_episodes reached"
-                if cfg.rollout.overlap and not last_round:
-                    self.workers.launch(cfg.rollout.steps_per_sample)
-                metrics = self._learn(batches)
-                if metrics:
-                    self.last_metrics = metrics
-                self.agent.on_env_steps(self.env_steps)
-                if self.learner.updates - broadcast_at >= cfg.rollout.weights_every:
-                    start = time.perf_counter()
-                    self.workers.set_weights(self.agent.acting_state_dict())
-                    broadcast_at = self.learner.updates
-                    self.stage_s["weights"] += time.perf_counter() - start
-
-                evaluated = False  # a due evaluation starts once the previous one is back
-                if next_eval and self.env_steps >= next_eval and not self.evaluator.busy:
-                    next_eval = self._next_multiple(run.eval_every_steps)
-                    self.evaluator.submit(self.agent.acting_state_dict(), self.env_steps)
-                for result in self.evaluator.poll():
-                    self._record_eval(result)
-                    evaluated = True
-                reached = (
-                    run.stop_return is not None and evaluated and self.last_eval >= run.stop_return
-                )
-                if reached:
-                    stop_reason = (
-                        f"evaluation return {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
-                    )
-                timed_out = run.max_time_s > 0 and self.elapsed() >= run.max_time_s
-                if timed_out:
-                    stop_reason = f"max_time_s {run.max_time_s:g} reached"
-                done = last_round or reached or timed_out
-
-                now = time.monotonic()
-                if evaluated or done or now - last_log >= run.log_every_s:
-                    span = max(now - window_start, 1e-9)
-                    row = self._row((self.env_steps - window_steps) / span)
-                    row["updates_per_s"] = round((self.learner.updates - window_updates) / span, 2)
-                    if evaluated:
-                        row["eval_return_mean"] = self.last_eval
-                        row["eval_env_steps"] = self.last_eval_steps  # when the weights were taken
-                    log.write(row)
-                    last_log, window_start, window_steps = now, now, self.env_steps
-                    window_updates = self.learner.updates
-                if next_ckpt and self.env_steps >= next_ckpt and not done:
-                    next_ckpt = self._next_multiple(run.checkpoint_every_steps)
-                    self.save()
-                report.update(
-                    progress(),
-                    {
-                        "steps/s": (self.env_steps - first_steps) / max(now - self._start, 1e-9),
-                        "return": self._recent_mean(),
-                        "eval": self.last_eval,
-                        "loss": self.last_metrics.get("loss"),
-                        "bit errors": self.last_metrics.get("bit_errors"),
-                    },
-                )
-                if done:
-                    break
-                if not cfg.rollout.overlap:
-                    self.workers.launch(cfg.rollout.steps_per_sample)
-            if not (stop_reason.startswith("evaluation")):
+            while not self.loop.done:
+                self._iteration()
+            if not self.loop.stop_reason.startswith("evaluation"):
                 self.evaluate()
-                row = self._row(0.0)
-                row["eval_return_mean"] = self.last_eval
-                row["eval_env_steps"] = self.last_eval_steps
-                log.write(row)
+                self.log.write(self._eval_row(self._row(0.0)))
             checkpoint = self.save()
         except NonFiniteLossError as exc:
             last = latest_checkpoint(self.run_dir.checkpoints)
@@ -387,50 +486,78 @@ class Trainer:
         except CheckpointError as exc:
             raise TrainingError(f"training stopped: {exc}") from None
         except KeyboardInterrupt:
-            report.close()
+            self.report.close()
             path = self.save()
             self.console.print(
                 f"interrupted; saved {path}. Continue with: memrl train --resume {self.run_dir.path}"
             )
             raise
         finally:
-            report.close()
-            log.close()
-            self.workers.close()
+            self.report.close()
+            self.log.close()
+            self.source.close()
             self.evaluator.close()
-        if self.agent.batch_kind == "sequences":
+        self._final_report()
+        return self._summary(checkpoint)
+
+    def _final_report(self) -> None:
+        """The task's own end-of-run evaluation, with the best weights: a full pass over the
+        test split (dataset tasks) or the generalisation report (sequence tasks)."""
+        folder = self.run_dir.path / "evaluation" / "final"
+        if hasattr(self.task, "dataset"):
+            report = write_split_report(self.best_agent(), self.task, "test", folder)
+            self.console.print(format_split_table(report, "test"), highlight=False)
+        elif isinstance(self.source, GeneratedSource) and getattr(self.task, "report_variants", ()):
             from rollout.sequence_report import format_table, write_report
 
             report = write_report(
                 self.best_agent(),
-                cfg.env.id,
-                cfg.env.kwargs,
-                self.run_dir.path / "evaluation" / "final",
-                seed=run.seed,
+                self.cfg.env.id,
+                self.cfg.env.kwargs,
+                folder,
+                seed=self.cfg.run.seed,
             )
             self.console.print(format_table(report), highlight=False)
+
+    def _summary(self, checkpoint: Path) -> dict[str, Any]:
+        run, c = self.cfg.run, self.counters
         summary = {
             "run_dir": str(self.run_dir.path),
-            "stop_reason": stop_reason,
-            "env_steps": self.env_steps,
+            "stop_reason": self.loop.stop_reason,
+            "env_steps": c.env_steps,
             "updates": self.learner.updates,
-            "episodes": self.episodes,
+            "episodes": c.episodes,
+            "sequences": c.sequences,
+            "examples": c.examples,
+            "epochs": c.epochs,
             "time_s": round(self.elapsed(), 2),
             "eval_return_mean": self.last_eval,
+            "eval_score": self.last_eval,
             "best_eval_return": self.best_eval,
             "checkpoint": str(checkpoint),
         }
+        counted = ", ".join(
+            f"{value:,} {name.replace('_', ' ')}"
+            for name, value in (
+                ("env_steps", c.env_steps),
+                ("episodes", c.episodes),
+                ("sequences", c.sequences),
+                ("examples", c.examples),
+                ("epochs", c.epochs),
+            )
+            if value
+        )
+        how = (
+            f"{run.eval_episodes} episodes" if not hasattr(self.task, "dataset") else "valid split"
+        )
         self.console.print(
-            f"done: {stop_reason}; {self.env_steps:,} env steps, {self.episodes:,} episodes, "
-            f"{self.learner.updates:,} updates in "
-            f"{summary['time_s']:.1f} s; evaluation return {self.last_eval:.4g} "
-            f"({run.eval_episodes} episodes); run dir {self.run_dir.path}",
+            f"done: {self.loop.stop_reason}; {counted}, {self.learner.updates:,} updates in "
+            f"{summary['time_s']:.1f} s; evaluation score {self.last_eval:.4g} ({how}); "
+            f"run dir {self.run_dir.path}",
             highlight=False,
         )
         return summary
 
     def _recent_mean(self) -> float | None:
-        return float(np.mean(self.recent_returns)) if self.recent_returns else None
-
-    def _next_multiple(self, every: int) -> int:
-        return (self.env_steps // every + 1) * every if every > 0 else 0
+        rr = self.loop.recent_returns
+        return float(np.mean(rr)) if rr else None

@@ -1,79 +1,32 @@
 """The rollout worker: a vectorised Gymnasium env and a CPU copy of the agent.
 
 The same class runs in the driver (`rollout.num_workers: 0`) and as a Ray actor; it never imports
-Ray. `sample()` returns a `Batch` of numpy arrays with fixed key names (DESIGN.md, style rule 4):
+Ray. The data sources (rollout/sources.py) call the method for their kind of data; each returns a
+`Batch` of numpy arrays with fixed key names (DESIGN.md, style rule 4):
 
-- transitions (off-policy agents): obs, actions, rewards, terminated, truncated, next_obs, all
+- `sample_transitions` (replay): obs, actions, rewards, terminated, truncated, next_obs, all
   time-major [T, num_envs, ...]; next_obs is the true final observation at an episode's end.
-- episodes (on-policy agents): obs, actions, rewards, mask, time-major [T_max, num_episodes, ...],
-  complete episodes padded with mask 0.
-- sequences (supervised sequence agents): inputs, targets, mask, time-major [T, batch, ...],
-  drawn whole with the task's vectorised `sample_batch(batch_size, rng)`.
+- `sample_episodes`: obs, actions, rewards, mask, time-major [T_max, num_episodes, ...], complete
+  episodes padded with mask 0, plus the agent's `act` extras and `targets` (info["target"]).
+- `sample_generated`: inputs, targets, mask, time-major [T, batch, ...], drawn whole with the
+  task's vectorised `sample_batch(batch_size, rng)`.
+
+`set_weights(weights, env_kwargs)` also takes the curriculum's env kwargs: when they change, the
+worker rebuilds its envs with them, so the data it draws follows the curriculum level.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 import envs
 from agents import make_agent
-
-
-@dataclass
-class Batch:
-    data: dict[str, np.ndarray]
-    env_steps: int
-    episode_returns: list[float] = field(default_factory=list)
-    episode_lengths: list[int] = field(default_factory=list)
-    sample_time_s: float = 0.0
-    sequences: int = 0  # supervised sequences drawn (sequences mode)
-    # the first batch of a (new) worker: its env streams start afresh (replay cuts them)
-    fresh: bool = False
-    # frame mode: (t, env, newest frame of the final observation) of steps cut by the time limit
-    final_frames: list[tuple[int, int, np.ndarray]] = field(default_factory=list)
-
-
-def _stack_episodes(episodes: list[dict[str, list]]) -> dict[str, np.ndarray]:
-    """Pad complete episodes into time-major arrays with a mask."""
-    longest = max(len(ep["rewards"]) for ep in episodes)
-    out: dict[str, np.ndarray] = {}
-    for key in ("obs", "actions", "rewards"):
-        first = np.asarray(episodes[0][key][0])
-        arr = np.zeros(
-            (longest, len(episodes), *first.shape), first.dtype if key != "rewards" else np.float32
-        )
-        for i, ep in enumerate(episodes):
-            arr[: len(ep[key]), i] = np.asarray(ep[key])
-        out[key] = arr
-    out["mask"] = np.zeros((longest, len(episodes)), np.float32)
-    for i, ep in enumerate(episodes):
-        out["mask"][: len(ep["rewards"]), i] = 1.0
-    return out
-
-
-def merge_batches(batches: list[Batch]) -> dict[str, np.ndarray]:
-    """Join workers' batches along the env/episode axis (axis 1), padding episodes in time."""
-    if len(batches) == 1:
-        return batches[0].data
-    longest = max(next(iter(b.data.values())).shape[0] for b in batches)
-    merged = {}
-    for key in batches[0].data:
-        parts = []
-        for b in batches:
-            arr = b.data[key]
-            if arr.shape[0] < longest:
-                pad = np.zeros((longest - arr.shape[0], *arr.shape[1:]), arr.dtype)
-                arr = np.concatenate([arr, pad])
-            parts.append(arr)
-        merged[key] = np.concatenate(parts, axis=1)
-    return merged
+from rollout.batches import Batch, stack_episodes
 
 
 class RolloutWorker:
@@ -95,41 +48,60 @@ class RolloutWorker:
             os.nice(nice)
         torch.set_num_threads(torch_threads)
         torch.manual_seed(seed)
+        self.env_id, self.num_envs, self.seed = env_id, num_envs, seed
+        self.evaluation, self.pipeline = evaluation, pipeline
+        self.env_kwargs = dict(env_kwargs)
+        self.env: Any = None
+        self.agent: Any = None
+        self._open_envs(agent_cfg)
+        self.agent.eval()
+        self.agent.configure_actor(worker_index, num_workers)
+        self.fresh = True
+        self.data_rng = np.random.default_rng(seed)
+
+    def _open_envs(self, agent_cfg: Any = None) -> None:
+        """(Re)build the vector env with `self.env_kwargs` and start fresh episodes."""
+        if self.env is not None:
+            self.env.close()
+        env_id, kwargs, n = self.env_id, self.env_kwargs, self.num_envs
         self.env = envs.make_vector(
-            env_id, env_kwargs, num_envs, evaluation=evaluation, pipelined=pipeline
+            env_id, kwargs, n, evaluation=self.evaluation, pipelined=self.pipeline
         )
-        self.num_envs = num_envs
-        self.agent = make_agent(
-            agent_cfg, self.env.single_observation_space, self.env.single_action_space
-        )
+        if self.agent is None:
+            self.agent = make_agent(
+                agent_cfg, self.env.single_observation_space, self.env.single_action_space
+            )
         self.pipelined = isinstance(self.env, envs.atari.AtariPipeline)
         if self.pipelined and self.agent.initial_state(1) is not None:
             # the pipeline picks actions before the step's results are seen: stateless only
             self.env.close()
-            self.env = envs.make_vector(env_id, env_kwargs, num_envs, evaluation=evaluation)
+            self.env = envs.make_vector(env_id, kwargs, n, evaluation=self.evaluation)
             self.pipelined = False
-        self.agent.eval()
-        self.agent.configure_actor(worker_index, num_workers)
-        # Stacked-frame observations go to the learner as each step's newest frame only.
-        transitions = self.agent.batch_kind == "transitions"
-        self.frame_stack = envs.frame_stack(env_id, env_kwargs) if transitions else 0
-        self.starts = np.ones(num_envs, bool)  # the current observation begins an episode
+        # Stacked-frame observations go to the replay as each step's newest frame only.
+        self.frame_stack = envs.frame_stack(env_id, kwargs)
+        self.starts = np.ones(n, bool)  # the current observation begins an episode
         self.env_reports_episodes = bool(getattr(self.env, "reports_episodes", False))
         self.last_info: dict[str, Any] = {}
-        self.fresh = True
-        self.obs, _ = self.env.reset(seed=seed)
-        self.state = self.agent.initial_state(num_envs)
-        self.episode_return = np.zeros(num_envs)
-        self.episode_length = np.zeros(num_envs, np.int64)
-        self.partial: list[dict[str, list]] = [self._empty_episode() for _ in range(num_envs)]
-        self.data_rng = np.random.default_rng(seed)
+        self.obs, _ = self.env.reset(seed=self.seed)
+        self.state = self.agent.initial_state(n)
+        self.extras: dict[str, np.ndarray] = {}
+        self.episode_return = np.zeros(n)
+        self.episode_length = np.zeros(n, np.int64)
+        self.partial: list[dict[str, list]] = [self._empty_episode() for _ in range(n)]
 
     @staticmethod
     def _empty_episode() -> dict[str, list]:
         return {"obs": [], "actions": [], "rewards": []}
 
-    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+    def set_weights(
+        self, weights: dict[str, torch.Tensor], env_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """New acting weights and, with a curriculum, the env kwargs of its current level."""
         self.agent.load_acting_state_dict(weights)
+        if env_kwargs is not None and env_kwargs != self.env_kwargs:
+            self.env_kwargs = dict(env_kwargs)
+            self.seed += 1  # fresh episodes at the new level
+            self._open_envs()
 
     def _step(self, explore: bool) -> tuple[np.ndarray, ...]:
         obs = self.obs
@@ -140,7 +112,7 @@ class RolloutWorker:
 
             actions, result = self.env.step(policy, obs)
         else:
-            actions, self.state, _ = self.agent.act(obs, self.state, explore)
+            actions, self.state, self.extras = self.agent.act(obs, self.state, explore)
             result = self.env.step(actions)
         next_obs, rewards, terminated, truncated, info = result
         done = terminated | truncated
@@ -174,21 +146,33 @@ class RolloutWorker:
         self.episode_return[done] = 0.0
         self.episode_length[done] = 0
 
-    def sample(self, num_steps: int) -> Batch:
-        start = time.perf_counter()
-        if self.agent.batch_kind == "sequences":
-            batch = self._sample_sequences()
-        elif self.agent.batch_kind == "episodes":
-            batch = self._sample_episodes(num_steps)
-        else:
-            batch = self._sample_transitions(num_steps)
+    def _timed(self, batch: Batch, start: float) -> Batch:
         batch.sample_time_s = time.perf_counter() - start
         batch.fresh, self.fresh = self.fresh, False
         return batch
 
-    def _sample_transitions(self, num_steps: int) -> Batch:
+    def sample_transitions(self, num_steps: int) -> Batch:
+        start = time.perf_counter()
         if self.frame_stack:
-            return self._sample_frames(num_steps)
+            return self._timed(self._sample_frames(num_steps), start)
+        return self._timed(self._sample_transitions(num_steps), start)
+
+    def sample_episodes(self, num_steps: int) -> Batch:
+        start = time.perf_counter()
+        return self._timed(self._sample_episodes(num_steps), start)
+
+    def sample_generated(self, batch_size: int) -> Batch:
+        """`batch_size` whole sequences from the task's vectorised sampler."""
+        start = time.perf_counter()
+        task = self.env.envs[0].unwrapped
+        inputs, targets, mask = task.sample_batch(batch_size, self.data_rng)
+        data = {"inputs": inputs, "targets": targets, "mask": mask}
+        batch = Batch(
+            data=data, env_steps=int(mask.shape[0] * mask.shape[1]), sequences=int(mask.shape[1])
+        )
+        return self._timed(batch, start)
+
+    def _sample_transitions(self, num_steps: int) -> Batch:
         steps = max(1, num_steps // self.num_envs)
         columns: dict[str, list] = {
             k: [] for k in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
@@ -237,14 +221,6 @@ class RolloutWorker:
         data["actions"] = np.stack(actions)
         return batch
 
-    def _sample_sequences(self) -> Batch:
-        task = self.env.envs[0].unwrapped
-        inputs, targets, mask = task.sample_batch(self.agent.cfg.batch_size, self.data_rng)
-        data = {"inputs": inputs, "targets": targets, "mask": mask}
-        return Batch(
-            data=data, env_steps=int(mask.shape[0] * mask.shape[1]), sequences=int(mask.shape[1])
-        )
-
     def _sample_episodes(self, num_steps: int) -> Batch:
         """Step until the complete episodes hold >= num_steps steps. Episodes in progress carry
         over to the next call (their early steps then lag the newest weights by one update)."""
@@ -254,18 +230,36 @@ class RolloutWorker:
         while collected < num_steps:
             obs, actions, rewards, _, _, _, done = self._step(explore=True)
             batch.env_steps += self.num_envs
+            targets = self._targets(done)
             for i in range(self.num_envs):
                 ep = self.partial[i]
                 ep["obs"].append(obs[i])
                 ep["actions"].append(actions[i])
                 ep["rewards"].append(rewards[i])
+                for key, value in self.extras.items():
+                    ep.setdefault(key, []).append(np.asarray(value[i]))
+                if targets is not None:
+                    ep.setdefault("targets", []).append(targets[i])
                 if done[i]:
                     done_episodes.append(ep)
                     collected += len(ep["rewards"])
                     self.partial[i] = self._empty_episode()
             self._track(rewards, done, batch)
-        batch.data = _stack_episodes(done_episodes)
+        batch.data = stack_episodes(done_episodes)
         return batch
+
+    def _targets(self, done: np.ndarray) -> np.ndarray | None:
+        """info["target"] of the step just taken, per env (an env that just ended reports it in
+        final_info, as same-step autoreset puts the reset's info in info), or None."""
+        info = self.last_info
+        if "target" not in info and "target" not in info.get("final_info", {}):
+            return None
+        final = info.get("final_info", {})
+        targets = np.array(info.get("target", final.get("target")), copy=True)
+        for i in np.flatnonzero(done):
+            if "target" in final and final.get("_target", np.ones(len(done), bool))[i]:
+                targets[i] = final["target"][i]
+        return targets
 
     def evaluate(self, num_episodes: int, seed: int, explore: bool = False) -> list[float]:
         """Returns of `num_episodes` episodes from a fresh reset with `seed`, the envs sharing the
@@ -286,9 +280,6 @@ class RolloutWorker:
                     quota[i] -= 1
             ret[done] = 0.0
         return returns
-
-    def spaces(self) -> tuple[gym.Space, gym.Space]:
-        return self.env.single_observation_space, self.env.single_action_space
 
     def close(self) -> None:
         self.env.close()

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from rollout.batches import Batch
 from rollout.config import ExperimentConfig
 from rollout.progress import stderr_console
-from rollout.worker import Batch, RolloutWorker
+from rollout.worker import RolloutWorker
 
 # Seeds: worker i of generation g (g replacements so far) gets seed + 7919 (i + 1) + 104729 g.
 WORKER_SEED_STRIDE = 7919
@@ -45,9 +46,10 @@ class WorkerGroup:
         self.local: RolloutWorker | None = None
         self.actors: list[Any] = []
         self.pending: list[Any] = []
-        self.pending_steps = 0
+        self.pending_call: tuple[str, int] = ("", 0)  # (worker method, its argument)
         self.in_flight: list[Any] = []
         self.weights_ref: Any = None
+        self.env_kwargs: dict[str, Any] | None = None  # the curriculum level's, once it has one
         self.restarts = 0  # workers replaced so far in this process
         self.failures: list[int] = []  # replacements per worker slot
         self.locations: list[dict[str, Any]] = []  # node_id, pid, rollout_path per worker
@@ -145,8 +147,8 @@ class WorkerGroup:
             with contextlib.suppress(Exception):  # it may be gone already, which is the aim
                 ray.kill(old, no_restart=True)
             actor = self._spawn(index, generation=self.failures[index])
-            if self.weights_ref is not None:
-                actor.set_weights.remote(self.weights_ref)  # runs before any later call
+            if self.weights_ref is not None:  # runs before any later call
+                actor.set_weights.remote(self.weights_ref, self.env_kwargs)
             timeout = self.cfg.rollout.placement_timeout_s
             try:
                 location = ray.get(actor.location.remote(), timeout=timeout)
@@ -174,21 +176,19 @@ class WorkerGroup:
             return
 
     # ----------------------------------------------------------------- sampling
-    @property
-    def num_streams(self) -> int:
-        return max(1, len(self.actors))
-
-    def launch(self, num_steps: int) -> None:
-        self.pending_steps = num_steps
+    def launch(self, method: str, arg: int) -> None:
+        """Start `worker.<method>(arg)` on every worker (e.g. "sample_episodes", 64)."""
+        self.pending_call = (method, arg)
         if self.local is not None:
-            self.pending = [num_steps]
+            self.pending = [arg]
         else:
-            self.pending = [a.sample.remote(num_steps) for a in self.actors]
+            self.pending = [getattr(a, method).remote(arg) for a in self.actors]
 
     def collect(self) -> list[Batch]:
         pending, self.pending = self.pending, []
+        method, arg = self.pending_call
         if self.local is not None:
-            return [self.local.sample(n) for n in pending]
+            return [getattr(self.local, method)(n) for n in pending]
         import ray
 
         batches: list[Batch] = []
@@ -199,18 +199,25 @@ class WorkerGroup:
                     break
                 except ray.exceptions.RayActorError as exc:
                     self._replace(index, exc)
-                    ref = self.actors[index].sample.remote(self.pending_steps)
+                    ref = getattr(self.actors[index], method).remote(arg)
         return batches
 
-    def set_weights(self, weights: dict[str, torch.Tensor]) -> None:
+    def set_weights(
+        self, weights: dict[str, torch.Tensor], env_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """New weights (and the curriculum level's env kwargs, when there is a curriculum)."""
+        if env_kwargs is not None:
+            self.env_kwargs = env_kwargs
         if self.local is not None:
-            self.local.set_weights(weights)
+            self.local.set_weights(weights, self.env_kwargs)
             return
         import ray
 
         # one copy in the object store, read by every worker; kept for replacement workers
         self.weights_ref = ray.put(weights)
-        self.in_flight = [actor.set_weights.remote(self.weights_ref) for actor in self.actors]
+        self.in_flight = [
+            actor.set_weights.remote(self.weights_ref, self.env_kwargs) for actor in self.actors
+        ]
 
     def close(self) -> None:
         if self.local is not None:

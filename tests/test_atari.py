@@ -79,7 +79,7 @@ def _record(env_id, kwargs, num_envs, steps, seed=0, pipeline=False):
         return out
 
     worker._step = spy
-    batch = worker.sample(steps * num_envs)
+    batch = worker.sample_transitions(steps * num_envs)
     worker.close()
     return batch, np.stack(true_obs), np.stack(true_next)
 

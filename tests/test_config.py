@@ -154,7 +154,7 @@ def test_missing_file_suggests_neighbour():
         ),
         (
             ["train", "configs/lstm_copy.yaml", "env.id=tests.fakes:BitMatch", "env.kwargs={}"],
-            "has no sample_batch",
+            "has neither a sampler",
         ),
         (["train", "learner.lr=1"], "give a config file first"),
         (["train", "--resume", "/nonexistent/run"], "not a memrl run directory"),

@@ -53,7 +53,7 @@ def test_agents_solve_cartpole_through_ray(config, tmp_path, ray_local):
 def test_ntm_reaches_a_tenth_of_a_bit_per_sequence(task, tmp_path, ray_local):
     """Graves et al. 2014: the NTM learns copy (lengths 1-20) and associative recall."""
     trainer = make_trainer(
-        tmp_path, f"configs/ntm_{task}.yaml", ["run.stop_return=-0.1", "run.total_episodes=80000"]
+        tmp_path, f"configs/ntm_{task}.yaml", ["run.stop_return=-0.1", "run.total_sequences=80000"]
     )
     summary = trainer.train()
     print(f"\nntm {task}: {summary}")
@@ -70,7 +70,7 @@ def test_ntm_reaches_a_tenth_of_a_bit_per_sequence(task, tmp_path, ray_local):
 )
 def test_lstm_baseline_trains_and_is_evaluated(task, sequences, ratio, tmp_path, ray_local):
     trainer = make_trainer(
-        tmp_path, f"configs/lstm_{task}.yaml", [f"run.total_episodes={sequences}"]
+        tmp_path, f"configs/lstm_{task}.yaml", [f"run.total_sequences={sequences}"]
     )
     untrained = -trainer.evaluate()
     summary = trainer.train()

@@ -1,14 +1,24 @@
-"""REINFORCE and DQN losses on hand-made batches; the learner's guard and clipping."""
+"""The shared losses (agents.losses) on hand-made batches: REINFORCE (reductions, baselines,
+unbiasedness against the exact gradient), TD, sequence BCE and cross-entropy; the learner's guard
+and clipping."""
 
 from __future__ import annotations
+
+import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from agents import Learner, NonFiniteLossError, dqn, make_agent, reinforce
-from agents.reinforce import discounted_returns, reinforce_loss
+from agents import Learner, NonFiniteLossError, dqn, losses, make_agent, reinforce, sequence
+from agents.losses import (
+    MovingAverageBaseline,
+    discounted_returns,
+    reinforce_loss,
+    sequence_cross_entropy_loss,
+    td_loss,
+)
 from rollout.config import LearnerConfig
 
 
@@ -177,3 +187,267 @@ def test_centered_rmsprop_matches_the_formula_and_survives_repeated_gradients():
         p.grad = g.clone()
         opt.step()
     assert torch.isfinite(p).all()
+
+
+# --- the shared losses module -------------------------------------------------------------------
+
+
+def test_the_old_import_paths_still_give_the_shared_losses():
+    assert reinforce.reinforce_loss is losses.reinforce_loss
+    assert reinforce.discounted_returns is losses.discounted_returns
+    assert dqn.td_loss is td_loss
+    assert sequence.sequence_loss is losses.sequence_bce_loss
+
+
+def _episode_grads(log_probs, returns, mask, reduction):
+    lp = log_probs.clone().requires_grad_(True)
+    loss, _ = reinforce_loss(lp, returns, mask, reduction=reduction)
+    loss.backward()
+    return lp.grad
+
+
+def test_sequence_reduction_step_does_not_depend_on_episode_lengths():
+    # two episodes of 2 steps; then the second one goes on for 4 more zero-advantage steps, the
+    # first is padded to the new length, and an empty (all padding) column is added
+    lp = torch.tensor([[-0.5, -1.0], [-0.7, -0.2]])
+    returns = torch.tensor([[2.0, -1.0], [1.0, 3.0]])
+    short = {"seq": _episode_grads(lp, returns, torch.ones(2, 2), "sequence")}
+    short["tok"] = _episode_grads(lp, returns, torch.ones(2, 2), "token")
+    long_lp = torch.full((6, 3), -0.3)
+    long_lp[:2, :2] = lp
+    long_returns = torch.zeros(6, 3)
+    long_returns[:2, :2] = returns
+    long_mask = torch.zeros(6, 3)
+    long_mask[:2, 0] = 1.0
+    long_mask[:, 1] = 1.0
+    seq = _episode_grads(long_lp, long_returns, long_mask, "sequence")
+    tok = _episode_grads(long_lp, long_returns, long_mask, "token")
+    # per sequence: d loss / d log pi = -A / (number of episodes), however long they are
+    torch.testing.assert_close(short["seq"], -returns / 2)
+    torch.testing.assert_close(seq[:2, :2], short["seq"])
+    assert torch.all(seq[:, 2] == 0) and torch.all(seq[2:, 0] == 0)  # padding has no gradient
+    # per token the same episodes take a smaller step once one of them is longer (1/4 -> 1/8)
+    torch.testing.assert_close(short["tok"], -returns / 4)
+    torch.testing.assert_close(tok[:2, :2], -returns / 8)
+
+
+def test_sequence_reduction_hand_computed_with_learned_baseline_and_entropy():
+    lp = torch.tensor([[-1.0, -2.0], [-3.0, 0.0]], requires_grad=True)
+    returns = torch.tensor([[3.0, 1.0], [2.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    baseline = torch.tensor([[1.0, 2.0], [1.0, 9.0]], requires_grad=True)
+    entropy = torch.tensor([[0.5, 1.5], [1.0, 7.0]])
+    loss, m = reinforce_loss(
+        lp, returns, mask, baseline, entropy, reduction="sequence", entropy_coef=0.1
+    )
+    # A = (2, -1; 1, pad): policy = -(-1*2 + -2*-1 + -3*1) / 2 = 1.5
+    # value = ((1-3)^2 + (2-1)^2 + (1-2)^2) / 2 = 3; entropy term (0.5 + 1.5 + 1) / 2 = 1.5
+    assert float(m["policy_loss"]) == pytest.approx(1.5)
+    assert float(m["value_loss"]) == pytest.approx(3.0)
+    assert float(m["entropy"]) == pytest.approx(1.0)  # the mean per real step
+    assert float(loss) == pytest.approx(1.5 + 0.5 * 3.0 - 0.1 * 1.5)
+    assert float(m["episode_return_mean"]) == pytest.approx(2.0)  # (G_0 = 3, 1) / 2
+    loss.backward()
+    torch.testing.assert_close(lp.grad, torch.tensor([[-1.0, 0.5], [-0.5, 0.0]]))
+    torch.testing.assert_close(baseline.grad, torch.tensor([[-1.0, 0.5], [-0.5, 0.0]]))
+
+
+def test_moving_average_baseline_has_no_value_loss_and_moves_toward_the_returns():
+    lp = torch.tensor([[-1.0, -2.0], [-0.5, 0.0]], requires_grad=True)
+    rewards = torch.tensor([[1.0, 4.0], [2.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    returns = discounted_returns(rewards, mask, gamma=1.0)  # G = (3, 4; 2, 0)
+    ma = MovingAverageBaseline(decay=0.9, initial=1.0)
+    loss, m = reinforce_loss(lp, returns, mask, ma, reduction="sequence")
+    assert "value_loss" not in m
+    expected = -(-1.0 * (3 - 1) + -2.0 * (4 - 1) + -0.5 * (2 - 1)) / 2
+    assert float(loss) == pytest.approx(expected)
+    assert float(m["policy_loss"]) == pytest.approx(expected)
+    assert float(m["baseline"]) == pytest.approx(1.0)  # the value the batch was centred with
+    # the mean episode return is (3 + 4) / 2 = 3.5: b <- 0.9 * 1 + 0.1 * 3.5
+    assert float(m["episode_return_mean"]) == pytest.approx(3.5)
+    assert float(ma.value) == pytest.approx(0.9 + 0.35)
+    assert list(ma.parameters()) == []  # nothing about it is learned by gradient
+    loss.backward()
+    torch.testing.assert_close(lp.grad, -(returns - 1.0) * mask / 2)
+    for k in range(2, 40):  # geometric approach to a constant return
+        reinforce_loss(lp.detach(), returns, mask, ma)
+        assert float(ma.value) == pytest.approx(3.5 + (1.0 - 3.5) * 0.9**k)
+    reinforce_loss(lp.detach(), torch.full_like(returns, float("nan")), mask, ma)
+    assert float(ma.value) == pytest.approx(3.5 + (1.0 - 3.5) * 0.9**39)  # NaN left it alone
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\)"):
+        MovingAverageBaseline(decay=1.0)
+
+
+def test_reinforce_metrics_are_detached_0d_tensors_and_never_read_on_the_host():
+    lp = torch.randn(4, 3, requires_grad=True)
+    returns, mask = torch.randn(4, 3), torch.ones(4, 3)
+    baselines = [None, torch.randn(4, 3, requires_grad=True), MovingAverageBaseline()]
+    for baseline in baselines:
+        for reduction in ("sequence", "token"):
+            _, m = reinforce_loss(
+                lp, returns, mask, baseline, torch.rand(4, 3), reduction=reduction
+            )
+            assert {"policy_loss", "entropy", "episode_return_mean"} <= set(m)
+            for key, value in m.items():
+                assert torch.is_tensor(value) and value.dim() == 0, key
+                assert not value.requires_grad, key
+    # on the meta device no value exists on the host: any float()/item()/`if tensor` would raise,
+    # so the loss is capturable in a CUDA graph
+    meta = MovingAverageBaseline().to("meta")
+    loss, m = reinforce_loss(
+        torch.empty(5, 2, device="meta"),
+        torch.empty(5, 2, device="meta"),
+        torch.empty(5, 2, device="meta"),
+        meta,
+        torch.empty(5, 2, device="meta"),
+        normalize_advantages=True,
+    )
+    assert loss.device.type == "meta" and all(v.device.type == "meta" for v in m.values())
+    q = torch.randn(3, 2, requires_grad=True)
+    _, m = td_loss(
+        q, None, torch.randn(3, 2), torch.tensor([0, 1, 1]), torch.ones(3), torch.ones(3)
+    )
+    assert all(torch.is_tensor(v) and v.dim() == 0 for v in m.values())
+
+
+def test_reinforce_loss_refuses_bad_arguments():
+    x = torch.zeros(3, 2)
+    with pytest.raises(ValueError, match="reduction must be one of sequence, token"):
+        reinforce_loss(x, x, x, reduction="episode")
+    with pytest.raises(ValueError, match=r"mask has shape \(3,\), log_probs \(3, 2\)"):
+        reinforce_loss(x, x, torch.ones(3))
+    with pytest.raises(ValueError, match="learned baseline must be shaped like log_probs"):
+        reinforce_loss(x, x, x, torch.zeros(3, 1))
+    with pytest.raises(TypeError, match="got float"):
+        reinforce_loss(x, x, x, 0.5)
+
+
+# Unbiasedness: a softmax policy over 4 actions; the average of N sampled REINFORCE gradients
+# against the exact gradient of the expected reward, within 4 standard errors of the sample mean.
+LOGITS = torch.tensor([0.3, -0.2, 0.5, 0.0], dtype=torch.float64)
+R1 = torch.tensor([1.0, 0.0, 3.0, -1.0], dtype=torch.float64)
+R2 = torch.tensor([0.5, 2.0, -1.0, 0.0], dtype=torch.float64)
+SAMPLES = 20_000
+
+
+def _bandit_batch(two_steps: bool):
+    """Time-major episodes: one step (reward R1[a]) or, when `two_steps`, a second step
+    (reward R2[a]) that half of the episodes take (a coin independent of the policy)."""
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.softmax(LOGITS, 0)
+    steps = 2 if two_steps else 1
+    actions = torch.multinomial(probs, steps * SAMPLES, replacement=True, generator=gen)
+    actions = actions.reshape(steps, SAMPLES)
+    mask = torch.ones(steps, SAMPLES, dtype=torch.float64)
+    rewards = R1[actions]
+    if two_steps:
+        mask[1] = (torch.rand(SAMPLES, generator=gen) < 0.5).double()
+        rewards[1] = R2[actions[1]]
+    rewards = rewards * mask
+    exact = probs * (R1 - probs @ R1)
+    if two_steps:
+        exact = exact + 0.5 * probs * (R2 - probs @ R2)
+    return actions, rewards, mask, exact
+
+
+def _estimate(actions, rewards, mask, baseline, **kwargs):
+    """(mean of the sampled gradients of the expected return, their standard error)."""
+    logits = LOGITS.clone().requires_grad_(True)
+    log_probs = torch.log_softmax(logits, 0)[actions]
+    returns = discounted_returns(rewards, mask, gamma=1.0)
+    b = 0.0
+    if isinstance(baseline, float):  # a constant tensor, as a learned baseline is passed
+        b, baseline = baseline, torch.full_like(returns, baseline)
+    elif baseline is not None:
+        b = float(baseline.value)  # before the loss updates it
+    loss, _ = reinforce_loss(log_probs, returns, mask, baseline, **kwargs)
+    (grad,) = torch.autograd.grad(-loss, logits)
+    # one episode's gradient: sum_t (onehot(a_t) - pi) * (G_t - b), for the standard error
+    probs = torch.softmax(LOGITS, 0)
+    score = torch.nn.functional.one_hot(actions, 4).double() - probs
+    per_episode = (score * ((returns - b) * mask).unsqueeze(-1)).sum(0)
+    return grad, per_episode.std(0) / SAMPLES**0.5
+
+
+@pytest.mark.parametrize("two_steps", [False, True])
+def test_reinforce_gradient_is_unbiased_on_a_categorical_problem(two_steps):
+    actions, rewards, mask, exact = _bandit_batch(two_steps)
+    for baseline in (None, 2.0, MovingAverageBaseline(0.9, initial=2.0)):
+        grad, stderr = _estimate(actions, rewards, mask, baseline, reduction="sequence")
+        tolerance = 4 * stderr
+        assert torch.all((grad - exact).abs() < tolerance), (baseline, grad, exact, tolerance)
+        assert float(tolerance.max()) < 0.15 * float(exact.abs().max())  # a tight test
+    # estimators that are biased fail the same tolerance: standardised advantages rescale the
+    # gradient, and the per-token mean shrinks it by the mean episode length (about 1.5)
+    grad, stderr = _estimate(actions, rewards, mask, None, normalize_advantages=True)
+    assert torch.any((grad - exact).abs() > 4 * stderr)
+    if two_steps:
+        grad, stderr = _estimate(actions, rewards, mask, None, reduction="token")
+        assert torch.any((grad - exact).abs() > 4 * stderr)
+        tokens_per_episode = float(mask.sum()) / SAMPLES  # about 1.5
+        torch.testing.assert_close(
+            grad * tokens_per_episode, _estimate(actions, rewards, mask, None)[0]
+        )
+
+
+def test_sequence_cross_entropy_hand_computed():
+    logits = torch.tensor(
+        [
+            [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+            [[0.0, 0.0, 3.0], [5.0, 5.0, 5.0]],
+        ],
+        requires_grad=True,
+    )
+    targets = torch.tensor([[0, 2], [2, -1]])  # -1: padding, masked out
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    loss, m = sequence_cross_entropy_loss(logits, targets, mask)
+
+    def nll(row, target):
+        return math.log(sum(math.exp(v) for v in row)) - row[target]
+
+    costs = [nll([2, 0, 0], 0), nll([0, 1, 0], 2), nll([0, 0, 3], 2)]
+    assert float(loss) == pytest.approx(sum(costs) / 3)
+    assert float(m["cost_bits"]) == pytest.approx(sum(costs) / 2 / math.log(2))
+    # sequence 0 is right at both steps; sequence 1 picks 1 where the target is 2
+    assert float(m["token_errors"]) == pytest.approx(0.5)
+    assert float(m["sequence_accuracy"]) == pytest.approx(0.5)
+    assert all(torch.is_tensor(v) and v.dim() == 0 and not v.requires_grad for v in m.values())
+    loss.backward()
+    assert torch.all(logits.grad[1, 1] == 0)  # the padded step has no gradient
+    with pytest.raises(ValueError, match=r"need logits \[T, B, C\], targets and mask \[T, B\]"):
+        sequence_cross_entropy_loss(logits, targets[0], mask)
+
+
+def test_reinforce_config_baseline_modes_and_old_booleans():
+    assert reinforce.Config().baseline == "learned" and reinforce.Config().reduction == "token"
+    assert reinforce.Config(baseline=True).baseline == "learned"
+    assert reinforce.Config(baseline=False).baseline == "none"
+    with pytest.raises(ValueError, match="baseline must be one of learned, moving_average, none"):
+        reinforce.Config(baseline="mean").validate()
+    with pytest.raises(ValueError, match=r"baseline_decay must be in \[0, 1\)"):
+        reinforce.Config(baseline_decay=1.5).validate()
+    space_o, space_a = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2)
+    none = make_agent(reinforce.Config(hidden=[8], baseline="none"), space_o, space_a)
+    assert none.value is None and none.moving_baseline is None
+
+
+def test_reinforce_agent_with_moving_average_baseline_trains_without_a_value_head():
+    space_o, space_a = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2)
+    cfg = reinforce.Config(hidden=[8], baseline="moving_average", reduction="sequence")
+    agent = make_agent(cfg, space_o, space_a)
+    assert agent.value is None and "moving_baseline.value" in agent.state_dict()
+    assert "moving_baseline.value" not in agent.acting_state_dict()  # the workers act without it
+    learner = Learner(agent, LearnerConfig(lr=0.01, device="cpu"))
+    batch = {
+        "obs": np.ones((3, 2, 3), np.float32),
+        "actions": np.zeros((3, 2), np.int64),
+        "rewards": np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]], np.float32),
+        "mask": np.array([[1, 1], [1, 1], [1, 0]], np.float32),
+    }
+    metrics = learner.update(batch)
+    assert "value_loss" not in metrics and metrics["baseline"] == 0.0
+    assert metrics["episode_return_mean"] == pytest.approx((2.9701 + 1.99) / 2)  # gamma 0.99
+    assert float(agent.moving_baseline.value) == pytest.approx(0.1 * (2.9701 + 1.99) / 2)
+    fresh = make_agent(cfg, space_o, space_a)
+    fresh.load_acting_state_dict(agent.acting_state_dict())  # a worker's copy loads

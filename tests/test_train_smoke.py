@@ -162,7 +162,10 @@ def test_weights_go_to_the_workers_only_after_learner_updates(tmp_path):
     trainer = Trainer(cfg, run)
     sent = []
     original = trainer.workers.set_weights
-    trainer.workers.set_weights = lambda w: (sent.append(trainer.learner.updates), original(w))
+    trainer.workers.set_weights = lambda w, kwargs=None: (
+        sent.append(trainer.learner.updates),
+        original(w, kwargs),
+    )
     trainer.train()
     assert sent[0] == 0  # the initial weights
     later = sent[1:]

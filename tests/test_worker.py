@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from agents import dqn, reinforce
-from rollout.worker import RolloutWorker, merge_batches
+from rollout.batches import merge_batches
+from rollout.worker import RolloutWorker
 
 
 def test_transitions_batch_layout_and_final_obs():
     worker = RolloutWorker(
         "tests.fakes:Corridor", {"length": 3, "max_steps": 5}, dqn.Config(hidden=[8]), 4, seed=0
     )
-    batch = worker.sample(40)
+    batch = worker.sample_transitions(40)
     d = batch.data
     assert batch.env_steps == 40
     assert (
@@ -39,7 +40,7 @@ def test_episode_batches_are_complete_and_masked():
         3,
         seed=1,
     )
-    batch = worker.sample(30)
+    batch = worker.sample_episodes(30)
     d = batch.data
     lengths = d["mask"].sum(0)
     assert lengths.sum() >= 30 and d["obs"].shape[:2] == d["mask"].shape
@@ -48,7 +49,7 @@ def test_episode_batches_are_complete_and_masked():
         # a complete episode: it starts at the left end and either reached the goal or was truncated
         assert d["obs"][0, i].argmax() == 0
         assert d["rewards"][n - 1, i] == 1.0 or n == 6
-    other = worker.sample(30)
+    other = worker.sample_episodes(30)
     merged = merge_batches([batch, other])
     assert merged["mask"].shape[1] == d["mask"].shape[1] + other.data["mask"].shape[1]
     assert merged["mask"].sum() == d["mask"].sum() + other.data["mask"].sum()

@@ -1,0 +1,41 @@
+"""A curriculum over env kwargs: a list of levels, each a dict of env kwargs laid over
+`env.kwargs`, that moves one level up when an evaluation's score reaches `env.curriculum_threshold`.
+
+The level travels to the rollout workers with the weights (`set_weights(weights, env_kwargs)`),
+and the workers rebuild their envs with it, so the data they draw changes with the level. Tasks
+whose curricula are mixtures over difficulties (Learning to Execute's naive/mix/combined) take
+the level's kwargs and sample accordingly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Curriculum:
+    def __init__(self, base: dict[str, Any], levels: list[dict[str, Any]], threshold: float | None):
+        self.base, self.levels, self.threshold = dict(base), list(levels), threshold
+        self.level = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.levels)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """The kwargs the workers' envs use now."""
+        return {**self.base, **(self.levels[self.level] if self.levels else {})}
+
+    def update(self, score: float) -> bool:
+        """Move up one level when `score` reaches the threshold; True if the level changed."""
+        if not self.levels or self.threshold is None or self.level == len(self.levels) - 1:
+            return False
+        if score >= self.threshold:
+            self.level += 1
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.level = min(int(state.get("level", 0)), max(len(self.levels) - 1, 0))

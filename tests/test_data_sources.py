@@ -1,0 +1,197 @@
+"""The data-source platform: batches with a declared batch axis, a dataset task trained end to
+end (splits, epochs, best checkpoint on validation, a grouped test pass, `memrl evaluate`), a
+curriculum whose level reaches the workers' data, and `import envs` registering memrl/* ids."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rollout.batches import Batch, merge_batches
+from rollout.config import dump_config, load_config
+from rollout.run_dir import RunDir, read_metrics
+from rollout.sources import DatasetSource
+from rollout.trainer import Trainer
+from tests.fakes import CopyOrInvert
+
+
+def test_merge_follows_the_declared_batch_axis():
+    # time-major episodes of different lengths: concatenated on axis 1, padded in time
+    a = Batch({"mask": np.ones((3, 2), np.float32), "answer": np.zeros((3, 2), np.int64)})
+    b = Batch({"mask": np.ones((5, 1), np.float32), "answer": np.ones((5, 1), np.int64)})
+    merged = merge_batches([a, b])
+    assert merged["mask"].shape == (5, 3) and merged["mask"].sum() == 11
+    # batch-major stories [B, S, W] and per-example answers [B]: joined on axis 0, the
+    # sentence axis padded, not concatenated
+    s1 = Batch({"story": np.ones((2, 4, 6)), "answer": np.array([1, 2])}, batch_axis=0)
+    s2 = Batch({"story": np.ones((3, 7, 6)), "answer": np.array([3, 4, 5])}, batch_axis=0)
+    merged = merge_batches([s1, s2])
+    assert merged["story"].shape == (5, 7, 6) and merged["story"][:2, 4:].sum() == 0
+    np.testing.assert_array_equal(merged["answer"], [1, 2, 3, 4, 5])
+    with pytest.raises(ValueError, match="different batch axes"):
+        merge_batches([a, s1])
+
+
+def test_dataset_source_shuffled_epochs_without_replacement():
+    task = CopyOrInvert()
+    source = DatasetSource(task, batch_size=100, order="epochs", seed=0)
+    seen, epochs = [], 0
+    while epochs < 2:
+        data = source.collect()
+        epochs += data.epochs
+        seen.append(data.batches[0].data["inputs"])
+    first_epoch = np.concatenate(seen[:6], axis=1)  # 512 examples: 5 x 100 + 12
+    assert [s.shape[1] for s in seen[:6]] == [100, 100, 100, 100, 100, 12]
+    train = task.dataset("train").arrays["inputs"]
+    # every training example exactly once in the first epoch
+    key = lambda x: sorted(map(bytes, np.ascontiguousarray(x.transpose(1, 0, 2))))  # noqa: E731
+    assert key(first_epoch) == key(train)
+    # state round trip: a restored source draws the same next batch
+    state = source.state_dict()
+    again = DatasetSource(task, batch_size=100, order="epochs", seed=5)
+    again.load_state_dict(state)
+    np.testing.assert_array_equal(
+        again.collect().batches[0].data["inputs"], source.collect().batches[0].data["inputs"]
+    )
+    with_replacement = DatasetSource(task, batch_size=256, order="replacement", seed=0)
+    assert with_replacement.collect().epochs == 0 and with_replacement.collect().epochs == 1
+
+
+def _dataset_config(tmp_path, *extra):
+    return load_config(
+        "configs/lstm_copy.yaml",
+        [
+            "env.id=tests.fakes:CopyOrInvert",
+            "env.kwargs={}",
+            "agent.hidden_size=32",
+            "agent.layers=1",
+            "agent.batch_size=32",
+            "learner.lr=0.02",
+            "rollout.num_workers=0",
+            "run.total_sequences=0",
+            "run.total_epochs=40",
+            "run.eval_every_epochs=5",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+            *extra,
+        ],
+    )
+
+
+def test_dataset_task_end_to_end(tmp_path, capsys):
+    torch.set_num_threads(1)
+    cfg = _dataset_config(tmp_path)
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    assert isinstance(trainer.source, DatasetSource) and trainer.workers is None
+    summary = trainer.train()
+    assert summary["stop_reason"] == "total_epochs reached"
+    assert summary["epochs"] == 40 and summary["examples"] == 40 * 512
+    assert summary["env_steps"] == 0 and summary["updates"] == 40 * 16  # 16 batches per epoch
+    rows = read_metrics(run.metrics)
+    evals = [r for r in rows if "eval_accuracy" in r]
+    # an evaluation every 5 epochs and the final one
+    assert [r["epochs"] for r in evals][:8] == [5, 10, 15, 20, 25, 30, 35, 40]
+    accuracies = [r["eval_accuracy"] for r in evals]
+    # it learns both groups from the fixed data: whole sequences right on the valid split
+    assert accuracies[0] < 0.5 and max(accuracies) > 0.9
+    # the best checkpoint is the best validation accuracy
+    best = torch.load(run.checkpoints / "best" / "state.pt", weights_only=True)["best"]
+    assert best["eval_return_mean"] == max(accuracies)
+    # a full pass over the test split with the best weights, grouped
+    report = json.loads((run.path / "evaluation" / "final" / "test.json").read_text())
+    assert report["examples"] == 128 and set(report["groups"]) == {"copy", "invert"}
+    assert sum(g["examples"] for g in report["groups"].values()) == 128
+    assert report["accuracy"] > 0.85
+    table = (run.path / "evaluation" / "final" / "test.md").read_text()
+    assert "| copy |" in table and "| invert |" in table
+    # checkpoints are named by examples seen (no env steps in a dataset run)
+    assert (run.checkpoints / f"{40 * 512:012d}").is_dir()
+
+    from rollout.cli import main
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run.path), "--checkpoint", "best", "--episodes", "4"]) == 0
+    assert "| test group | examples | error % |" in capsys.readouterr().err
+    evaluations = [p for p in (run.path / "evaluation").iterdir() if p.name != "final"]
+    assert json.loads((evaluations[0] / "test.json").read_text())["examples"] == 128
+
+
+def test_dataset_run_resumes_from_its_epoch(tmp_path):
+    torch.set_num_threads(1)
+    cfg = _dataset_config(tmp_path, "run.total_epochs=2")
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    Trainer(cfg, run).train()
+    cfg3 = _dataset_config(tmp_path, "run.total_epochs=3")
+    resumed = Trainer(cfg3, run, resume=True)
+    assert resumed.counters.epochs == 2 and resumed.counters.examples == 1024
+    summary = resumed.train()
+    assert summary["epochs"] == 3 and summary["updates"] == 48
+
+
+def test_curriculum_level_rises_and_changes_the_workers_data(tmp_path):
+    """Copy with levels max_len 2 -> 6: an evaluation above the threshold moves the level, and
+    the workers' sequences get longer with it."""
+    cfg = load_config(
+        "configs/lstm_copy.yaml",
+        [
+            "agent.hidden_size=16",
+            "agent.layers=1",
+            "agent.batch_size=8",
+            "rollout.num_workers=0",
+            "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
+            "env.curriculum=[{max_len: 2}, {min_len: 6, max_len: 6}]",
+            "env.curriculum_threshold=-1000",  # the first evaluation passes it
+            "run.total_sequences=320",
+            "run.eval_every_steps=100",
+            "run.eval_episodes=2",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    lengths = []
+    collect = trainer.source.collect
+
+    def recording_collect():
+        data = collect()
+        lengths.append(data.batches[0].data["mask"].shape[0])  # T = 2 L + 1
+        return data
+
+    trainer.source.collect = recording_collect
+    trainer.train()
+    assert trainer.curriculum.level == 1
+    assert max(lengths[:2]) <= 5 and lengths[-1] == 13  # L <= 2 at first, L = 6 after
+    rows = read_metrics(run.metrics)
+    assert rows[0]["curriculum_level"] == 0 and rows[-1]["curriculum_level"] == 1
+    # the level is checkpointed
+    state = torch.load(sorted(run.checkpoints.glob("0*"))[-1] / "state.pt", weights_only=True)
+    assert state["curriculum"] == {"level": 1}
+
+
+def test_episode_batches_carry_extras_and_targets():
+    from agents import reinforce
+    from rollout.worker import RolloutWorker
+
+    worker = RolloutWorker(
+        "memrl/Copy-v0", {"bits": 2, "min_len": 1, "max_len": 3}, reinforce.Config(hidden=[8]), 2, 0
+    )
+    batch = worker.sample_episodes(20)
+    d = batch.data
+    assert d["targets"].shape == (*d["mask"].shape, 2)
+    # the targets are the task's: during the output steps, the input bits
+    t, i = np.argwhere(d["mask"])[-1]  # the last step of an episode is an output step
+    assert d["rewards"][t, i] == -np.count_nonzero(d["actions"][t, i] != d["targets"][t, i])
+
+
+def test_import_envs_registers_memrl_ids():
+    import envs  # noqa: F401
+
+    env = gym.make("memrl/Copy-v0", bits=4)
+    assert env.observation_space.shape == (5,)
+    env.close()
