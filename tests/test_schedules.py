@@ -226,3 +226,43 @@ def test_cuda_graphs_fall_back_for_every_schedule_but_constant():
         assert not use_cuda_graphs(dataclasses.replace(cfg, cuda_graphs="auto"), cuda, graphable)
         with pytest.raises(AgentError, match="constant lr"):
             use_cuda_graphs(dataclasses.replace(cfg, cuda_graphs="on"), cuda, graphable)
+
+
+def test_the_trainer_drives_the_plateau_schedule_with_its_evaluations(tmp_path):
+    """End to end: each evaluation's score reaches Learner.on_evaluation, and the lr the learner
+    ends with is the one the logged scores give."""
+    from rollout.config import dump_config
+    from rollout.run_dir import RunDir, read_metrics
+    from rollout.trainer import Trainer
+
+    torch.set_num_threads(1)
+    cfg = load_config(
+        "configs/reinforce_cartpole.yaml",
+        [
+            "rollout.num_workers=0",
+            "rollout.envs_per_worker=2",
+            "rollout.steps_per_sample=100",
+            "agent.hidden=[8]",
+            "learner.lr_schedule=plateau",
+            "learner.lr_patience=1",
+            "learner.lr_min=0.0005",
+            "run.total_env_steps=1000",
+            "run.eval_every_steps=100",
+            "run.eval_episodes=2",
+            "run.stop_return=null",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, "plateau", dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    trainer.train()
+    scores = [
+        row["eval_return_mean"] for row in read_metrics(run.metrics) if "eval_return_mean" in row
+    ]
+    assert len(scores) >= 5
+    replayed = PlateauSchedule(cfg.learner)
+    for score in scores:
+        replayed.step(score)
+    assert replayed.drops >= 1  # some evaluation did not improve on the best before it
+    assert trainer.learner.plateau.state_dict() == replayed.state_dict()
+    assert trainer.learner.lr == replayed.lr < cfg.learner.lr
