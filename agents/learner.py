@@ -1,15 +1,20 @@
-"""The generic learner: device, optimiser, gradient clipping and a NaN/inf guard; on a GPU, the
-whole update as a CUDA graph for agents whose loss allows it (agents/cuda_graphs.py).
+"""The generic learner and its config: device, optimiser, learning-rate schedules, gradient
+clipping and a NaN/inf guard; on a GPU, the whole update as a CUDA graph for agents whose loss
+allows it (agents/cuda_graphs.py).
 
 Nothing here is agent-specific: it calls `agent.loss(batch)` and `agent.on_update(step)`
-(DESIGN.md, style rule 2), and reads the agent's `graphable` flag.
+(DESIGN.md, style rule 2), and reads the agent's `graphable` flag. The trainer tells it the
+epoch (`set_progress`) and each evaluation's figure (`on_evaluation`) for the schedules that
+follow them.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,6 +25,117 @@ from agents.cuda_graphs import GraphedUpdate
 
 class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN/inf; the update was not applied."""
+
+
+LR_SCHEDULES = ("constant", "cosine", "linear", "piecewise", "plateau")
+
+
+@dataclass
+class LearnerConfig:
+    """Optimisation, shared by every agent (the `learner` section of a run's config)."""
+
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    lr: float = 1e-3
+    # 'cosine' or 'linear' decay lr to lr * lr_end_ratio over lr_decay_updates updates, then hold
+    # it there; a pure function of the update count, so a resumed run continues the schedule.
+    # 'piecewise': lr * lr_decay_factor ** (milestones passed), a milestone being passed once
+    # that many updates or epochs (lr_milestone_unit) are complete, e.g. MemN2N's "halve every
+    # 15 epochs" is [15, 30, 45] in epochs with factor 0.5. 'plateau': lr * lr_decay_factor
+    # after lr_patience evaluations in a row without a new best figure (torch's
+    # ReduceLROnPlateau without its threshold); its state is saved with the learner's.
+    # piecewise and plateau never go below lr_min.
+    lr_schedule: Literal["constant", "cosine", "linear", "piecewise", "plateau"] = "constant"
+    lr_decay_updates: int = 0
+    lr_end_ratio: float = 0.1
+    lr_milestones: list[int] = field(default_factory=list)
+    lr_milestone_unit: Literal["updates", "epochs"] = "updates"
+    lr_decay_factor: float = 0.5
+    lr_patience: int = 10
+    lr_min: float = 0.0
+    eps: float = 1e-8
+    # Adam's decay of its squared-gradient average (torch's betas[1]); beta1 is 0.9
+    beta2: float = 0.999
+    momentum: float = 0.0
+    alpha: float = 0.95
+    # RMSProp: True is the centered variant of Nature DQN (eps inside the root; agents/learner.py)
+    centered: bool = False
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
+    torch_threads: int = 0
+    # bfloat16 convolutions on the learner (Nature CNN): 'auto' = where the hardware has native
+    # bf16 (CUDA; CPUs with AVX512-BF16 or AMX), 'on', 'off'. Rollout workers act in float32.
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    # the whole update (forward, backward, clip, Adam) replayed as one CUDA graph per batch shape:
+    # 'auto' = on a CUDA learner for agents that allow it (NTM, LSTM) with adam and a constant lr
+    # (9x faster NTM updates at batch 8 on an H200); 'on' insists, 'off' never
+    cuda_graphs: Literal["auto", "on", "off"] = "auto"
+
+    def errors(self) -> list[str]:
+        """What is out of range, one message per problem naming the key as `learner.<key>`
+        (rollout.config raises the first as a ConfigError naming the file; `Learner` raises it
+        as an AgentError for a config built in Python)."""
+        schedule = self.lr_schedule
+        milestones = list(self.lr_milestones)
+        rules = [
+            (self.lr > 0, "'learner.lr' must be > 0"),
+            (
+                schedule not in ("cosine", "linear") or self.lr_decay_updates >= 1,
+                f"'learner.lr_schedule: {schedule}' needs 'learner.lr_decay_updates' "
+                ">= 1 (the updates over which lr decays)",
+            ),
+            (
+                0 <= self.lr_end_ratio <= 1,
+                "'learner.lr_end_ratio' must be in [0, 1] (the final lr as a fraction of "
+                "'learner.lr')",
+            ),
+            (
+                schedule != "piecewise" or len(milestones) >= 1,
+                "'learner.lr_schedule: piecewise' needs 'learner.lr_milestones', a list of "
+                f"{self.lr_milestone_unit} after which lr is multiplied by "
+                "'learner.lr_decay_factor', e.g. [15, 30, 45]",
+            ),
+            (
+                all(m >= 1 for m in milestones)
+                and all(a < b for a, b in zip(milestones, milestones[1:])),
+                f"'learner.lr_milestones' must be increasing counts >= 1, got {milestones}",
+            ),
+            (
+                schedule == "piecewise" or not milestones,
+                f"'learner.lr_milestones' is set but 'learner.lr_schedule' is '{schedule}'; "
+                "only 'piecewise' reads it (set the schedule, or drop the milestones)",
+            ),
+            (
+                0 < self.lr_decay_factor < 1,
+                "'learner.lr_decay_factor' must be in (0, 1) (what lr is multiplied by at a "
+                "milestone or a plateau)",
+            ),
+            (
+                self.lr_patience >= 1,
+                "'learner.lr_patience' must be >= 1 (evaluations without improvement before "
+                "lr drops)",
+            ),
+            (
+                0 <= self.lr_min < self.lr,
+                f"'learner.lr_min' must be in [0, 'learner.lr' = {self.lr:g}) (the floor of "
+                "the piecewise and plateau schedules)",
+            ),
+            (
+                self.grad_clip >= 0,
+                "'learner.grad_clip' must be >= 0 (0 turns clipping off)",
+            ),
+            (
+                0 < self.beta2 < 1,
+                "'learner.beta2' must be in (0, 1) (Adam's decay of the squared gradients)",
+            ),
+            (
+                self.cuda_graphs != "on" or (self.optimizer == "adam" and schedule == "constant"),
+                "'learner.cuda_graphs: on' needs 'learner.optimizer: adam' and a constant lr "
+                "('learner.lr_schedule: constant'); use 'auto' to fall back to ordinary updates",
+            ),
+        ]
+        return [message for ok, message in rules if not ok]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,14 +246,82 @@ def make_optimizer(params: Any, cfg: Any, capturable: bool = False) -> torch.opt
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def scheduled_lr(cfg: Any, updates: int) -> float:
-    """The learning rate for update number `updates` + 1 (learner.lr_schedule)."""
+def scheduled_lr(cfg: Any, updates: int, epochs: int | None = None) -> float:
+    """The learning rate for update number `updates` + 1, made in epoch `epochs` + 1 (the
+    epochs completed before it), for the schedules that are a function of these counters
+    (every learner.lr_schedule but 'plateau', which follows evaluations: PlateauSchedule)."""
     schedule = getattr(cfg, "lr_schedule", "constant")
-    if schedule == "constant":
+    if schedule in ("constant", "plateau"):
         return cfg.lr
+    if schedule == "piecewise":
+        counter = updates if cfg.lr_milestone_unit == "updates" else epochs
+        if counter is None:
+            raise AgentError(
+                "'learner.lr_milestone_unit: epochs' needs the epoch count, which this run's "
+                "data source does not report (RL and generated data count updates); use "
+                "'learner.lr_milestone_unit: updates'."
+            )
+        passed = bisect.bisect_right(list(cfg.lr_milestones), counter)
+        return max(cfg.lr * cfg.lr_decay_factor**passed, cfg.lr_min)
     progress = min(updates / cfg.lr_decay_updates, 1.0)
     fraction = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
     return cfg.lr * (cfg.lr_end_ratio + (1.0 - cfg.lr_end_ratio) * fraction)
+
+
+class PlateauSchedule:
+    """Step-on-plateau (learner.lr_schedule: plateau): after `lr_patience` evaluations in a row
+    without a new best figure, lr is multiplied by `lr_decay_factor`, down to `lr_min`.
+
+    Its state (best figure, evaluations since it, drops so far) is a few numbers saved with the
+    learner, so a resumed run continues where it stopped."""
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        self.best: float | None = None
+        self.higher_is_better: bool | None = None
+        self.bad = 0  # evaluations since the best one
+        self.drops = 0
+
+    @property
+    def lr(self) -> float:
+        return max(self.cfg.lr * self.cfg.lr_decay_factor**self.drops, self.cfg.lr_min)
+
+    def step(self, value: float, higher_is_better: bool = True) -> float:
+        """Take one evaluation's figure; return the lr from now on. A NaN never improves."""
+        if self.higher_is_better is None:
+            self.higher_is_better = higher_is_better
+        elif self.higher_is_better != higher_is_better:
+            raise AgentError(
+                "Learner.on_evaluation was called with higher_is_better="
+                f"{higher_is_better} after {self.higher_is_better}: one plateau schedule "
+                "follows one figure"
+            )
+        value = float(value)
+        sign = 1.0 if higher_is_better else -1.0
+        improved = not math.isnan(value) and (self.best is None or sign * (value - self.best) > 0)
+        if improved:
+            self.best, self.bad = value, 0
+            return self.lr
+        self.bad += 1
+        if self.bad >= self.cfg.lr_patience:
+            self.bad = 0
+            if self.lr > self.cfg.lr_min:  # at the floor further drops change nothing
+                self.drops += 1
+        return self.lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.best,
+            "higher_is_better": self.higher_is_better,
+            "bad": self.bad,
+            "drops": self.drops,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state["best"]
+        self.higher_is_better = state["higher_is_better"]
+        self.bad = int(state["bad"])
+        self.drops = int(state["drops"])
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
@@ -169,6 +353,9 @@ class Learner:
     """Owns the agent on its device and its optimiser; `update(batch)` is one SGD step."""
 
     def __init__(self, agent: Agent, cfg: Any):
+        problems = cfg.errors() if isinstance(cfg, LearnerConfig) else []
+        if problems:
+            raise AgentError(problems[0] + ".")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.agent = agent.to(self.device)
@@ -177,7 +364,10 @@ class Learner:
         self.optimizer = make_optimizer(params, cfg, capturable=graphs)
         self.graphed = GraphedUpdate(agent, self.optimizer, cfg.grad_clip, True) if graphs else None
         self.updates = 0
-        self.lr_scheduled = getattr(cfg, "lr_schedule", "constant") != "constant"
+        self.epochs: int | None = None  # completed epochs, where the trainer counts them
+        schedule = getattr(cfg, "lr_schedule", "constant")
+        self.lr_scheduled = schedule != "constant"
+        self.plateau = PlateauSchedule(cfg) if schedule == "plateau" else None
         # bf16 convolutions (no loss scaling needed) in modules that offer it (the Nature CNN)
         self.mixed_precision = use_mixed_precision(
             getattr(cfg, "mixed_precision", "off"), self.device
@@ -229,12 +419,34 @@ class Learner:
                 self._non_finite(float(loss.detach()), float(grad_norm))
             metrics["grad_norm"] = grad_norm
         if self.lr_scheduled:
-            metrics["lr"] = scheduled_lr(self.cfg, self.updates)
+            metrics["lr"] = self.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = metrics["lr"]
         self.optimizer.step()
         metrics["loss"] = loss.detach()
         return floats(metrics)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next update."""
+        if self.plateau is not None:
+            return self.plateau.lr
+        return scheduled_lr(self.cfg, self.updates, self.epochs)
+
+    def set_progress(self, epochs: int) -> None:
+        """The trainer's count of completed epochs (data sources with epochs), which
+        `learner.lr_milestone_unit: epochs` reads; call it before each update."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
+            raise AgentError(f"Learner.set_progress: epochs must be an int >= 0, got {epochs!r}")
+        self.epochs = int(epochs)
+
+    def on_evaluation(self, value: float, higher_is_better: bool = True) -> float:
+        """One evaluation's figure (a mean return, an accuracy: higher_is_better; an error
+        rate: not), which `learner.lr_schedule: plateau` follows; other schedules ignore it.
+        Returns the lr of the next update."""
+        if self.plateau is not None:
+            self.plateau.step(value, higher_is_better)
+        return self.lr
 
     def _non_finite(self, loss: float, grad_norm: float) -> None:
         what = (
@@ -252,6 +464,10 @@ class Learner:
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "updates": self.updates,
+            "schedule": {
+                "epochs": self.epochs,
+                "plateau": None if self.plateau is None else self.plateau.state_dict(),
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -260,3 +476,10 @@ class Learner:
         if self.graphed is not None:
             self.graphed.reset()
         self.updates = int(state["updates"])
+        # a checkpoint from before the schedules had state, or from another schedule: the
+        # counters it has carry over, a plateau schedule without saved state starts afresh
+        schedule = state.get("schedule") or {}
+        if schedule.get("epochs") is not None:
+            self.epochs = int(schedule["epochs"])
+        if self.plateau is not None and schedule.get("plateau") is not None:
+            self.plateau.load_state_dict(schedule["plateau"])

@@ -166,6 +166,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         read_yaml,
     )
     from rollout.run_dir import RunDir
+    from rollout.warm_start import WarmStartError, warm_start
 
     positional = list(args.args)
     try:
@@ -199,8 +200,10 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             note = escape(f"env '{cfg.env.id}': {warning}")
             err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
         use_cuda_graphs(cfg.learner, resolve_device(cfg.learner.device), agent)
+        if cfg.run.init_from and not args.resume:  # a missing or unfit source fails before Ray
+            warm_start(agent, cfg.run.init_from)
         probe.close()
-    except (ConfigError, envs.EnvSpecError, AgentError) as exc:
+    except (ConfigError, envs.EnvSpecError, AgentError, WarmStartError) as exc:
         return _fail(err, str(exc))
 
     from rollout.ray_runtime import learner_placement_note, start_ray, stop_ray

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from agents import AGENTS, agent_config_class
+from agents.learner import LearnerConfig  # its home is beside the Learner; exported here too
 
 
 class ConfigError(ValueError):
@@ -40,38 +41,6 @@ class EnvConfig:
     # when an evaluation's score (mean return, or accuracy on datasets) >= curriculum_threshold
     curriculum: list[dict[str, Any]] = field(default_factory=list)
     curriculum_threshold: float | None = None
-
-
-@dataclass
-class LearnerConfig:
-    """Optimisation, shared by every agent (agents.Learner)."""
-
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    lr: float = 1e-3
-    # 'cosine' or 'linear' decay lr to lr * lr_end_ratio over lr_decay_updates updates, then hold
-    # it there; a pure function of the update count, so a resumed run continues the schedule.
-    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
-    lr_decay_updates: int = 0
-    lr_end_ratio: float = 0.1
-    eps: float = 1e-8
-    # Adam's decay of its squared-gradient average (torch's betas[1]); beta1 is 0.9
-    beta2: float = 0.999
-    momentum: float = 0.0
-    alpha: float = 0.95
-    # RMSProp: True is the centered variant of Nature DQN (eps inside the root; agents/learner.py)
-    centered: bool = False
-    weight_decay: float = 0.0
-    grad_clip: float = 10.0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
-    torch_threads: int = 0
-    # bfloat16 convolutions on the learner (Nature CNN): 'auto' = where the hardware has native
-    # bf16 (CUDA; CPUs with AVX512-BF16 or AMX), 'on', 'off'. Rollout workers act in float32.
-    mixed_precision: Literal["auto", "on", "off"] = "auto"
-    # the whole update (forward, backward, clip, Adam) replayed as one CUDA graph per batch shape:
-    # 'auto' = on a CUDA learner for agents that allow it (NTM, LSTM) with adam and a constant lr
-    # (9x faster NTM updates at batch 8 on an H200); 'on' insists, 'off' never
-    cuda_graphs: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass
@@ -124,6 +93,10 @@ class RunConfig:
     keep_checkpoints: int = 3
     save_replay: bool = True
     log_every_s: float = 10.0
+    # Start from another run's weights (weights only: a fresh optimiser, counters and RNG; this
+    # config's loss): a run folder (its best checkpoint, else its newest), one checkpoint folder
+    # or a state.pt. rollout/warm_start.py. Ignored by --resume, which continues its own run.
+    init_from: str | None = None
 
 
 @dataclass
@@ -322,27 +295,7 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             r.steps_per_sample >= r.envs_per_worker,
             "'rollout.steps_per_sample' must be >= 'rollout.envs_per_worker'",
         ),
-        (cfg.learner.lr > 0, "'learner.lr' must be > 0"),
-        (
-            cfg.learner.lr_schedule == "constant" or cfg.learner.lr_decay_updates >= 1,
-            f"'learner.lr_schedule: {cfg.learner.lr_schedule}' needs 'learner.lr_decay_updates' "
-            ">= 1 (the updates over which lr decays)",
-        ),
-        (
-            0 <= cfg.learner.lr_end_ratio <= 1,
-            "'learner.lr_end_ratio' must be in [0, 1] (the final lr as a fraction of 'learner.lr')",
-        ),
-        (cfg.learner.grad_clip >= 0, "'learner.grad_clip' must be >= 0 (0 turns clipping off)"),
-        (
-            0 < cfg.learner.beta2 < 1,
-            "'learner.beta2' must be in (0, 1) (Adam's decay of the squared gradients)",
-        ),
-        (
-            cfg.learner.cuda_graphs != "on"
-            or (cfg.learner.optimizer == "adam" and cfg.learner.lr_schedule == "constant"),
-            "'learner.cuda_graphs: on' needs 'learner.optimizer: adam' and a constant lr "
-            "('learner.lr_schedule: constant'); use 'auto' to fall back to ordinary updates",
-        ),
+        *((False, message) for message in cfg.learner.errors()),
         (
             min(run.total_env_steps, run.total_episodes, run.total_sequences, run.total_epochs)
             >= 0,

@@ -40,6 +40,7 @@ from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best
 from rollout.progress import ProgressReport, stderr_console
 from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
 from rollout.sources import DatasetSource, DataSource, GeneratedSource, Round, make_source
+from rollout.warm_start import warm_start
 
 
 class TrainingError(RuntimeError):
@@ -134,6 +135,9 @@ class Trainer:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
         self.task = probe.unwrapped
         self.learner = Learner(self.agent, cfg.learner)
+        if cfg.run.init_from and not resume:  # weights only, into the fresh learner's agent
+            summary = warm_start(self.agent, cfg.run.init_from)
+            self.console.print(summary, highlight=False, markup=False)
         threads = cfg.learner.torch_threads or learner_threads(self.agent)
         torch.set_num_threads(threads)
 
@@ -355,6 +359,8 @@ class Trainer:
         budget = self._budget_reached()
         if cfg.rollout.overlap and not budget:
             self.source.launch()
+        # epoch-counted lr milestones see the epochs done before this round's batches
+        self.learner.set_progress(epochs=self.counters.epochs - data.epochs)
         metrics = self.source.learn(data, self.learner, self.counters.env_steps, self.stage_s)
         if metrics:
             self.last_metrics = metrics
