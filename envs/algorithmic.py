@@ -151,7 +151,13 @@ class AlgorithmicTask(gym.Env):
         self._t += 1
         terminated = self._t == len(self._mask)
         obs = np.zeros(self.input_size, np.float32) if terminated else self._inputs[self._t].copy()
-        return obs, reward, terminated, False, {"target": np.copy(target), "output_step": output_step}
+        return (
+            obs,
+            reward,
+            terminated,
+            False,
+            {"target": np.copy(target), "output_step": output_step},
+        )
 
 
 class Copy(AlgorithmicTask):

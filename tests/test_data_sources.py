@@ -123,10 +123,15 @@ def test_dataset_task_end_to_end(tmp_path, capsys):
 
 def test_dataset_run_resumes_from_its_epoch(tmp_path):
     torch.set_num_threads(1)
-    cfg = _dataset_config(tmp_path, "run.total_epochs=2")
+    # MemN2N-style halving by epochs: the trainer tells the learner the epochs done
+    halve = ["learner.lr_schedule=piecewise", "learner.lr_milestones=[1]"]
+    halve += ["learner.lr_milestone_unit=epochs", "learner.lr_decay_factor=0.5"]
+    cfg = _dataset_config(tmp_path, "run.total_epochs=2", *halve)
     run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
-    Trainer(cfg, run).train()
-    cfg3 = _dataset_config(tmp_path, "run.total_epochs=3")
+    first = Trainer(cfg, run)
+    first.train()
+    assert first.learner.lr() == pytest.approx(0.01)  # 0.02 halved after epoch 1
+    cfg3 = _dataset_config(tmp_path, "run.total_epochs=3", *halve)
     resumed = Trainer(cfg3, run, resume=True)
     assert resumed.counters.epochs == 2 and resumed.counters.examples == 1024
     summary = resumed.train()
