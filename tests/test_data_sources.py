@@ -130,7 +130,7 @@ def test_dataset_run_resumes_from_its_epoch(tmp_path):
     run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
     first = Trainer(cfg, run)
     first.train()
-    assert first.learner.lr() == pytest.approx(0.01)  # 0.02 halved after epoch 1
+    assert first.learner.lr == pytest.approx(0.01)  # 0.02 halved after epoch 1
     cfg3 = _dataset_config(tmp_path, "run.total_epochs=3", *halve)
     resumed = Trainer(cfg3, run, resume=True)
     assert resumed.counters.epochs == 2 and resumed.counters.examples == 1024
