@@ -318,6 +318,15 @@ def read_questions(
     return questions
 
 
+def clevr_data_dir() -> Path | None:
+    """The CLEVR data folder: $MEMRL_DATA/clevr if MEMRL_DATA is set, else ../shared/data/clevr
+    beside the repository; None if it is not there (callers skip or generate instead)."""
+    root = os.environ.get("MEMRL_DATA")
+    base = Path(root) if root else Path(__file__).resolve().parents[3] / "shared" / "data"
+    folder = base / "clevr"
+    return folder if folder.is_dir() else None
+
+
 def _atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Writes JSON through a temporary file in the same folder and a rename, so a reader never
     sees half a file."""
