@@ -99,11 +99,8 @@ def chain(*steps: str | tuple[str, str]) -> list[dict[str, Any]]:
 
 
 def tree(*nodes: tuple) -> list[dict[str, Any]]:
-    """A program from (fn, inputs) or (fn, inputs, value) tuples."""
-    return [
-        {"function": n[0], "inputs": list(n[1]), "value_inputs": [n[2]] if len(n) > 2 else []}
-        for n in nodes
-    ]
+    """A program from (fn, inputs, *values) tuples."""
+    return [{"function": n[0], "inputs": list(n[1]), "value_inputs": list(n[2:])} for n in nodes]
 
 
 def two_objects(a: list, b: list, last: str) -> list[dict[str, Any]]:
@@ -273,6 +270,54 @@ HAND_CHECKED = [
     ),
     ("less_than", compare("less_than", [("filter_material", "metal")], []), "yes"),
     ("greater_than", compare("greater_than", [("filter_material", "metal")], []), "no"),
+    # CLEVR's template macros: "" (or "thing" for a shape) filters nothing
+    ("filter", tree(("scene", []), ("filter", [0], "", "red", "", "thing"), ("count", [1])), 2),
+    ("filter_count", tree(("scene", []), ("filter_count", [0], "small", "", "rubber", "")), 2),
+    ("filter_exist", tree(("scene", []), ("filter_exist", [0], "large", "blue", "", "")), "no"),
+    (
+        "filter_unique",
+        tree(("scene", []), ("filter_unique", [0], "", "", "", "sphere"), ("query_color", [1])),
+        "red",
+    ),
+    (
+        "relate_filter",
+        tree(
+            ("scene", []),
+            ("filter_unique", [0], "", "", "", "cylinder"),
+            ("relate_filter", [1], "behind", "small", "", "", ""),
+            ("count", [2]),
+        ),
+        2,
+    ),
+    (
+        "relate_filter_count",
+        tree(
+            ("scene", []),
+            ("filter_unique", [0], "", "blue", "", ""),
+            ("relate_filter_count", [1], "front", "", "red", "", ""),
+            ("greater_than", [2, 2]),
+        ),
+        "no",
+    ),
+    (
+        "relate_filter_exist",
+        tree(
+            ("scene", []),
+            ("filter_unique", [0], "", "blue", "", ""),
+            ("relate_filter_exist", [1], "right", "", "", "", "sphere"),
+        ),
+        "yes",
+    ),
+    (
+        "relate_filter_unique",
+        tree(
+            ("scene", []),
+            ("filter_unique", [0], "", "blue", "", ""),
+            ("relate_filter_unique", [1], "front", "", "green", "", ""),
+            ("query_shape", [2]),
+        ),
+        "cylinder",
+    ),
 ]
 
 
@@ -352,6 +397,17 @@ INVALID = [
     ("ends in a set", chain("scene", ("filter_color", "red")), None),
     ("ends in an object", chain("scene", ("filter_color", "blue"), "unique"), None),
     ("empty", [], None),
+    ("macro: too few values", tree(("scene", []), ("filter_count", [0], "small")), 1),
+    (
+        "macro: empty relation",
+        tree(
+            ("scene", []),
+            ("filter_unique", [0], "", "", "", "cube"),
+            ("relate_filter_exist", [1], "", "", "", "", ""),
+        ),
+        2,
+    ),
+    ("macro: wrong value", tree(("scene", []), ("filter_exist", [0], "red", "", "", "")), 1),
     ("not a list", {"function": "scene"}, None),
     ("a string", "scene count", None),
 ]
@@ -403,12 +459,14 @@ def test_catalog_matches_metadata_json() -> None:
     meta = json.loads((DATA / "metadata.json").read_text())
     for t, values in VALUE_TYPES.items():
         assert tuple(meta["types"][t]) == values
-    executable = [f for f in meta["functions"] if not f.get("template_only")]
-    assert {f["name"] for f in executable} == set(FUNCTIONS)
-    for f in executable:
+    assert {f["name"] for f in meta["functions"]} == set(FUNCTIONS)
+    for f in meta["functions"]:
         ours = FUNCTIONS[f["name"]]
         assert (tuple(f["inputs"]), f["output"]) == (ours.inputs, ours.output), f["name"]
-        assert f.get("side_inputs", [None])[0] == ours.value_type, f["name"]
+        if f.get("template_only"):
+            assert tuple(f["side_inputs"]) == ours.macro_values, f["name"]
+        else:
+            assert f.get("side_inputs", [None])[0] == ours.value_type, f["name"]
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,9 @@ class Function:
     inputs: tuple[str, ...]
     value_type: str | None
     output: str
+    # Template macros (metadata.json's `template_only`): the types of their several value
+    # inputs, each of which may be "" (no filter on that attribute; "thing" too for Shape).
+    macro_values: tuple[str, ...] = ()
 
 
 def _catalog() -> dict[str, Function]:
@@ -60,12 +63,22 @@ def _catalog() -> dict[str, Function]:
         Function("greater_than", (INTEGER, INTEGER), None, BOOL),
         Function("equal_object", (OBJECT, OBJECT), None, BOOL),
     ]
+    attrs = tuple(t for t, _ in ATTRIBUTES.values())  # Size, Color, Material, Shape
+    for prefix, inp, values in (("", OBJECT_SET, attrs), ("relate_", OBJECT, ("Relation", *attrs))):
+        for suffix, out in (
+            ("", OBJECT_SET),
+            ("_unique", OBJECT),
+            ("_count", INTEGER),
+            ("_exist", BOOL),
+        ):
+            fns.append(Function(f"{prefix}filter{suffix}", (inp,), None, out, values))
     return {f.name: f for f in fns}
 
 
-# The executable functions of metadata.json (its `template_only` ones, filter_unique and friends,
-# are macros of CLEVR's templates that never appear in a program).
+# The whole function catalog of metadata.json. Its `template_only` macros (filter_unique,
+# relate_filter_count, ...) never appear in CLEVR's released programs but execute all the same.
 FUNCTIONS: dict[str, Function] = _catalog()
+PRIMITIVES: dict[str, Function] = {n: f for n, f in FUNCTIONS.items() if not f.macro_values}
 
 # Words a question may use for a value (CLEVR's synonyms.json, singular forms).
 SYNONYMS: dict[str, tuple[str, ...]] = {

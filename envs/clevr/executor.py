@@ -129,6 +129,8 @@ def parse_node(node: object, i: int) -> Node | ExecutionError:
         return values
     if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
         return _bad(f"{name}: 'value_inputs' must be a list of words, got {values!r}", i)
+    if fn.macro_values:
+        return _macro_node(name, tuple(inputs), tuple(values), i)
     want = 1 if fn.value_type else 0
     if len(values) != want:
         what = f"one value input (a {fn.value_type})" if fn.value_type else "no value inputs"
@@ -137,6 +139,21 @@ def parse_node(node: object, i: int) -> Node | ExecutionError:
         allowed = ", ".join(VALUE_TYPES[fn.value_type])
         return _bad(f"{name}: {values[0]!r} is not a {fn.value_type} ({allowed})", i)
     return Node(name, tuple(inputs), tuple(values))
+
+
+def _macro_node(
+    name: str, inputs: tuple[int, ...], values: tuple[str, ...], i: int
+) -> Node | ExecutionError:
+    types = FUNCTIONS[name].macro_values
+    if len(values) != len(types):
+        return _bad(
+            f"{name} takes {len(types)} value inputs ({', '.join(types)}), got {list(values)!r}", i
+        )
+    for t, v in zip(types, values):
+        empty = v == "" or (t == "Shape" and v == "thing")
+        if (empty and t == "Relation") or (not empty and v not in VALUE_TYPES[t]):
+            return _bad(f"{name}: {v!r} is not a {t}" + ("" if t == "Relation" else " (nor '')"), i)
+    return Node(name, inputs, values)
 
 
 def parse_program(program: object) -> tuple[Node, ...] | ExecutionError:
@@ -208,6 +225,10 @@ def _run(nodes: Sequence[Node], scene: Mapping[str, Any], outputs: list[Any]) ->
         args = [outputs[x] for x in node.inputs]
         if f == "scene":
             out: Any = list(range(len(objects)))
+        elif FUNCTIONS[f].macro_values:
+            out = _run_macro(node, args[0], objects, rels)
+            if isinstance(out, ExecutionError):
+                return ExecutionError(FAILED, out.reason, i)
         elif f.startswith("filter_"):
             attr, value = f[7:], node.value_inputs[0]
             out = [j for j in args[0] if objects[j][attr] == value]
@@ -241,6 +262,27 @@ def _run(nodes: Sequence[Node], scene: Mapping[str, Any], outputs: list[Any]) ->
             return _bad(f"no handler for {f}", i)
         outputs.append(out)
     return None
+
+
+def _run_macro(node: Node, arg: Any, objects: list, rels: Mapping) -> Any:
+    """CLEVR's template macros: [relate, then] filter on each non-empty value, then the suffix."""
+    values = node.value_inputs
+    current = arg
+    if node.function.startswith("relate_"):
+        current = sorted({j for j in rels[values[0]][arg] if j != arg})
+        values = values[1:]
+    for attr, v in zip(ATTRIBUTES, values):
+        if v and not (attr == "shape" and v == "thing"):
+            current = [j for j in current if objects[j][attr] == v]
+    if node.function.endswith("_unique"):
+        if len(current) != 1:
+            return ExecutionError(FAILED, f"unique() of {len(current)} objects")
+        return current[0]
+    if node.function.endswith("_count"):
+        return len(current)
+    if node.function.endswith("_exist"):
+        return len(current) > 0
+    return current
 
 
 def to_answer(value: Any) -> Answer:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from envs.clevr.catalog import FUNCTIONS, VALUE_TYPES
+from envs.clevr.catalog import FUNCTIONS, PRIMITIVES, VALUE_TYPES
 from envs.clevr.executor import INVALID_PROGRAM, ExecutionError, Node
 
 NULL, START, END, UNK = "<NULL>", "<START>", "<END>", "<UNK>"
@@ -25,7 +25,8 @@ def tokenize_question(text: str) -> list[str]:
 
 
 def node_token(node: Node) -> str:
-    return f"{node.function}[{node.value_inputs[0]}]" if node.value_inputs else node.function
+    """`function` or `function[value]`; a template macro's values are comma-separated."""
+    return f"{node.function}[{','.join(node.value_inputs)}]" if node.value_inputs else node.function
 
 
 def program_to_prefix(nodes: Sequence[Node]) -> list[str]:
@@ -41,16 +42,18 @@ def program_to_prefix(nodes: Sequence[Node]) -> list[str]:
 
 
 def _parse_token(token: str) -> tuple[str, tuple[str, ...]] | None:
-    m = re.fullmatch(r"([a-z_]+)(?:\[([a-z]+)\])?", token)
+    m = re.fullmatch(r"([a-z_]+)(?:\[([a-z,]*)\])?", token)
     if m is None or m.group(1) not in FUNCTIONS:
         return None
     fn = FUNCTIONS[m.group(1)]
-    value = m.group(2)
-    if (value is None) != (fn.value_type is None):
+    values = () if m.group(2) is None else tuple(m.group(2).split(","))
+    if fn.macro_values:  # the executor checks the values of a macro
+        return fn.name, values
+    if len(values) != (1 if fn.value_type else 0):
         return None
-    if value is not None and value not in VALUE_TYPES[fn.value_type or ""]:
+    if values and values[0] not in VALUE_TYPES[fn.value_type or ""]:
         return None
-    return fn.name, () if value is None else (value,)
+    return fn.name, values
 
 
 def prefix_to_program(tokens: Sequence[str]) -> tuple[Node, ...] | ExecutionError:
@@ -87,9 +90,9 @@ def prefix_to_program(tokens: Sequence[str]) -> tuple[Node, ...] | ExecutionErro
 
 
 def program_tokens() -> list[str]:
-    """Every program token, in a fixed order."""
+    """Every program token of the primitive functions (not the template macros), in order."""
     out = []
-    for fn in FUNCTIONS.values():
+    for fn in PRIMITIVES.values():
         if fn.value_type is None:
             out.append(fn.name)
         else:
