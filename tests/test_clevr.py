@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -343,6 +344,12 @@ def test_relate_and_same_exclude_the_object_itself() -> None:
     assert execute(behind, scene) == 3
     same = chain("scene", ("filter_color", "blue"), "unique", "same_color", "count")
     assert execute(same, scene) == 0
+
+
+def test_numpy_indices_from_a_policy_are_node_indices() -> None:
+    program = chain("scene", ("filter_color", "red"), "count")
+    program[2]["inputs"] = [np.int64(1)]
+    assert execute(program, tiny_scene()) == 2
 
 
 def test_unique_fails_unless_exactly_one_object() -> None:

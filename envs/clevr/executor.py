@@ -17,6 +17,7 @@ a reason; a reward function can treat it as a wrong answer without a try/except.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,9 +117,10 @@ def parse_node(node: object, i: int) -> Node | ExecutionError:
     fn = FUNCTIONS[name]
     inputs = raw.get("inputs", [])
     if not isinstance(inputs, list | tuple) or not all(
-        isinstance(x, int) and not isinstance(x, bool) for x in inputs
+        isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in inputs
     ):
         return _bad(f"{name}: 'inputs' must be a list of node indices, got {inputs!r}", i)
+    inputs = [int(x) for x in inputs]  # numpy integers from a policy are fine
     if len(inputs) != len(fn.inputs):
         return _bad(f"{name} takes {len(fn.inputs)} input(s), got {len(inputs)}", i)
     for x in inputs:
