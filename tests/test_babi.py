@@ -3,7 +3,11 @@ the fetcher and the generator."""
 
 from __future__ import annotations
 
+import http.server
+import io
 import os
+import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ from envs.babi import (
     split_validation,
     tokenize,
 )
+from envs.babi.fetch import BabiArchiveError, fetch_babi
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -314,11 +319,12 @@ def test_prepare_gives_every_split_one_shape():
 def test_joint_1k_preparation_on_the_official_files():
     from envs.babi import load_babi
 
-    data = load_babi(BabiDataConfig(root=str(BABI)))
-    assert (len(data.train), len(data.valid), len(data.test)) == (18000, 2000, 20000)
+    data = load_babi(BabiDataConfig(root=str(BABI), tasks=(1, 8, 19)))
+    assert (len(data.train), len(data.valid), len(data.test)) == (2700, 300, 3000)
     assert data.train.stories.shape[1] == 50
-    assert np.bincount(data.valid.tasks, minlength=21)[1:].tolist() == [100] * 20
+    assert np.bincount(data.valid.tasks, minlength=20)[[1, 8, 19]].tolist() == [100] * 3
     assert (data.test.answers > UNKNOWN_ID).all()  # every answer is in the vocabulary
+    assert "n,w" in data.vocab and "milk,football" in data.vocab
     single = load_babi(BabiDataConfig(root=str(BABI), tasks=(1,)))
     assert set(single.test.tasks.tolist()) == {1} and len(single.vocab) < len(data.vocab)
 
@@ -347,3 +353,128 @@ def test_find_task_files_says_what_it_looked_for(tmp_path):
         find_task_files(tmp_path, 2)
     with pytest.raises(BabiDataError, match="1..20"):
         find_task_files(tmp_path, 21)
+
+
+# ----------------------------------------------------------------------------- fetcher
+
+
+def _babi_files() -> dict[str, bytes]:
+    """A few task files: real ones where the data is present, else the hand-written story."""
+    names = ["en/qa1_single-supporting-fact_test.txt", "en/qa19_path-finding_test.txt"]
+    if BABI is not None:
+        return {name: (BABI / name).read_bytes() for name in names}
+    return {name: STORY.encode() for name in names}
+
+
+def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _official_like(path: Path) -> Path:
+    folder = tarfile.TarInfo("tasks_1-20_v1-2")
+    folder.type = tarfile.DIRTYPE
+    files = [(tarfile.TarInfo(f"tasks_1-20_v1-2/{n}"), d) for n, d in _babi_files().items()]
+    return _tar(path, [(folder, None), *files])
+
+
+def test_fetch_unpacks_a_local_archive_atomically(tmp_path):
+    archive = _official_like(tmp_path / "tasks_1-20_v1-2.tar.gz")
+    dest = fetch_babi(tmp_path / "data" / "babi", archive=archive)
+    assert dest == tmp_path / "data" / "babi"
+    for name, data in _babi_files().items():
+        assert (dest / name).read_bytes() == data
+    assert len(read_file(dest / "en/qa19_path-finding_test.txt")) >= 1
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["babi"]  # no temp folder left
+    # Already there: returned as it is, the archive is not read again.
+    assert fetch_babi(dest, archive=tmp_path / "missing.tar.gz") == dest
+    with pytest.raises(BabiArchiveError, match="sha256"):
+        fetch_babi(tmp_path / "other", archive=archive, sha256="0" * 64)
+
+
+def test_fetch_downloads_over_http(tmp_path):
+    payload = _official_like(tmp_path / "served.tar.gz").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/tasks_1-20_v1-2.tar.gz"
+        dest = fetch_babi(tmp_path / "babi", url=url, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (dest / "en" / "qa1_single-supporting-fact_test.txt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["babi", "served.tar.gz"]
+    with pytest.raises(BabiDataError, match="cannot download .*archive="):
+        fetch_babi(tmp_path / "b2", url="http://127.0.0.1:9/x.tar.gz", timeout=5)
+    with pytest.raises(BabiDataError, match="not an http"):
+        fetch_babi(tmp_path / "b3", url="file:///etc/passwd")
+    assert not (tmp_path / "b2").exists() and not (tmp_path / "b3").exists()
+
+
+def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+def _device(name: str) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    return info, None
+
+
+@pytest.mark.parametrize(
+    ("member", "problem"),
+    [
+        ((tarfile.TarInfo("/etc/evil.txt"), b"x"), "absolute path"),
+        ((tarfile.TarInfo("en/../../evil.txt"), b"x"), "leaves the target folder"),
+        ((tarfile.TarInfo("../evil.txt"), b"x"), "leaves the target folder"),
+        (_link("en/qa1_link.txt", "/etc/passwd", tarfile.SYMTYPE), "is a link"),
+        (_link("en/qa1_hard.txt", "/etc/passwd", tarfile.LNKTYPE), "is a link"),
+        (_device("en/tty"), "not a plain file"),
+    ],
+)
+def test_fetch_refuses_a_malicious_archive_and_writes_nothing(tmp_path, member, problem):
+    good = [(tarfile.TarInfo(n), d) for n, d in _babi_files().items()]
+    archive = _tar(tmp_path / "evil.tar.gz", [*good, member])
+    with pytest.raises(BabiArchiveError, match=problem):
+        fetch_babi(tmp_path / "out" / "babi", archive=archive)
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_fetch_refuses_archives_that_are_not_babi(tmp_path):
+    not_tar = tmp_path / "a.tar.gz"
+    not_tar.write_bytes(b"\x1f\x8b broken")
+    with pytest.raises(BabiArchiveError, match="not a readable tar archive"):
+        fetch_babi(tmp_path / "x", archive=not_tar)
+    other = _tar(tmp_path / "b.tar.gz", [(tarfile.TarInfo("README"), b"hello")])
+    with pytest.raises(BabiArchiveError, match="not the bAbI tasks archive"):
+        fetch_babi(tmp_path / "y", archive=other)
+    full = _official_like(tmp_path / "c.tar.gz")
+    truncated = tmp_path / "d.tar.gz"
+    truncated.write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    with pytest.raises(BabiArchiveError):
+        fetch_babi(tmp_path / "z", archive=truncated)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.tar.gz",
+        "b.tar.gz",
+        "c.tar.gz",
+        "d.tar.gz",
+    ]

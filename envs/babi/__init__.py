@@ -21,6 +21,7 @@ from envs.babi.dataset import (
     prepare,
     split_validation,
 )
+from envs.babi.fetch import OFFICIAL_URL, BabiArchiveError, fetch_babi, unpack_archive
 from envs.babi.reader import (
     TASK_NAMES,
     BabiDataError,
@@ -33,6 +34,10 @@ from envs.babi.reader import (
 )
 
 __all__ = [
+    "OFFICIAL_URL",
+    "BabiArchiveError",
+    "fetch_babi",
+    "unpack_archive",
     "PAD_ID",
     "TASK_NAMES",
     "UNKNOWN_ID",
