@@ -32,6 +32,20 @@ from envs.babi import (
     tokenize,
 )
 from envs.babi.fetch import BabiArchiveError, fetch_babi
+from envs.babi.generator import (
+    GENERATED_TASKS,
+    generate_lines,
+    generate_samples,
+    task_file_name,
+    write_task_file,
+)
+from envs.babi.lexicon import (
+    DEFAULT_LEXICON,
+    NOVEL_LEXICON,
+    Lexicon,
+    all_default_words,
+    default_lexicon,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -478,3 +492,300 @@ def test_fetch_refuses_archives_that_are_not_babi(tmp_path):
         "c.tar.gz",
         "d.tar.gz",
     ]
+
+
+# ----------------------------------------------------------------------------- generator
+# The checkers below re-derive every answer from the parsed sentences with the world's rules,
+# independently of the generator's own bookkeeping.
+
+_ANSWERS_BY_RULE = {}
+
+
+def _rule(task):
+    def register(fn):
+        _ANSWERS_BY_RULE[task] = fn
+        return fn
+
+    return register
+
+
+def _moves_to(sentence):
+    """The place of a movement sentence ('... to the PLACE'), else None."""
+    if len(sentence) >= 3 and sentence[-3] == "to" and sentence[-2] == "the":
+        return sentence[-1]
+    return None
+
+
+def _subjects(sentence, previous):
+    if sentence[0] in ("after", "afterwards", "following", "then"):
+        return previous  # 'he', 'she', 'they': the people of the sentence before
+    return [sentence[0], sentence[2]] if sentence[1] == "and" else [sentence[0]]
+
+
+def _people_places(story):
+    """person -> (place, indices of the sentences that tell it), for movement stories."""
+    at, previous = {}, []
+    for i, sentence in enumerate(story):
+        subjects = _subjects(sentence, previous)
+        place = _moves_to(sentence)
+        if place is not None:
+            referring = sentence[0] in ("after", "afterwards", "following", "then")
+            for person in subjects:
+                at[person] = (place, [i - 1, i] if referring else [i])
+        previous = subjects
+    return at
+
+
+@_rule(1)
+@_rule(11)
+@_rule(12)
+@_rule(13)
+def _check_where_person(s):
+    place, told = _people_places(s.story)[s.question[-1]]
+    return place, told
+
+
+@_rule(6)
+def _check_yes_no(s):
+    person, asked = s.question[1], s.question[-1]
+    place, told = _people_places(s.story)[person]
+    return ("yes" if place == asked else "no"), told
+
+
+_GRAB = {"got", "took", "picked", "grabbed"}
+_DROP = {"dropped", "left", "discarded", "put"}
+
+
+def _objects(story):
+    """obj -> (place, the last object sentence, the sentence that told the place, history)."""
+    at, holder, state, history = {}, {}, {}, {}
+    for i, sentence in enumerate(story):
+        person, verb = sentence[0], sentence[1]
+        if (place := _moves_to(sentence)) is not None:
+            at[person] = (place, i)
+            for obj, who in holder.items():
+                if who == person:
+                    history[obj].append((place, i))
+            continue
+        obj = sentence[sentence.index("the") + 1]
+        if verb in _GRAB:
+            holder[obj] = person
+            if not history.get(obj) or history[obj][-1][0] != at[person][0]:
+                history.setdefault(obj, []).append(at[person])
+        else:
+            assert verb in _DROP and holder.pop(obj) == person
+        state[obj] = i
+    result = {}
+    for obj, event in state.items():
+        if obj in holder:
+            place, told = at[holder[obj]]
+        else:  # where the person was when they put it down
+            person = story[event][0]
+            told = max(j for j, x in enumerate(story[:event]) if x[0] == person and _moves_to(x))
+            place = story[told][-1]
+        result[obj] = (place, event, told, history[obj])
+    return result
+
+
+@_rule(2)
+def _check_where_object(s):
+    place, event, told, _ = _objects(s.story)[s.question[-1]]
+    return place, [event, told]
+
+
+@_rule(3)
+def _check_where_before(s):
+    obj, now = s.question[3], s.question[-1]
+    _, event, _, history = _objects(s.story)[obj]
+    assert history[-1][0] == now
+    return history[-2][0], [event, history[-1][1], history[-2][1]]
+
+
+@_rule(9)
+def _check_negation(s):
+    person, asked = s.question[1], s.question[-1]
+    told = max(i for i, x in enumerate(s.story) if x[0] == person)
+    fact = s.story[told]
+    there = "not" not in fact and "longer" not in fact
+    return ("yes" if there and fact[-1] == asked else "no"), [told]
+
+
+@_rule(10)
+def _check_indefinite(s):
+    person, asked = s.question[1], s.question[-1]
+    told = max(i for i, x in enumerate(s.story) if x[0] == person)
+    fact = s.story[told]
+    if "either" in fact:
+        return ("maybe" if asked in (fact[-4], fact[-1]) else "no"), [told]
+    return ("yes" if fact[-1] == asked else "no"), [told]
+
+
+_SINGULAR = {"mice": "mouse", "cats": "cat", "sheep": "sheep", "wolves": "wolf"}
+
+
+@_rule(15)
+def _check_deduction(s):
+    name = s.question[2]
+    told = next(i for i, x in enumerate(s.story) if x[0] == name and x[1] == "is")
+    kind = s.story[told][-1]
+    rule = next(i for i, x in enumerate(s.story) if _SINGULAR.get(x[0]) == kind)
+    return _SINGULAR[s.story[rule][-1]], [told, rule]
+
+
+@_rule(16)
+def _check_induction(s):
+    name = s.question[-1]
+    told = next(i for i, x in enumerate(s.story) if x[0] == name and x[2] == "a")
+    kind = s.story[told][-1]
+    same = [i for i, x in enumerate(s.story) if x[-1] == kind and x[0] != name]
+    for i in same:
+        colour = [j for j, x in enumerate(s.story) if x[0] == s.story[i][0] and x[2] != "a"]
+        if colour:
+            return s.story[colour[0]][-1], [told, i, colour[0]]
+    raise AssertionError("no animal of the same kind has a colour")
+
+
+_OFFSETS = {"left": (-1, 0), "right": (1, 0), "above": (0, 1), "below": (0, -1)}
+
+
+def _shape_relation(words):
+    """(subject, relation, object) of 'the A is REL the B' / 'is the A REL the B'."""
+    text = " ".join(words)
+    for relation, phrase in [("left", "to the left of"), ("right", "to the right of"),
+                             ("above", "above"), ("below", "below")]:  # fmt: skip
+        if f" {phrase} " in text:
+            a, b = text.split(f" {phrase} ")
+            a = a.removeprefix("is ").removesuffix(" is").removeprefix("the ")
+            return a, relation, b.removeprefix("the ")
+    raise AssertionError(text)
+
+
+@_rule(17)
+def _check_positional(s):
+    where, told = {}, {}
+    for i, sentence in enumerate(s.story):
+        subject, relation, obj = _shape_relation(sentence)
+        dx, dy = _OFFSETS[relation]
+        if obj not in where and subject not in where:
+            where[obj] = (0, 0)
+        if obj in where:
+            where[subject] = (where[obj][0] + dx, where[obj][1] + dy)
+        else:
+            where[obj] = (where[subject][0] - dx, where[subject][1] - dy)
+        told.setdefault(subject, []).append(i)
+        told.setdefault(obj, []).append(i)
+    a, relation, b = _shape_relation(s.question)
+    dx, dy = _OFFSETS[relation]
+    delta = (where[a][0] - where[b][0], where[a][1] - where[b][1])
+    holds = (dx and delta[0] * dx > 0) or (dy and delta[1] * dy > 0)
+    assert len(told[a]) == len(told[b]) == 1  # the two outer shapes, told once each
+    return ("yes" if holds else "no"), told[a] + told[b]
+
+
+@_rule(18)
+def _check_size(s):
+    direct = {}  # (smaller, bigger) -> sentence index
+    for i, sentence in enumerate(s.story):
+        text = " ".join(sentence).removeprefix("the ")
+        if " fits inside the " in text:
+            a, b = text.split(" fits inside the ")
+        else:
+            b, a = text.split(" is bigger than the ")
+        direct[(a, b)] = i
+    smaller, changed = set(direct), True
+    while changed:
+        closure = {(a, c) for a, b in smaller for b2, c in smaller if b == b2} - smaller
+        changed, smaller = bool(closure), smaller | closure
+    text = " ".join(s.question)
+    if text.startswith("does"):
+        x, y = text.removeprefix("does the ").removesuffix(" fit").split(" fit in the ")
+        answer = "yes" if (x, y) in smaller else "no"
+    else:
+        x, y = text.removeprefix("is the ").split(" bigger than the ")
+        answer = "yes" if (y, x) in smaller else "no"
+    low, high = (x, y) if (x, y) in smaller else (y, x)
+    chains = {  # two told facts low < middle < high
+        tuple(sorted((i, direct[(m, high)])))
+        for (a, m), i in direct.items()
+        if a == low and (m, high) in direct
+    }
+    return answer, chains
+
+
+_WHERE = {"hungry": "kitchen", "thirsty": "kitchen", "tired": "bedroom", "bored": "garden"}
+
+
+@_rule(20)
+def _check_motivation(s):
+    name = s.question[2]
+    told = max(i for i, x in enumerate(s.story) if x[0] == name and x[-1] in _WHERE)
+    feeling = s.story[told][-1]
+    return (_WHERE[feeling] if s.question[0] == "where" else feeling), [told]
+
+
+@pytest.mark.parametrize("task", GENERATED_TASKS)
+def test_generated_stories_parse_back_and_answer_by_the_worlds_rules(task):
+    lines = generate_lines(task, 300, seed=task)
+    samples = parse_text("\n".join(lines), f"generated{task}", task)
+    assert len(samples) == 300
+    assert samples == generate_samples(task, 300, seed=task)
+    for s in samples:
+        answer, supports = _ANSWERS_BY_RULE[task](s)
+        assert s.answer == (answer,), s
+        if isinstance(supports, set):  # any of several chains of facts
+            assert tuple(sorted(s.supporting)) in supports, s
+        else:
+            assert sorted(s.supporting) == sorted(supports), s
+    assert len({s.answer for s in samples}) >= 2  # not one answer for everything
+
+
+def test_generator_is_seeded_and_rejects_what_it_cannot_make(tmp_path):
+    assert generate_lines(2, 50, seed=7) == generate_lines(2, 50, seed=7)
+    assert generate_lines(2, 50, seed=7) != generate_lines(2, 50, seed=8)
+    with pytest.raises(BabiDataError, match="cannot generate bAbI task 19"):
+        generate_lines(19, 10)
+    with pytest.raises(BabiDataError, match="n_questions"):
+        generate_lines(1, 0)
+    with pytest.raises(BabiDataError, match="at least 5 people"):
+        generate_lines(16, 5, lexicon=Lexicon())
+    with pytest.raises(BabiDataError, match="not a single word"):
+        Lexicon(places=("living room", "a", "b", "c"))
+    with pytest.raises(BabiDataError, match="more than once"):
+        Lexicon(female=("Mary", "Sandra"), male=("John", "Mary"))
+    path = write_task_file(tmp_path / task_file_name(1, "train"), 1, 20, seed=1)
+    assert path.name == "qa1_single-supporting-fact_train.txt"
+    assert len(read_file(path)) == 20 and read_file(path)[0].task == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+@needs_babi
+@pytest.mark.parametrize("task", GENERATED_TASKS)
+def test_generated_stories_read_like_the_official_files(task):
+    """Same words, same answers, same question-line layout as the official task file."""
+    official_path = find_task_files(BABI, task, "1k").train
+    official = read_file(official_path)
+    official_words = Vocabulary.build(official).words
+    generated = generate_samples(task, 1000, seed=0)
+    assert set(Vocabulary.build(generated).words) <= set(official_words)
+    assert {s.answer for s in generated} <= {s.answer for s in official}
+    spaced = " \t" in official_path.read_text()
+    assert (" \t" in "\n".join(generate_lines(task, 5))) == spaced
+    mean = lambda xs: sum(map(len, xs)) / len(xs)  # noqa: E731
+    assert 0.5 < mean([s.story for s in generated]) / mean([s.story for s in official]) < 2.0
+
+
+@pytest.mark.parametrize("task", GENERATED_TASKS)
+def test_novel_lexicon_shares_no_name_with_the_defaults(task):
+    assert not NOVEL_LEXICON.words() & all_default_words()
+    novel = generate_samples(task, 200, seed=1, lexicon=NOVEL_LEXICON)
+    default = generate_samples(task, 200, seed=1)
+    novel_words = set(Vocabulary.build(novel).words)
+    assert not novel_words & (default_lexicon(task).words() | DEFAULT_LEXICON.words()) - {
+        "kitchen", "bedroom", "garden", "apple", "milk", "football",  # task 20's fixed motives
+    }  # fmt: skip
+    if task not in (17, 18):  # shapes and boxes are not the lexicon's
+        assert novel_words & NOVEL_LEXICON.words()
+        assert Vocabulary.build(default).words != Vocabulary.build(novel).words
+    if BABI is not None:
+        official = set(Vocabulary.build(read_file(find_task_files(BABI, task, "1k").test)).words)
+        assert not NOVEL_LEXICON.words() & official

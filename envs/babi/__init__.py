@@ -3,7 +3,8 @@ official file format, data preparation for MemN2N-style models, the fetcher of t
 archive and memrl's own story generator.
 
 Modules: `reader` (the format, `read_file`), `dataset` (task files, splits, vocabulary,
-arrays), `fetch` (download and safe unpacking), `generator` (stories from a simulated world).
+arrays), `fetch` (download and safe unpacking), `generator` (stories from a simulated world)
+and `lexicon` (the generator's people, places and objects).
 """
 
 from envs.babi.dataset import (
@@ -22,6 +23,14 @@ from envs.babi.dataset import (
     split_validation,
 )
 from envs.babi.fetch import OFFICIAL_URL, BabiArchiveError, fetch_babi, unpack_archive
+from envs.babi.generator import (
+    GENERATED_TASKS,
+    generate_lines,
+    generate_samples,
+    task_file_name,
+    write_task_file,
+)
+from envs.babi.lexicon import DEFAULT_LEXICON, NOVEL_LEXICON, Lexicon, default_lexicon
 from envs.babi.reader import (
     TASK_NAMES,
     BabiDataError,
@@ -34,6 +43,15 @@ from envs.babi.reader import (
 )
 
 __all__ = [
+    "DEFAULT_LEXICON",
+    "GENERATED_TASKS",
+    "NOVEL_LEXICON",
+    "Lexicon",
+    "default_lexicon",
+    "generate_lines",
+    "generate_samples",
+    "task_file_name",
+    "write_task_file",
     "OFFICIAL_URL",
     "BabiArchiveError",
     "fetch_babi",
