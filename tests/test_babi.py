@@ -723,6 +723,134 @@ def _check_motivation(s):
     return (_WHERE[feeling] if s.question[0] == "where" else feeling), [told]
 
 
+def _holdings(story):
+    """person -> (objects held in the order taken, lines of all their object events)."""
+    held, events = {}, {}
+    for i, sentence in enumerate(story):
+        person, verb = sentence[0], sentence[1]
+        if _moves_to(sentence) is not None:
+            continue
+        obj = sentence[sentence.index("the") + 1]
+        events.setdefault(person, []).append(i)
+        if verb in _GRAB:
+            held.setdefault(person, []).append(obj)
+        elif verb in _DROP:
+            held[person].remove(obj)
+        else:
+            assert verb in ("gave", "handed", "passed") and sentence[-2] == "to"
+            held[person].remove(obj)
+            held.setdefault(sentence[-1], []).append(obj)
+            events.setdefault(sentence[-1], []).append(i)
+    return held, events
+
+
+@_rule(7)
+def _check_counting(s):
+    held, events = _holdings(s.story)
+    person = s.question[4]
+    return ["none", "one", "two", "three"][len(held.get(person, []))], events[person]
+
+
+@_rule(8)
+def _check_lists(s):
+    held, events = _holdings(s.story)
+    person = s.question[2]
+    return ",".join(held.get(person, [])) or "nothing", events[person]
+
+
+@_rule(5)
+def _check_giving(s):
+    gives = [  # (giver, object, receiver, sentence)
+        (x[0], x[3], x[5], i) for i, x in enumerate(s.story) if x[1] in ("gave", "handed", "passed")
+    ]
+    q = s.question
+    if q[0] == "what":  # what did A give to B
+        fits, answer = (lambda g: g[0] == q[2] and g[2] == q[5]), 1
+    elif q[1] == "did":  # who did A give the O to
+        fits, answer = (lambda g: g[0] == q[2] and g[1] == q[5]), 2
+    elif q[1] == "received":  # who received the O
+        fits, answer = (lambda g: g[1] == q[3]), 2
+    elif len(q) == 4:  # who gave the O
+        fits, answer = (lambda g: g[1] == q[3]), 0
+    else:  # who gave the O to B
+        fits, answer = (lambda g: g[1] == q[3] and g[2] == q[5]), 0
+    last = [g for g in gives if fits(g)][-1]
+    return last[answer], [last[3]]
+
+
+_STEP = {"north": (0, 1), "south": (0, -1), "east": (1, 0), "west": (-1, 0)}
+
+
+def _grid(story):
+    """place -> cell from 'the A is DIR of the B' facts, and the facts by place pair."""
+    facts = {}
+    for i, x in enumerate(story):
+        facts[(x[1], x[6])] = (x[3], i)  # the A is DIR of the B
+    cell = {next(iter(facts))[1]: (0, 0)}
+    while len(cell) < len({p for pair in facts for p in pair}):
+        for (a, b), (d, _) in facts.items():
+            dx, dy = _STEP[d]
+            if b in cell and a not in cell:
+                cell[a] = (cell[b][0] + dx, cell[b][1] + dy)
+            elif a in cell and b not in cell:
+                cell[b] = (cell[a][0] - dx, cell[a][1] - dy)
+    return cell, facts
+
+
+@_rule(4)
+def _check_directions(s):
+    cell, facts = _grid(s.story)
+    q = s.question
+    if q[2] == "the":  # what is the A DIR of
+        a, d = q[3], q[4]
+        dx, dy = _STEP[d]
+        want = (cell[a][0] - dx, cell[a][1] - dy)
+    else:  # what is DIR of the B
+        b, d = q[-1], q[2]
+        dx, dy = _STEP[d]
+        want = (cell[b][0] + dx, cell[b][1] + dy)
+    (answer,) = [p for p, c in cell.items() if c == want]
+    (told,) = [
+        i for pair, (_, i) in facts.items() if answer in pair and (q[3] in pair or q[-1] in pair)
+    ]
+    return answer, [told]
+
+
+@_rule(19)
+def _check_path(s):
+    cell, facts = _grid(s.story)
+    start, goal = s.question[6], s.question[-1]
+    linked = {}
+    for (a, b), (_, i) in facts.items():
+        linked.setdefault(a, []).append((b, i))
+        linked.setdefault(b, []).append((a, i))
+    for middle, i in linked[start]:
+        for end, j in linked[middle]:
+            if end == goal:
+                steps = []
+                for x, y in ((start, middle), (middle, end)):
+                    dx, dy = cell[y][0] - cell[x][0], cell[y][1] - cell[x][1]
+                    steps.append({v: k for k, v in _STEP.items()}[(dx, dy)][0])
+                return ",".join(steps), [i, j]
+    raise AssertionError("no two-step path")
+
+
+_TIMES = ["yesterday", "morning", "afternoon", "evening"]
+
+
+@_rule(14)
+def _check_time(s):
+    person, now = s.question[2], s.question[-1]
+    when = {}  # time index -> (place, sentence)
+    for i, x in enumerate(s.story):
+        if person in x:
+            (t,) = [k for k, word in enumerate(_TIMES) if word in x]
+            place = x[x.index("the") + 1]
+            when[t] = (place, i)
+    (t,) = [k for k, (place, _) in when.items() if place == now]
+    return when[t - 1][0], [when[t][1], when[t - 1][1]]
+
+
 @pytest.mark.parametrize("task", GENERATED_TASKS)
 def test_generated_stories_parse_back_and_answer_by_the_worlds_rules(task):
     lines = generate_lines(task, 300, seed=task)
@@ -731,7 +859,7 @@ def test_generated_stories_parse_back_and_answer_by_the_worlds_rules(task):
     assert samples == generate_samples(task, 300, seed=task)
     for s in samples:
         answer, supports = _ANSWERS_BY_RULE[task](s)
-        assert s.answer == (answer,), s
+        assert s.answer_label == answer, s
         if isinstance(supports, set):  # any of several chains of facts
             assert tuple(sorted(s.supporting)) in supports, s
         else:
@@ -742,8 +870,8 @@ def test_generated_stories_parse_back_and_answer_by_the_worlds_rules(task):
 def test_generator_is_seeded_and_rejects_what_it_cannot_make(tmp_path):
     assert generate_lines(2, 50, seed=7) == generate_lines(2, 50, seed=7)
     assert generate_lines(2, 50, seed=7) != generate_lines(2, 50, seed=8)
-    with pytest.raises(BabiDataError, match="cannot generate bAbI task 19"):
-        generate_lines(19, 10)
+    with pytest.raises(BabiDataError, match="cannot generate bAbI task 21"):
+        generate_lines(21, 10)
     with pytest.raises(BabiDataError, match="n_questions"):
         generate_lines(1, 0)
     with pytest.raises(BabiDataError, match="at least 5 people"):
@@ -764,10 +892,14 @@ def test_generated_stories_read_like_the_official_files(task):
     """Same words, same answers, same question-line layout as the official task file."""
     official_path = find_task_files(BABI, task, "1k").train
     official = read_file(official_path)
-    official_words = Vocabulary.build(official).words
     generated = generate_samples(task, 1000, seed=0)
-    assert set(Vocabulary.build(generated).words) <= set(official_words)
-    assert {s.answer for s in generated} <= {s.answer for s in official}
+
+    def words(samples):
+        return {w for s in samples for x in (*s.story, s.question, s.answer) for w in x}
+
+    assert words(generated) <= words(official)
+    if task != 8:  # lists: the official files hold only some of the orders of 2 and 3 objects
+        assert {s.answer for s in generated} <= {s.answer for s in official}
     spaced = " \t" in official_path.read_text()
     assert (" \t" in "\n".join(generate_lines(task, 5))) == spaced
     mean = lambda xs: sum(map(len, xs)) / len(xs)  # noqa: E731

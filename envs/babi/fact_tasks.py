@@ -1,7 +1,8 @@
-"""Stories whose tasks need no carried objects: negation, indefinite knowledge, coreference,
-conjunction, deduction, induction, positions, sizes and motivations (tasks 9-13, 15-18, 20).
-Each keeps its own small world (who is where, which animal fears which, where each shape is,
-which box is bigger) and reads answers and supporting facts off it."""
+"""Stories whose tasks need no carried objects: directions, negation, indefinite knowledge,
+coreference, conjunction, time, deduction, induction, positions, sizes, paths and motivations
+(tasks 4, 9-20). Each keeps its own small world (where each place lies on a grid, who is
+where when, which animal fears which, where each shape is, which box is bigger) and reads
+answers and supporting facts off it."""
 
 from __future__ import annotations
 
@@ -261,15 +262,103 @@ def _motivation(r: Rng, lex: Lexicon, s: Story) -> None:
             s.ask(f"Why did {name} get the {thing}?", feeling[person], [told[person]])
 
 
+_COMPASS = {"north": (0, 1), "south": (0, -1), "east": (1, 0), "west": (-1, 0)}
+_AGAINST = {"north": "south", "south": "north", "east": "west", "west": "east"}
+
+
+def _map(r: Rng, places: list[str]) -> list[tuple[str, str, str]]:
+    """Places laid on a grid as a tree, each next to one placed before it; the facts
+    (a, direction, b) say 'the a is <direction> of the b'. A tree has one path between any two
+    places, and no two places share a cell, so every answer is unique."""
+    cell = {places[0]: (0, 0)}
+    facts = []
+    for new in places[1:]:
+        options = [
+            (anchor, d, (cell[anchor][0] + dx, cell[anchor][1] + dy))
+            for anchor in cell
+            for d, (dx, dy) in _COMPASS.items()
+            if (cell[anchor][0] + dx, cell[anchor][1] + dy) not in cell.values()
+        ]
+        anchor, d, where = r.choice(options)
+        cell[new] = where
+        facts.append((new, d, anchor) if r.chance(0.5) else (anchor, _AGAINST[d], new))
+    return facts
+
+
+def _directions(r: Rng, lex: Lexicon, s: Story) -> None:
+    """Task 4: 'The office is north of the kitchen.' -> what is north of the kitchen?"""
+    facts = _map(r, r.sample(lex.places, 3))
+    lines = [s.say(f"The {a} is {d} of the {b}.") for a, d, b in facts]
+    i = r.integer(0, len(facts) - 1)
+    a, d, b = facts[i]
+    if r.chance(0.5):
+        s.ask(f"What is {d} of the {b}?", a, [lines[i]])
+    else:
+        s.ask(f"What is the {a} {d} of?", b, [lines[i]])
+
+
+def _path(r: Rng, lex: Lexicon, s: Story) -> None:
+    """Task 19: the two steps (n, s, e, w) from one place to another on a map of facts."""
+    facts = _map(r, r.sample(lex.places, 6))
+    order = r.gen.permutation(len(facts))
+    line_of = {}
+    for i in order:
+        a, d, b = facts[i]
+        line_of[i] = s.say(f"The {a} is {d} of the {b}.")
+    step = {}  # (from, to) -> (direction letter, fact index)
+    for i, (a, d, b) in enumerate(facts):
+        step[(b, a)] = (d[0], i)
+        step[(a, b)] = (_AGAINST[d][0], i)
+    routes = [(x, y, z) for (x, y) in step for (y2, z) in step if y2 == y and z != x]
+    x, y, z = r.choice(routes)
+    (first, i), (second, j) = step[(x, y)], step[(y, z)]
+    s.ask(f"How do you go from the {x} to the {z}?", f"{first},{second}", [line_of[i], line_of[j]])
+
+
+_TIMES = ("yesterday", "this morning", "this afternoon", "this evening")
+
+
+def _time(r: Rng, lex: Lexicon, s: Story) -> None:
+    """Task 14: where was someone before a place, told out of order with times of day."""
+    people, places = r.sample(lex.people, 4), r.sample(lex.places, 6)
+    plan = {person: r.sample(places, 4) for person in people}  # a place per time, no repeats
+    untold = [(person, k) for person in people for k in range(4)]
+    told: dict[tuple[str, int], int] = {}
+
+    def tell() -> None:
+        person, k = untold.pop(r.integer(0, len(untold) - 1))
+        verb, place, when = r.choice(MOVES), plan[person][k], _TIMES[k]
+        if r.chance(0.5):
+            told[(person, k)] = s.say(f"{when.capitalize()} {person} {verb} the {place}.")
+        else:
+            told[(person, k)] = s.say(f"{person} {verb} the {place} {when}.")
+
+    for _ in range(5):
+        for _ in range(r.integer(1, 3)):
+            if untold:
+                tell()
+        while not (askable := sorted(pk for pk in told if pk[1] and (pk[0], pk[1] - 1) in told)):
+            tell()
+        person, k = r.choice(askable)
+        s.ask(
+            f"Where was {person} before the {plan[person][k]}?",
+            plan[person][k - 1],
+            [told[(person, k)], told[(person, k - 1)]],
+        )
+
+
 TASKS = {
+    4: _directions,
     9: _negation,
     10: _indefinite,
     11: _coreference,
     12: _conjunction,
     13: _compound_coreference,
+    14: _time,
     15: _deduction,
     16: _induction,
     17: _positional,
     18: _size,
+    19: _path,
     20: _motivation,
 }

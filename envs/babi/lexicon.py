@@ -63,13 +63,15 @@ class Lexicon:
 DEFAULT_LEXICON = Lexicon()
 
 # The official tasks that use other names or places than tasks 1-3 do.
+_TIME_LEXICON = Lexicon(
+    female=("Julie", "Mary"),
+    male=("Fred", "Bill"),
+    places=("park", "office", "cinema", "school", "bedroom", "kitchen"),
+)
 _TASK_LEXICONS: dict[int, Lexicon] = {
-    9: DEFAULT_LEXICON,
-    10: Lexicon(
-        female=("Julie", "Mary"),
-        male=("Fred", "Bill"),
-        places=("park", "office", "cinema", "school", "bedroom", "kitchen"),
-    ),
+    5: Lexicon(female=("Mary",), male=("Bill", "Fred", "Jeff")),
+    10: _TIME_LEXICON,
+    14: _TIME_LEXICON,
     15: Lexicon(female=("Gertrude", "Winona", "Emily", "Jessica"), male=()),
     16: Lexicon(female=("Lily",), male=("Bernhard", "Brian", "Julius", "Greg")),
     20: Lexicon(female=(), male=("Sumit", "Yann", "Jason", "Antoine")),
