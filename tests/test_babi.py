@@ -25,6 +25,7 @@ from envs.babi import (
     Vocabulary,
     encode,
     find_task_files,
+    load_babi,
     parse_text,
     prepare,
     read_file,
@@ -331,8 +332,6 @@ def test_prepare_gives_every_split_one_shape():
 
 @needs_babi
 def test_joint_1k_preparation_on_the_official_files():
-    from envs.babi import load_babi
-
     data = load_babi(BabiDataConfig(root=str(BABI), tasks=(1, 8, 19)))
     assert (len(data.train), len(data.valid), len(data.test)) == (2700, 300, 3000)
     assert data.train.stories.shape[1] == 50
@@ -343,9 +342,30 @@ def test_joint_1k_preparation_on_the_official_files():
     assert set(single.test.tasks.tolist()) == {1} and len(single.vocab) < len(data.vocab)
 
 
+def test_generated_source_needs_no_files_and_can_test_on_novel_words():
+    config = BabiDataConfig(source="generated", tasks=(1, 2), generated_questions=100, seed=5)
+    data = load_babi(config)
+    assert (len(data.train), len(data.valid), len(data.test)) == (180, 20, 200)
+    assert data.seen_in_training[data.test.answers].all()  # default words: all seen
+    assert not data.seen_in_training[[PAD_ID, UNKNOWN_ID]].any()
+    again = load_babi(config)
+    assert all(
+        (a == b).all() for a, b in zip(data.test.arrays().values(), again.test.arrays().values())
+    )
+    novel = load_babi(BabiDataConfig(**{**vars(config), "test_words": "novel"}))
+    words = lambda d: np.array(d.vocab.words)[d.train.stories]  # noqa: E731
+    assert (words(novel) == words(data)).all()  # the same training questions
+    names = {novel.vocab.id(w) for w in NOVEL_LEXICON.words()} & set(novel.test.questions.ravel())
+    assert names and not novel.seen_in_training[sorted(names)].any()
+    assert not novel.seen_in_training[novel.test.answers].any()  # every answer is a new place
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
+        ("source", "web", "source: 'web'"),
+        ("test_words", "novel", "needs source: generated"),
+        ("generated_questions", 0, "generated_questions"),
         ("tasks", (0,), "task 0 does not exist"),
         ("tasks", (), "at least one"),
         ("tasks", (1, 1), "twice"),

@@ -8,7 +8,9 @@ a word the vocabulary does not know (only data from elsewhere, e.g. the generato
 names, can hold one), known words follow in sorted order so the ids do not depend on file order.
 
 Everything here is pure numpy over `Sample`s, so a generated data set (envs.babi.generator)
-goes through the same `split_validation` / `encode` as the official files.
+goes through the same `split_validation` / `encode` as the official files. With generated
+test questions about new names, the vocabulary (train + test, as the reference builds it)
+holds words no training question has; `BabiData.seen_in_training` marks the ones that do.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.babi.generator import generate_samples
+from envs.babi.lexicon import NOVEL_LEXICON
 from envs.babi.reader import TASK_NAMES, BabiDataError, Sample, read_file
 
 PAD, UNKNOWN = "<pad>", "<unk>"
@@ -204,12 +208,20 @@ def split_validation(
     return train, valid
 
 
+SOURCES = ("files", "generated")
+TEST_WORDS = ("seen", "novel")
+
+
 @dataclass
 class BabiDataConfig:
-    """Where the bAbI files are and how to prepare them (defaults: the MemN2N recipe).
+    """Where the bAbI questions come from and how to prepare them (defaults: the MemN2N recipe).
 
-    `root` holds `en/` and `en-10k/` (or the official archive's folder); `tasks` lists the
-    tasks trained together (one task: per-task training, all 20: joint training).
+    `source: files` reads the official files under `root` (a folder holding `en/` and
+    `en-10k/`, or the official archive's folder) at `size`; `source: generated` needs no files:
+    memrl's generator writes `generated_questions` train and as many test questions per task,
+    the test set with the default words (`test_words: seen`) or only names, places and objects
+    never used in training (`novel`). `tasks` lists the tasks trained together (one task:
+    per-task training, all 20: joint training).
     """
 
     root: str = ""
@@ -218,6 +230,9 @@ class BabiDataConfig:
     memory_size: int = 50
     valid_fraction: float = 0.1
     seed: int = 0
+    source: str = "files"
+    generated_questions: int = 1000
+    test_words: str = "seen"
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
@@ -235,6 +250,15 @@ class BabiDataConfig:
             raise BabiDataError(f"memory_size: an integer >= 1, got {self.memory_size}")
         if not 0.0 <= self.valid_fraction < 1.0:
             raise BabiDataError(f"valid_fraction: in [0, 1), got {self.valid_fraction}")
+        if self.source not in SOURCES:
+            raise BabiDataError(f"source: {self.source!r} is not one of {list(SOURCES)}")
+        if self.test_words not in TEST_WORDS:
+            raise BabiDataError(f"test_words: {self.test_words!r} is not one of {list(TEST_WORDS)}")
+        if self.test_words == "novel" and self.source != "generated":
+            raise BabiDataError("test_words: 'novel' needs source: generated")
+        n = self.generated_questions
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise BabiDataError(f"generated_questions: an integer >= 1, got {n!r}")
 
 
 @dataclass(frozen=True)
@@ -247,14 +271,22 @@ class BabiData:
     test: EncodedSet
     memory_size: int
     sentence_size: int
+    seen_in_training: np.ndarray  # bool [len(vocab)]: the word occurs in the training questions
 
 
 def load_samples(config: BabiDataConfig) -> tuple[list[Sample], list[Sample]]:
     """(train, test) samples of every task in `config`, task by task."""
-    if not config.root:
-        raise BabiDataError("root: name the folder holding the bAbI files (en/, en-10k/)")
     train: list[Sample] = []
     test: list[Sample] = []
+    if config.source == "generated":
+        novel = NOVEL_LEXICON if config.test_words == "novel" else None
+        for task in config.tasks:
+            n = config.generated_questions
+            train += generate_samples(task, n, seed=(config.seed, task, 0))
+            test += generate_samples(task, n, seed=(config.seed, task, 1), lexicon=novel)
+        return train, test
+    if not config.root:
+        raise BabiDataError("root: name the folder holding the bAbI files (en/, en-10k/)")
     for task in config.tasks:
         files = find_task_files(config.root, task, config.size)
         train += read_file(files.train, task=task)
@@ -280,6 +312,9 @@ def prepare(
     )
     max_supports = max((len(s.supporting) for s in everything), default=1)
     shape = dict(memory_size=memory_size, sentence_size=sentence_size, max_supports=max_supports)
+    seen = np.zeros(len(vocab), bool)
+    seen[vocab.ids(Vocabulary.build(train).words[2:])] = True
+    seen[[PAD_ID, UNKNOWN_ID]] = False  # known words of the vocabulary can still be unknown
     return BabiData(
         vocab=vocab,
         train=encode(train_part, vocab, **shape),
@@ -287,10 +322,11 @@ def prepare(
         test=encode(test, vocab, **shape),
         memory_size=memory_size,
         sentence_size=sentence_size,
+        seen_in_training=seen,
     )
 
 
 def load_babi(config: BabiDataConfig) -> BabiData:
-    """The official files of `config.tasks`, split and encoded as `config` says."""
+    """The questions of `config.tasks` (official files or generated), split and encoded."""
     train, test = load_samples(config)
     return prepare(train, test, config.memory_size, config.valid_fraction, config.seed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -38,7 +38,7 @@ GENERATED_TASKS: tuple[int, ...] = tuple(sorted(_GENERATORS))
 
 
 def generate_lines(
-    task: int, n_questions: int, seed: int = 0, lexicon: Lexicon | None = None
+    task: int, n_questions: int, seed: int | Sequence[int] = 0, lexicon: Lexicon | None = None
 ) -> list[str]:
     """The lines (no line ends) of a task file with exactly `n_questions` questions.
 
@@ -66,7 +66,7 @@ def generate_lines(
 
 
 def generate_samples(
-    task: int, n_questions: int, seed: int = 0, lexicon: Lexicon | None = None
+    task: int, n_questions: int, seed: int | Sequence[int] = 0, lexicon: Lexicon | None = None
 ) -> list[Sample]:
     """`generate_lines` read back by the bAbI reader: what a model trains on."""
     lines = generate_lines(task, n_questions, seed, lexicon)

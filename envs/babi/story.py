@@ -20,7 +20,7 @@ THEN = ("After that", "Afterwards", "Following that", "Then")
 class Rng:
     """The few draws the stories need, over one seeded numpy generator."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int | Sequence[int]) -> None:
         self.gen = np.random.default_rng(seed)
 
     def choice(self, items: Sequence[T]) -> T:
