@@ -19,9 +19,11 @@ file never turns into silently wrong training data.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import NoReturn
 
 # The 20 English tasks of bAbI v1.2, by number, as their file names spell them.
 TASK_NAMES: dict[int, str] = {
@@ -104,7 +106,7 @@ def _id_list(ids: list[int]) -> str:
     return shown + (f", ... {ids[-1]}" if len(ids) > 8 else "")
 
 
-def _parse_answer(field: str, fail) -> tuple[str, ...]:
+def _parse_answer(field: str, fail: Callable[[str], NoReturn]) -> tuple[str, ...]:
     words = []
     for part in field.split(","):
         word = part.strip().lower()
@@ -124,7 +126,7 @@ def parse_lines(lines: list[str], source: str = "<text>", task: int = 0) -> list
     previous = 0
     for lineno, raw in enumerate(lines, start=1):
 
-        def fail(problem: str, lineno: int = lineno) -> None:
+        def fail(problem: str, lineno: int = lineno) -> NoReturn:
             raise BabiFormatError(source, lineno, problem)
 
         line = raw[:-1] if raw.endswith("\r") else raw
