@@ -428,6 +428,16 @@ def test_fetch_unpacks_a_local_archive_atomically(tmp_path):
     assert fetch_babi(dest, archive=tmp_path / "missing.tar.gz") == dest
     with pytest.raises(BabiArchiveError, match="sha256"):
         fetch_babi(tmp_path / "other", archive=archive, sha256="0" * 64)
+    # An empty folder may be the target; a folder with something else in it may not.
+    (tmp_path / "empty").mkdir()
+    assert (fetch_babi(tmp_path / "empty", archive=archive) / "en").is_dir()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(BabiDataError, match="not empty"):
+        fetch_babi(tmp_path / "busy", archive=archive)
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
+    with pytest.raises(BabiArchiveError, match="not a readable tar archive"):
+        fetch_babi(tmp_path / "nothing", archive=tmp_path / "missing.tar.gz")
 
 
 def test_fetch_downloads_over_http(tmp_path):
