@@ -97,6 +97,13 @@ class Agent(nn.Module):
     def configure_actor(self, worker_index: int, num_workers: int) -> None:
         """Called once on each rollout worker (e.g. a per-worker exploration rate)."""
 
+    def action_scores(self, obs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, str] | None:
+        """This agent's action scores for a batch of observations, for evaluation with sampling
+        (epsilon, temperature) and recorded episodes: (scores [B, K], state, kind) with kind
+        "categorical" (over Discrete actions) or "bernoulli" (one logit per output bit); greedy
+        actions from them must equal `act(obs, state, explore=False)`. None: act through `act`."""
+        return None
+
     def on_update(self, updates: int) -> None:
         """Called by the learner after each optimiser step (e.g. target network sync)."""
 

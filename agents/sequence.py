@@ -99,6 +99,10 @@ class SequenceAgent(Agent):
             torch.where(keep.view(-1, *([1] * (s.dim() - 1))), s, f) for s, f in zip(state, fresh)
         )
 
+    def action_scores(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, State, str]:
+        logits, state = self.core.step(obs.float(), state)
+        return logits, state, ("categorical" if self.symbols else "bernoulli")
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: State, explore: bool) -> tuple[np.ndarray, State, dict]:
         logits, state = self.core.step(torch.as_tensor(obs, dtype=torch.float32), state)

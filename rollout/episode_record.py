@@ -73,29 +73,6 @@ class Sampling:
         return f"{self.kind} {self.value:g}"
 
 
-def policy_logits(
-    agent: Any, obs: torch.Tensor, state: Any
-) -> tuple[torch.Tensor, Any, str] | None:
-    """The agent's action scores for a batch of observations: (scores [B, K], state, kind), or
-    None for an agent whose scores this does not know (it then acts through `agent.act`).
-
-    kind "categorical": scores over Discrete actions (DQN Q-values or policy logits);
-    "bernoulli": one logit per output bit (MultiBinary). Greedy actions taken from these scores
-    are exactly `agent.act(obs, state, explore=False)` (tests/test_evaluate.py checks it).
-    """
-    if hasattr(agent, "q_values"):  # DQN
-        return agent.q_values(obs), state, "categorical"
-    if hasattr(agent, "core"):  # sequence agents (NTM, LSTM): explicit recurrent state
-        logits, state = agent.core.step(obs.float(), state)
-        return logits, state, "bernoulli"
-    head = getattr(agent, "head", None)
-    feed_forward = getattr(agent, "lstm", None) is None and hasattr(agent, "policy")
-    if feed_forward and getattr(head, "kind", "") in ("discrete", "multibinary"):  # REINFORCE
-        logits = agent.policy(agent._encode(obs))
-        return logits, state, ("categorical" if head.kind == "discrete" else "bernoulli")
-    return None
-
-
 def random_action(space: Any, rng: np.random.Generator) -> Any:
     """A uniform random action drawn from `rng` (not from the space's own generator)."""
     if isinstance(space, gym.spaces.Discrete):
@@ -125,7 +102,8 @@ class AgentPolicy:
     def act(self, obs: Any) -> tuple[Any, np.ndarray]:
         kind, value = self.sampling.kind, self.sampling.value
         x = torch.as_tensor(np.asarray(obs)[None])
-        scored = policy_logits(self.agent, x, self.state)
+        # the agent's own scores (Agent.action_scores); None: it acts through `act`
+        scored = self.agent.action_scores(x, self.state)
         if scored is None:  # an agent without known scores: its own greedy action
             if kind == "temperature":
                 raise ValueError(
