@@ -562,7 +562,8 @@ class Trainer:
         how = "valid split" if self.dataset_run else f"{run.eval_episodes} episodes"
         self.console.print(
             f"done: {self.loop.stop_reason}; {counted}, {self.learner.updates:,} updates in "
-            f"{summary['time_s']:.1f} s; evaluation score {self.last_eval:.4g} ({how}); "
+            f"{summary['time_s']:.1f} s; evaluation {'accuracy' if self.dataset_run else 'return'} "
+            f"{self.last_eval:.4g} ({how}); "
             f"run dir {self.run_dir.path}",
             highlight=False,
         )
