@@ -69,6 +69,8 @@ class Agent(nn.Module):
     # True when `loss` never waits on the device (no .item(), no data-dependent shapes), so a
     # CUDA learner can capture its whole update as one graph (learner.cuda_graphs)
     graphable: ClassVar[bool] = False
+    # loss metrics the progress line shows beside the loss, e.g. the NTM's bit errors
+    progress_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
         super().__init__()

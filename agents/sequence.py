@@ -52,6 +52,7 @@ class SequenceAgent(Agent):
     """Base for agents built around a `RecurrentCore`; subclasses set `self.core`."""
 
     graphable = True
+    progress_metrics = ("bit_errors", "token_errors")
     core: RecurrentCore
 
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):

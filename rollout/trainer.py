@@ -458,7 +458,10 @@ class Trainer:
                 "return": self._recent_mean(),
                 "eval": self.last_eval,
                 "loss": self.last_metrics.get("loss"),
-                "bit errors": self.last_metrics.get("bit_errors"),
+                **{
+                    key.replace("_", " "): self.last_metrics.get(key)
+                    for key in self.agent.progress_metrics
+                },
             },
         )
 
