@@ -42,6 +42,10 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
         "envs.algorithmic:DynamicNGrams",
         "NTM dynamic N-grams (4.4): predict the next bit of a random 6-gram sequence",
     ),
+    "memrl/LearnToExecute-v0": (
+        "envs.learn_to_execute:LearnToExecute",
+        "Learning to Execute (Zaremba & Sutskever 2014): print a small program's output",
+    ),
     "memrl/PrioritySort-v0": (
         "envs.algorithmic:PrioritySort",
         "NTM priority sort (4.5): output the highest-priority vectors, sorted",
