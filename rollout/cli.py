@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint"
     )
+    train.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --resume: allow the run folder's env.id to name a module:Class plug-in "
+        "(code it imports); without it only registered ids and installed plug-ins are made",
+    )
 
     submit = sub.add_parser(
         "submit",
@@ -182,6 +188,13 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             cfg = build_config(
                 apply_overrides(read_yaml(run.config), positional), source=str(run.config)
             )
+            given = any(o.split("=", 1)[0].strip() == "env.id" for o in positional)
+            if not (args.trust or given):
+                envs.refuse_untrusted(
+                    cfg.env.id,
+                    f"the run folder's config '{run.config}' (key env.id)",
+                    "resume with --trust, or give the spec yourself: env.id=SPEC",
+                )
         else:
             if not positional or "=" in positional[0]:
                 raise ConfigError(
@@ -270,20 +283,27 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _import_from_cwd() -> None:
-    """Let `package.module:EnvClass` specs name modules in the current folder, as `python -m`
-    does; embedded Ray workers get the same path through PYTHONPATH."""
+def _plugins_from_cwd() -> None:
+    """Let `package.module:EnvClass` specs name a module in the working folder without letting
+    that folder shadow memrl's modules or installed packages: `python -m`/`-c` put the working
+    folder first on sys.path, so it moves to the end, and the folder goes into
+    envs.PLUGIN_PATH_ENV, where `envs.make` looks for the one module a spec names (embedded Ray
+    workers inherit it). Run from memrl's own checkout, the folder is memrl's and stays."""
+    from rollout.ray_runtime import PLUGIN_PATH_ENV, memrl_root
+
     cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    real = os.path.realpath(cwd)
+    if real != os.path.realpath(memrl_root()):
+        kept = [p for p in sys.path if os.path.realpath(p or ".") != real]
+        sys.path[:] = [*kept, cwd]
+    paths = [p for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
     if cwd not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [cwd, *paths] if p)
+        os.environ[PLUGIN_PATH_ENV] = os.pathsep.join([*paths, cwd])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _import_from_cwd()
+    _plugins_from_cwd()
     out, err = Console(soft_wrap=True), stderr_console()
     if args.command == "envs":
         return cmd_envs(args, out)

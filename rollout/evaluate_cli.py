@@ -10,6 +10,12 @@ import yaml
 from rich.console import Console
 
 
+TRUST_HELP = (
+    "allow the {what}'s env spec to name a module:Class plug-in (code it imports); without it "
+    "only registered ids and installed plug-ins are made"
+)
+
+
 def add_evaluation_parsers(sub: Any) -> None:
     evaluate = sub.add_parser(
         "evaluate",
@@ -50,6 +56,7 @@ def add_evaluation_parsers(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="change an env kwarg for this evaluation (repeatable), e.g. max_episode_steps=200",
     )
+    evaluate.add_argument("--trust", action="store_true", help=TRUST_HELP.format(what="run folder"))
 
     replay = sub.add_parser(
         "replay",
@@ -73,6 +80,7 @@ def add_evaluation_parsers(sub: Any) -> None:
         metavar="PATH",
         help="also write the replay as a video (.mp4 or .gif; default: beside the episode file)",
     )
+    replay.add_argument("--trust", action="store_true", help=TRUST_HELP.format(what="episode"))
 
 
 def parse_env_overrides(items: list[str]) -> dict[str, Any]:
@@ -117,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace, err: Console) -> int:
             record=args.record,
             sampling=sampling,
             env_overrides=parse_env_overrides(args.env_override),
+            trust=args.trust,
         )
         out, _ = evaluate_run(args.run_dir, options, console=err)
     except (EvaluationError, CheckpointError, envs.EnvSpecError, AgentError) as exc:
@@ -132,7 +141,7 @@ def cmd_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rollout.episode_replay import ReplayError, replay_episode
 
     try:
-        result = replay_episode(args.episode, args.render)
+        result = replay_episode(args.episode, args.render, trust=args.trust)
     except ReplayError as exc:
         return _fail(err, str(exc))
     meta = result.meta

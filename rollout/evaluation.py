@@ -55,6 +55,8 @@ class EvaluationOptions:
     record: str = "video"  # video | frames | none
     sampling: Sampling = field(default_factory=Sampling)
     env_overrides: dict[str, Any] = field(default_factory=dict)
+    # allow the run folder's env.id to be a module:Class plug-in (envs.refuse_untrusted)
+    trust: bool = False
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -273,6 +275,10 @@ def evaluate_run(
         cfg = build_config(read_yaml(run.config), source=str(run.config))
     except ConfigError as exc:
         raise EvaluationError(str(exc)) from None
+    if not options.trust:
+        envs.refuse_untrusted(
+            cfg.env.id, f"the run folder's config '{run.config}' (key env.id)", "pass --trust"
+        )
     checkpoint = resolve_checkpoint(run, options.checkpoint)
     env_kwargs = {**cfg.env.kwargs, **options.env_overrides}
     agent, step = load_agent(cfg, checkpoint, env_kwargs)

@@ -10,19 +10,62 @@ package when it lives under the current folder. Python packages (torch, gymnasiu
 shipped: the cluster's image must have memrl's dependencies installed (configs/cluster/).
 Inside a Ray job (`memrl submit`) the job's own runtime_env already carries the code, so
 nothing is added there (Ray refuses to merge two runtime_envs that set the same field).
+
+Ray puts the driver's working folder first on its workers' sys.path, where an `envs/` folder or a
+`gymnasium.py` there would shadow memrl's modules and installed packages. So Ray starts from the
+folder that holds memrl's own packages, and each rollout worker then moves to the user's working
+folder (relative paths in env kwargs still work) after its imports; a plug-in module from the
+working folder reaches the workers through envs.PLUGIN_PATH_ENV instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 # Set by Ray's job manager in a job's entrypoint process; its runtime_env is then in effect.
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 MEMRL_PACKAGES = ("agents", "envs", "rollout")
+# The user's working folder, for rollout workers started from memrl's own folder (see above).
+WORKDIR_ENV = "MEMRL_WORKDIR"
+PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"  # the same name as envs.PLUGIN_PATH_ENV (no envs import)
+
+
+def memrl_root() -> Path:
+    """The folder that holds memrl's packages (the checkout, or site-packages when installed)."""
+    return Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def _started_from_memrl_root() -> Iterator[None]:
+    here = os.getcwd()
+    os.environ[WORKDIR_ENV] = here
+    os.chdir(memrl_root())
+    try:
+        yield
+    finally:
+        os.chdir(here)
+
+
+def _plugin_spec(top: str) -> Any:
+    """importlib's spec of a top-level module, also looking in the plug-in folders."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        return spec
+    for folder in filter(None, os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep)):
+        spec = importlib.machinery.PathFinder.find_spec(top, [folder])
+        if spec is not None:
+            return spec
+    return None
 
 
 def _user_module_path(env_id: str, cwd: Path) -> Path | None:
@@ -33,10 +76,7 @@ def _user_module_path(env_id: str, cwd: Path) -> Path | None:
     top = env_id.split(":", 1)[0].split(".")[0]
     if not top.isidentifier() or top in MEMRL_PACKAGES:
         return None
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = _plugin_spec(top)
     if spec is None:
         return None
     if spec.submodule_search_locations:
@@ -78,16 +118,18 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(
-            address="local",
-            num_cpus=max(os.cpu_count() or 1, num_workers),
-            include_dashboard=False,
-            logging_level="ERROR",
-            log_to_driver=True,
-        )
+        with _started_from_memrl_root():
+            ray.init(
+                address="local",
+                num_cpus=max(os.cpu_count() or 1, num_workers),
+                include_dashboard=False,
+                logging_level="ERROR",
+                log_to_driver=True,
+            )
     else:
         runtime_env = None if in_ray_job() else code_runtime_env(env_id)
-        ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
+        with _started_from_memrl_root():
+            ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
     return True
 
 
@@ -130,6 +172,12 @@ def remote_worker_class() -> Any:
     from rollout.worker import RolloutWorker
 
     class RemoteRolloutWorker(RolloutWorker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            workdir = os.environ.get(WORKDIR_ENV)
+            if workdir and os.path.isdir(workdir):  # memrl's modules are imported by now
+                os.chdir(workdir)
+            super().__init__(*args, **kwargs)
+
         def location(self) -> dict[str, Any]:
             """Where this worker runs, and which `rollout` package it imported (shipped or not)."""
             import rollout
