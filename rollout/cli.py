@@ -144,6 +144,9 @@ def cmd_plot(args: argparse.Namespace, out: Console, err: Console) -> int:
         path, key, notes = plot_runs(args.runs, args.metric, x_axes, args.out)
     except PlotError as exc:
         return _fail(err, str(exc))
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(err, f"cannot write the plot{where}: {exc.strerror or exc}.", code=1)
     for note in notes:
         err.print(f"memrl: note: {note}", highlight=False, markup=False)
     out.print(f"wrote {path} ({key})", highlight=False, markup=False)
@@ -163,6 +166,7 @@ def cmd_envs(args: argparse.Namespace, out: Console) -> int:
 def cmd_train(args: argparse.Namespace, err: Console) -> int:
     import envs
     from agents import AgentError
+    from rollout.checkpoints import CheckpointError
     from rollout.config import (
         ConfigError,
         apply_overrides,
@@ -171,7 +175,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         load_config,
         read_yaml,
     )
-    from rollout.run_dir import RunDir
+    from rollout.run_dir import RunDir, RunDirError, check_root
 
     positional = list(args.args)
     try:
@@ -202,6 +206,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 )
             cfg = load_config(positional[0], positional[1:])
             run = None
+            check_root(cfg.run.dir)  # a run.dir that is a file fails here, with nothing written
         probe = envs.make(
             cfg.env.id, **cfg.env.kwargs
         )  # a bad env id fails here, before Ray starts
@@ -217,8 +222,10 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
         use_cuda_graphs(cfg.learner, resolve_device(cfg.learner.device), agent)
         probe.close()
-    except (ConfigError, envs.EnvSpecError, AgentError) as exc:
+    except (ConfigError, envs.EnvSpecError, AgentError, RunDirError) as exc:
         return _fail(err, str(exc))
+    if args.trust and not args.resume:
+        err.print("memrl: note: --trust only matters with --resume", highlight=False)
 
     from rollout.ray_runtime import learner_placement_note, start_ray, stop_ray
     from rollout.trainer import Trainer, TrainingError
@@ -248,10 +255,22 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             err.print(f"run dir {run.path}", highlight=False)
         trainer = Trainer(cfg, run, resume=bool(args.resume), console=err)
         trainer.train()
+    except (CheckpointError, RunDirError) as exc:
+        if isinstance(exc, OSError):  # CheckpointWriteError: a runtime failure (disk full)
+            return _fail(err, str(exc), code=1)
+        return _fail(err, str(exc))
     except (TrainingError, WorkerError) as exc:
         return _fail(err, str(exc), code=1)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a full disk or a vanished folder under the metrics/TensorBoard writer
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(
+            err,
+            f"training stopped: cannot write{where} ({exc.strerror or exc}). The last complete "
+            "checkpoint is kept; free space and continue with `memrl train --resume RUN_DIR`.",
+            code=1,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
         if started:

@@ -345,7 +345,9 @@ def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise EpisodeFileError(f"'{path}': 'meta' is not valid JSON ({exc}).") from None
     if not isinstance(meta, dict):
-        raise EpisodeFileError(f"'{path}': 'meta' must be a JSON object, got {type(meta).__name__}.")
+        raise EpisodeFileError(
+            f"'{path}': 'meta' must be a JSON object, got {type(meta).__name__}."
+        )
     rules = {
         "env_id": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
         "env_kwargs": (lambda v: isinstance(v, dict), "an object (the env's kwargs)"),
@@ -374,8 +376,8 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     for key in ("actions", "terminated", "truncated"):
         if arrays[key].ndim == 0 or len(arrays[key]) != steps:
             raise EpisodeFileError(
-                f"'{path}': '{key}' holds {arrays[key].shape[:1] or 'no'} entries, but 'rewards' "
-                f"holds {steps} steps; the file is damaged."
+                f"'{path}': '{key}' holds {len(arrays[key]) if arrays[key].ndim else 0} entries, "
+                f"but 'rewards' holds {steps} steps; the file is damaged."
             )
     if arrays["obs_hash"].ndim != 1 or len(arrays["obs_hash"]) != steps + 1:
         raise EpisodeFileError(

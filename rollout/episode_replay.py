@@ -113,9 +113,7 @@ def _describe_obs(step: int, recorded: dict[str, np.ndarray], obs: Any) -> str:
     return f"{where} differs (observation hash {observation_hash(obs):#x}, recorded {int(recorded['obs_hash'][step]):#x})"
 
 
-def replay_episode(
-    reference: str, render: str | None = None, trust: bool = False
-) -> ReplayResult:
+def replay_episode(reference: str, render: str | None = None, trust: bool = False) -> ReplayResult:
     """Replay the episode `reference` names. `render`: a video path ('' = beside the episode
     file, as <name>_replay.mp4), or None for no video. The episode's env spec is data: unless
     `trust`, a `module:Class` spec is refused before anything is imported (envs.refuse_untrusted)."""

@@ -9,7 +9,6 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-
 TRUST_HELP = (
     "allow the {what}'s env spec to name a module:Class plug-in (code it imports); without it "
     "only registered ids and installed plug-ins are made"
@@ -84,6 +83,7 @@ def add_evaluation_parsers(sub: Any) -> None:
 
 
 def parse_env_overrides(items: list[str]) -> dict[str, Any]:
+    from rollout.config import load_yaml_text
     from rollout.evaluation import EvaluationError
 
     out: dict[str, Any] = {}
@@ -94,7 +94,7 @@ def parse_env_overrides(items: list[str]) -> dict[str, Any]:
                 f"bad --env-override '{item}': write KEY=VALUE, e.g. max_episode_steps=200."
             )
         try:
-            out[key] = yaml.safe_load(raw) if raw else ""
+            out[key] = load_yaml_text(raw) if raw else ""
         except yaml.YAMLError:
             out[key] = raw
     return out
@@ -132,6 +132,12 @@ def cmd_evaluate(args: argparse.Namespace, err: Console) -> int:
         return _fail(err, str(exc))
     except ValueError as exc:  # e.g. --temperature with an agent that exposes no scores
         return _fail(err, str(exc))
+    except KeyboardInterrupt:
+        err.print("memrl: evaluation interrupted; nothing was written", highlight=False)
+        return 130
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(err, f"evaluation stopped: cannot write{where} ({exc.strerror or exc}).", 1)
     err.print(f"wrote {out} (report: {out / 'report.html'})", highlight=False)
     return 0
 

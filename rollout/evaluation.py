@@ -59,6 +59,10 @@ class EvaluationOptions:
     trust: bool = False
 
 
+PROGRESS_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal
+MAX_EPISODES = 100_000  # episodes.jsonl and one .npz per episode: more is a typo
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def open_run(path: str | Path) -> RunDir:
     run = RunDir(Path(path))
@@ -268,8 +272,11 @@ def evaluate_run(
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a run's checkpoint; returns the output folder and the summary."""
     console = console or stderr_console()
-    if options.episodes < 1:
-        raise EvaluationError(f"--episodes must be >= 1, got {options.episodes}.")
+    if not 1 <= options.episodes <= MAX_EPISODES:
+        raise EvaluationError(
+            f"--episodes must be in 1..{MAX_EPISODES:,} (each episode is written as a file), "
+            f"got {options.episodes:,}."
+        )
     run = open_run(run_path)
     try:
         cfg = build_config(read_yaml(run.config), source=str(run.config))
@@ -305,6 +312,7 @@ def _evaluate_into(
 
     policy = AgentPolicy(agent, options.sampling)
     lines, episodes = [], []
+    last_note = time.monotonic()
     with Progress(
         TextColumn("[bold]evaluate"),
         BarColumn(),
@@ -351,6 +359,13 @@ def _evaluate_into(
             lines.append(line)
             episodes.append(episode)
             bar.update(task, advance=1, info=f"last return {episode.episode_return:.4g}")
+            if not console.is_terminal and time.monotonic() - last_note >= PROGRESS_EVERY_S:
+                last_note = time.monotonic()  # the bar is invisible in a log: a line instead
+                console.print(
+                    f"evaluate: {i + 1:,}/{options.episodes:,} episodes, last return "
+                    f"{episode.episode_return:.4g}",
+                    highlight=False,
+                )
     atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
     returns = [e.episode_return for e in episodes]
     summary = {

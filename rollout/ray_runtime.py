@@ -12,10 +12,11 @@ Inside a Ray job (`memrl submit`) the job's own runtime_env already carries the 
 nothing is added there (Ray refuses to merge two runtime_envs that set the same field).
 
 Ray puts the driver's working folder first on its workers' sys.path, where an `envs/` folder or a
-`gymnasium.py` there would shadow memrl's modules and installed packages. So Ray starts from the
-folder that holds memrl's own packages, and each rollout worker then moves to the user's working
-folder (relative paths in env kwargs still work) after its imports; a plug-in module from the
-working folder reaches the workers through envs.PLUGIN_PATH_ENV instead.
+`gymnasium.py` there would shadow memrl's modules and installed packages. So an embedded Ray
+starts from the folder that holds memrl's own packages (a cluster: from an empty folder), and
+each rollout worker then moves to the user's working folder (relative paths in env kwargs still
+work) after its imports; a plug-in module from the working folder reaches the workers through
+envs.PLUGIN_PATH_ENV instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import contextlib
 import importlib.machinery
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,14 +46,21 @@ def memrl_root() -> Path:
 
 
 @contextlib.contextmanager
-def _started_from_memrl_root() -> Iterator[None]:
+def _started_from(folder: Path | None) -> Iterator[None]:
+    """Run ray.init from `folder` (None: a new empty folder), the path Ray hands its workers
+    first on sys.path, instead of the user's working folder."""
     here = os.getcwd()
     os.environ[WORKDIR_ENV] = here
-    os.chdir(memrl_root())
+    empty = None
+    if folder is None:
+        folder = empty = Path(tempfile.mkdtemp(prefix="memrl-ray-"))
+    os.chdir(folder)
     try:
         yield
     finally:
         os.chdir(here)
+        if empty is not None:
+            shutil.rmtree(empty, ignore_errors=True)
 
 
 def _plugin_spec(top: str) -> Any:
@@ -118,7 +128,7 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
     if ray.is_initialized():
         return False
     if address is None:
-        with _started_from_memrl_root():
+        with _started_from(memrl_root()):  # where this process's memrl comes from
             ray.init(
                 address="local",
                 num_cpus=max(os.cpu_count() or 1, num_workers),
@@ -128,7 +138,7 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
             )
     else:
         runtime_env = None if in_ray_job() else code_runtime_env(env_id)
-        with _started_from_memrl_root():
+        with _started_from(None):  # the workers get memrl from the shipped runtime_env
             ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
     return True
 

@@ -24,7 +24,7 @@ from agents import AgentError, Learner, NonFiniteLossError, make_agent
 from rollout.checkpoints import (
     CheckpointError,
     latest_checkpoint,
-    load_checkpoint,
+    load_latest_readable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -166,12 +166,9 @@ class Trainer:
         )
 
     def _restore(self) -> None:
-        path = latest_checkpoint(self.run_dir.checkpoints)
-        if path is None:
-            raise TrainingError(
-                f"no complete checkpoint in '{self.run_dir.checkpoints}' to resume from; start a new run instead."
-            )
-        state = load_checkpoint(path)
+        path, state, notes = load_latest_readable(self.run_dir.checkpoints)
+        for note in notes:  # a damaged newest checkpoint: say which one is used instead
+            self.console.print(f"memrl: note: {note}", highlight=False, markup=False)
         self.learner.load_state_dict(state["learner"])
         c = state["counters"]
         self.env_steps, self.iterations, self.episodes = (
@@ -187,7 +184,13 @@ class Trainer:
         set_rng_state(state["rng"])
         self.rng.bit_generator.state = state["replay_rng"]
         if self.replay is not None and (path / "replay.npz").is_file():
-            self.replay.load(path / "replay.npz")
+            try:
+                self.replay.load(path / "replay.npz")
+            except (ValueError, OSError, KeyError, EOFError) as exc:  # damaged, or resized
+                raise CheckpointError(
+                    f"cannot restore the replay buffer from '{path / 'replay.npz'}': {exc}. A "
+                    "resume keeps the run's rollout.num_workers and rollout.envs_per_worker."
+                ) from None
         truncate_metrics(self.run_dir.metrics, self.env_steps)
         self.console.print(f"resumed from {path} at env step {self.env_steps:,}", highlight=False)
 
