@@ -112,6 +112,26 @@ def code_runtime_env(env_id: str | None = None, cwd: Path | None = None) -> dict
     return {"py_modules": modules}
 
 
+def token_file() -> Path:
+    """Where Ray keeps its authentication token (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def protect_token_file(path: Path | None = None) -> bool:
+    """Make Ray's token file readable by its owner only. An embedded ray.init writes it with the
+    process umask (usually 0644: any local user could read the token and run code on the
+    cluster). Returns True when the mode was changed."""
+    path = path or token_file()
+    try:
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077 == 0:
+            return False
+        path.chmod(0o600)
+    except OSError:
+        return False
+    return True
+
+
 def in_ray_job() -> bool:
     return JOB_CONFIG_ENV in os.environ
 
@@ -136,6 +156,7 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
                 logging_level="ERROR",
                 log_to_driver=True,
             )
+        protect_token_file()
     else:
         runtime_env = None if in_ray_job() else code_runtime_env(env_id)
         with _started_from(None):  # the workers get memrl from the shipped runtime_env
