@@ -358,7 +358,12 @@ def _build(data: dict[str, Any]) -> ExperimentConfig:
     sections = {
         name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in SECTIONS.items()
     }
-    agent_data = dict(data.get("agent") or {})
+    raw_agent = data.get("agent") or {}
+    if not isinstance(raw_agent, dict):
+        raise ConfigError(
+            f"'agent' must be a mapping of keys to values, got {_short(repr(raw_agent))}."
+        )
+    agent_data = dict(raw_agent)
     name = agent_data.get("name")
     if name is None:
         raise ConfigError(f"'agent.name' is missing. Valid agents: {', '.join(AGENTS)}.")
