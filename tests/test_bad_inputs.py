@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import envs
 from rollout.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +35,7 @@ FAST = [
     "run.eval_episodes=2",
     "run.stop_return=null",
 ]
+PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"  # envs.PLUGIN_PATH_ENV, spelt out
 MARKER = "PWNED"  # what the os:system specs below would create
 
 
@@ -44,7 +44,7 @@ MARKER = "PWNED"  # what the os:system specs below would create
 def base(tmp_path_factory):
     """A trained REINFORCE run with an evaluation, and a DQN run with replay, made once."""
     root = tmp_path_factory.mktemp("base")
-    saved = list(sys.path), os.environ.get(envs.PLUGIN_PATH_ENV)
+    saved = list(sys.path), os.environ.get(PLUGIN_PATH_ENV)
     try:
         runs = root / "runs"
         argv = ["train", CFG, *FAST, "run.total_env_steps=200", "run.checkpoint_every_steps=80"]
@@ -57,9 +57,9 @@ def base(tmp_path_factory):
         (dqn,) = dq.iterdir()
     finally:
         sys.path[:] = saved[0]
-        os.environ.pop(envs.PLUGIN_PATH_ENV, None)
+        os.environ.pop(PLUGIN_PATH_ENV, None)
         if saved[1] is not None:
-            os.environ[envs.PLUGIN_PATH_ENV] = saved[1]
+            os.environ[PLUGIN_PATH_ENV] = saved[1]
     (evaluation,) = (run / "evaluation").iterdir()
     return {"run": run, "dqn": dqn, "evaluation": evaluation}
 
@@ -75,7 +75,7 @@ def sandbox(base, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # a plug-in import writes no .pyc
     monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv(envs.PLUGIN_PATH_ENV, raising=False)
+    monkeypatch.delenv(PLUGIN_PATH_ENV, raising=False)
 
     def refuse(*args, **kwargs):
         raise AssertionError("Ray was started for a bad input")
