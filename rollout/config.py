@@ -367,7 +367,7 @@ def _build(data: dict[str, Any]) -> ExperimentConfig:
     name = agent_data.get("name")
     if name is None:
         raise ConfigError(f"'agent.name' is missing. Valid agents: {', '.join(AGENTS)}.")
-    if name not in AGENTS:
+    if not isinstance(name, str) or name not in AGENTS:
         raise ConfigError(
             f"unknown agent '{name}' in 'agent.name'.{_closest(str(name), AGENTS)} "
             f"Valid agents: {', '.join(AGENTS)}."

@@ -299,6 +299,7 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("env-check", [*T, "env.check=maybe"], 2, r"'env.check' must be bool", None),
     ("env-atari-unknown", [*T, "env.id=ALE/NoSuchGame-v5"], 2, r"NoSuchGame", None),
     ("agent-unknown", [*T, "agent.name=dqnn"], 2, r"unknown agent 'dqnn' in 'agent.name'.*Did you mean 'dqn'", None),
+    ("agent-name-list", [*T, "agent.name=[]"], 2, r"unknown agent '\[\]' in 'agent.name'", None),
     ("agent-key", [*T, "agent.hiden=[8]"], 2, r"unknown key 'agent.hiden'.*Did you mean 'hidden'", None),
     ("agent-space", [*T, "env.id=tests.test_plugin_envs:BoxAction"], 2, r"action space Box.*supported action spaces", None),
     # --- resume: run folders are data
