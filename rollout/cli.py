@@ -192,6 +192,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             cfg = build_config(
                 apply_overrides(read_yaml(run.config), positional), source=str(run.config)
             )
+            _check_replay_layout(run, cfg, read_yaml(run.config))
             given = any(o.split("=", 1)[0].strip() == "env.id" for o in positional)
             if not (args.trust or given):
                 envs.refuse_untrusted(
@@ -296,6 +297,29 @@ def cmd_submit(args: argparse.Namespace, err: Console) -> int:
         return submit(args.address, request, wait=not args.no_wait)
     except (ConfigError, envs.EnvSpecError, SubmitError) as exc:
         return _fail(err, str(exc))
+
+
+def _check_replay_layout(run: object, cfg: object, saved: dict) -> None:
+    """A checkpoint's replay buffer is laid out by rollout.num_workers x envs_per_worker (one
+    stream per env): a resume that changes them is refused here, before Ray starts."""
+    from rollout.checkpoints import complete_checkpoints
+    from rollout.config import ConfigError
+
+    if not any((p / "replay.npz").is_file() for p in complete_checkpoints(run.checkpoints)):
+        return
+    section = saved.get("rollout") if isinstance(saved.get("rollout"), dict) else {}
+    try:
+        before = max(1, int(section["num_workers"])) * int(section["envs_per_worker"])
+    except (KeyError, TypeError, ValueError):
+        return  # an older config.yaml: the trainer's own check reports a mismatch
+    now = max(1, cfg.rollout.num_workers) * cfg.rollout.envs_per_worker
+    if now != before:
+        raise ConfigError(
+            f"the run's checkpoints hold a replay buffer of {before} env streams "
+            f"(rollout.num_workers={section['num_workers']} x rollout.envs_per_worker="
+            f"{section['envs_per_worker']} in '{run.config}'); this resume would have {now}. "
+            "Resume with the run's rollout.num_workers and rollout.envs_per_worker."
+        )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

@@ -205,7 +205,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a bool
         if value not in args:
             raise ConfigError(
-                f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}."
+                f"{where} must be one of {', '.join(map(repr, args))}, got {_short(repr(value))}."
                 + (_closest(value, map(str, args)) if isinstance(value, str) else "")
             )
         return value
@@ -258,14 +258,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
     """Build `cls` from a mapping, strictly: unknown keys and wrong types raise ConfigError."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}.")
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {_short(repr(data))}.")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
             raise ConfigError(
-                f"unknown key '{where}.{key}'.{_closest(str(key), fields)} "
+                f"unknown key '{where}.{_short(str(key))}'.{_closest(str(key), fields)} "
                 f"Valid keys in '{where}': {', '.join(fields)}."
             )
         kwargs[key] = _coerce(value, hints[key], f"'{where}.{key}'")
@@ -284,7 +284,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(
-            f"bad override '{text}': write section.key=value, e.g. learner.lr=3e-4 "
+            f"bad override '{_short(text)}': write section.key=value, e.g. learner.lr=3e-4 "
             "or rollout.num_workers=2."
         )
     try:
@@ -353,7 +353,7 @@ def _build(data: dict[str, Any]) -> ExperimentConfig:
     for key in data:
         if key not in valid:
             raise ConfigError(
-                f"unknown section '{key}'.{_closest(str(key), valid)} Valid sections: {_SECTION_LIST}."
+                f"unknown section '{_short(str(key))}'.{_closest(str(key), valid)} Valid sections: {_SECTION_LIST}."
             )
     sections = {
         name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in SECTIONS.items()
@@ -369,7 +369,7 @@ def _build(data: dict[str, Any]) -> ExperimentConfig:
         raise ConfigError(f"'agent.name' is missing. Valid agents: {', '.join(AGENTS)}.")
     if not isinstance(name, str) or name not in AGENTS:
         raise ConfigError(
-            f"unknown agent '{name}' in 'agent.name'.{_closest(str(name), AGENTS)} "
+            f"unknown agent '{_short(str(name))}' in 'agent.name'.{_closest(str(name), AGENTS)} "
             f"Valid agents: {', '.join(AGENTS)}."
         )
     agent = build_dataclass(agent_config_class(name), agent_data, "agent")
@@ -454,7 +454,7 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> di
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"override '{text}': '{part}' is a value, not a section.")
+                raise ConfigError(f"override '{_short(text)}': '{part}' is a value, not a section.")
             else:
                 child = node[part] = dict(child)
             node = child

@@ -57,19 +57,25 @@ def resolve_episode(reference: str) -> Path:
             raise ReplayError(f"episode list '{path}' does not exist; {SYNTAX}.")
         index = int(number)
         seen = []
-        for raw in path.read_text().splitlines():
+        not_ours = ReplayError(f"'{path}' is not an episodes.jsonl file written by memrl evaluate.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise not_ours from None
+        for raw in text.splitlines():
             try:
                 line = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ReplayError(
-                    f"'{path}' is not an episodes.jsonl file written by memrl evaluate."
-                ) from None
-            if not isinstance(line, dict) or "data" not in line or "episode" not in line:
-                raise ReplayError(
-                    f"'{path}' is not an episodes.jsonl file written by memrl evaluate."
-                )
-            seen.append(int(line["episode"]))
-            if int(line["episode"]) == index:
+            except (json.JSONDecodeError, RecursionError):
+                raise not_ours from None
+            if (
+                not isinstance(line, dict)
+                or not isinstance(line.get("data"), str)
+                or not isinstance(line.get("episode"), int)
+                or isinstance(line.get("episode"), bool)
+            ):
+                raise not_ours
+            seen.append(line["episode"])
+            if line["episode"] == index:
                 return path.parent / line["data"]
         span = f"{min(seen)}-{max(seen)}" if seen else "none"
         raise ReplayError(f"'{path}' has no episode {index} (episodes in it: {span}).")

@@ -207,6 +207,8 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("config-first-is-override", ["train", "learner.lr=1"], 2, r"give a config file first", None),
     ("config-none", ["train"], 2, r"give a config file first", None),
     # --- overrides: syntax
+    ("override-huge-value", [*T, "learner.optimizer=" + "x" * 100_000], 2, r"'learner.optimizer' must be one of .*\[\.\.\.\]", None),
+    ("override-huge-key", [*T, "learner." + "k" * 100_000 + "=1"], 2, r"unknown key 'learner.kkkk.*\[\.\.\.\]'", None),
     ("override-no-key", [*T, "=5"], 2, r"bad override '=5'", None),
     ("override-empty-part", [*T, "learner..lr=1"], 2, r"bad override 'learner..lr=1'", None),
     ("override-trailing-dot", [*T, "learner.=1"], 2, r"bad override 'learner.=1'", None),
@@ -316,7 +318,9 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("resume-bad-override", ["train", "--resume", "{run}", "learner.lr=-1"], 2, r"'learner.lr' must be > 0", None),
     ("resume-all-damaged", ["train", "--resume", "{run}", "run.total_env_steps=400"], 2, r"no readable complete checkpoint in '.*checkpoints': skipped checkpoint", damage_ckpt("state.pt", RANDOM, "all")),
     ("resume-no-checkpoint", ["train", "--resume", "{run}", "run.total_env_steps=400"], 2, r"no complete checkpoint in '.*checkpoints' to resume from", remove_ckpts),
-    ("resume-replay-resized", ["train", "--resume", "{dqn}", "rollout.envs_per_worker=4", "rollout.steps_per_sample=40", "run.total_env_steps=400"], 2, r"cannot restore the replay buffer from '.*replay.npz'.*rollout.envs_per_worker", None),
+    ("resume-replay-resized", ["train", "--resume", "{dqn}", "rollout.envs_per_worker=4", "rollout.steps_per_sample=40", "run.total_env_steps=400"], 2, r"the run's checkpoints hold a replay buffer of 2 env streams \(rollout.num_workers=0 x rollout.envs_per_worker=2 in '.*config.yaml'\); this resume would have 4", None),
+    ("resume-replay-more-workers", ["train", "--resume", "{dqn}", "rollout.num_workers=2", "run.total_env_steps=400"], 2, r"replay buffer of 2 env streams.*this resume would have 4", None),
+    ("resume-replay-damaged", ["train", "--resume", "{dqn}", "run.total_env_steps=400"], 2, r"no readable complete checkpoint.*replay.npz' \(damaged\)", damage_ckpt("replay.npz", RANDOM, "all")),
     # --- evaluate
     ("eval-missing", ["evaluate", "{dir}/nope"], 2, r"run directory '.*nope' does not exist", None),
     ("eval-not-a-run", ["evaluate", "{dir}"], 2, r"is not a memrl run directory", None),
@@ -349,6 +353,9 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("replay-list-missing", ["replay", "{dir}/episodes.jsonl#0"], 2, r"episode list '.*episodes.jsonl' does not exist", None),
     ("replay-list-number", ["replay", "{dir}/l.jsonl#x"], 2, r"'x' is not a number", write("l.jsonl", "{}\n")),
     ("replay-list-not-json", ["replay", "{dir}/l.jsonl#0"], 2, r"l.jsonl' is not an episodes.jsonl file", write("l.jsonl", "nope\n")),
+    ("replay-list-binary", ["replay", "{dir}/l.jsonl#0"], 2, r"l.jsonl' is not an episodes.jsonl file", write("l.jsonl", RANDOM)),
+    ("replay-list-bad-episode", ["replay", "{dir}/l.jsonl#0"], 2, r"l.jsonl' is not an episodes.jsonl file", write("l.jsonl", '{"episode": "zero", "data": "ep.npz"}\n')),
+    ("replay-list-bad-data", ["replay", "{dir}/l.jsonl#0"], 2, r"l.jsonl' is not an episodes.jsonl file", write("l.jsonl", '{"episode": 0, "data": 5}\n')),
     ("replay-list-no-episode", ["replay", "{dir}/l.jsonl#5"], 2, r"has no episode 5 \(episodes in it: 0-0\)", write("l.jsonl", '{"episode": 0, "data": "ep.npz"}\n')),
     ("replay-random-bytes", ["replay", "{dir}/ep.npz"], 2, r"cannot read episode file '.*ep.npz'", write("ep.npz", RANDOM)),
     ("replay-truncated", ["replay", "{dir}/ep.npz"], 2, r"cannot read episode file '.*ep.npz'", lambda box: (box / "ep.npz").write_bytes((box / "ep.npz").read_bytes()[:200])),
@@ -420,6 +427,7 @@ def test_bad_input(argv, code, pattern, setup, sandbox, capsys):
     message = " ".join(text.split())
     assert status == code, message
     assert "Traceback" not in text
+    assert len(message) < 3000, "the message is not one paragraph"
     assert re.search(pattern, message), message
     if code == 2 and pattern != r"^$":
         assert "error" in message  # one message that says it is an error
