@@ -13,10 +13,10 @@ nothing is added there (Ray refuses to merge two runtime_envs that set the same 
 
 Ray puts the driver's working folder first on its workers' sys.path, where an `envs/` folder or a
 `gymnasium.py` there would shadow memrl's modules and installed packages. So an embedded Ray
-starts from the folder that holds memrl's own packages (a cluster: from an empty folder), and
-each rollout worker then moves to the user's working folder (relative paths in env kwargs still
-work) after its imports; a plug-in module from the working folder reaches the workers through
-envs.PLUGIN_PATH_ENV instead.
+starts from the folder that holds memrl's own packages (a cluster: from an empty folder), and a
+worker-process setup hook moves each worker into the user's working folder (relative paths in
+env kwargs still work; the folder is not on its sys.path); a plug-in module from the working
+folder reaches the workers through envs.PLUGIN_PATH_ENV instead.
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ from typing import Any
 # Set by Ray's job manager in a job's entrypoint process; its runtime_env is then in effect.
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 MEMRL_PACKAGES = ("agents", "envs", "rollout")
-# The user's working folder, for rollout workers started from memrl's own folder (see above).
-WORKDIR_ENV = "MEMRL_WORKDIR"
 PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"  # the same name as envs.PLUGIN_PATH_ENV (no envs import)
 
 
@@ -50,7 +48,6 @@ def _started_from(folder: Path | None) -> Iterator[None]:
     """Run ray.init from `folder` (None: a new empty folder), the path Ray hands its workers
     first on sys.path, instead of the user's working folder."""
     here = os.getcwd()
-    os.environ[WORKDIR_ENV] = here
     empty = None
     if folder is None:
         folder = empty = Path(tempfile.mkdtemp(prefix="memrl-ray-"))
@@ -61,6 +58,19 @@ def _started_from(folder: Path | None) -> Iterator[None]:
         os.chdir(here)
         if empty is not None:
             shutil.rmtree(empty, ignore_errors=True)
+
+
+def _enter_folder(folder: str) -> Any:
+    """A worker-process setup hook that moves into `folder`. A closure, so Ray ships it by value:
+    the worker needs no import to run it."""
+
+    def enter() -> None:
+        import os
+
+        if os.path.isdir(folder):
+            os.chdir(folder)
+
+    return enter
 
 
 def _plugin_spec(top: str) -> Any:
@@ -148,6 +158,7 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
     if ray.is_initialized():
         return False
     if address is None:
+        here = os.getcwd()
         with _started_from(memrl_root()):  # where this process's memrl comes from
             ray.init(
                 address="local",
@@ -155,6 +166,9 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
                 include_dashboard=False,
                 logging_level="ERROR",
                 log_to_driver=True,
+                # every worker process then works in the user's folder (relative paths in env
+                # kwargs); its sys.path keeps memrl's folder, not this one
+                runtime_env={"worker_process_setup_hook": _enter_folder(here)},
             )
         protect_token_file()
     else:
@@ -203,12 +217,6 @@ def remote_worker_class() -> Any:
     from rollout.worker import RolloutWorker
 
     class RemoteRolloutWorker(RolloutWorker):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            workdir = os.environ.get(WORKDIR_ENV)
-            if workdir and os.path.isdir(workdir):  # memrl's modules are imported by now
-                os.chdir(workdir)
-            super().__init__(*args, **kwargs)
-
         def location(self) -> dict[str, Any]:
             """Where this worker runs, and which `rollout` package it imported (shipped or not)."""
             import rollout
