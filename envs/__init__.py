@@ -236,6 +236,9 @@ def _find_top_level(top: str) -> Any:
     for folder in _plugin_dirs():
         found = importlib.machinery.PathFinder.find_spec(top, [folder])
         if found is not None:
+            # the plug-in's own sibling imports resolve there too, after everything else
+            if folder not in sys.path:
+                sys.path.append(folder)
             return found
     return None
 
