@@ -4,6 +4,7 @@ dispatches to them). User errors exit 2 through `rollout.cli._fail`; a replay mi
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import Any
 
 import yaml
@@ -82,6 +83,10 @@ def add_evaluation_parsers(sub: Any) -> None:
     replay.add_argument("--trust", action="store_true", help=TRUST_HELP.format(what="episode"))
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def parse_env_overrides(items: list[str]) -> dict[str, Any]:
     from rollout.config import load_yaml_text
     from rollout.evaluation import EvaluationError
@@ -127,7 +132,12 @@ def cmd_evaluate(args: argparse.Namespace, err: Console) -> int:
             env_overrides=parse_env_overrides(args.env_override),
             trust=args.trust,
         )
-        out, _ = evaluate_run(args.run_dir, options, console=err)
+        # `kill PID` stops an evaluation like Ctrl-C: its folder is removed, nothing is left
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            out, _ = evaluate_run(args.run_dir, options, console=err)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except (EvaluationError, CheckpointError, envs.EnvSpecError, AgentError) as exc:
         return _fail(err, str(exc))
     except ValueError as exc:  # e.g. --temperature with an agent that exposes no scores

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,17 +254,27 @@ def _plot_returns(returns: list[float], path: Path, title: str) -> None:
 
 
 def _output_dir(run: RunDir) -> Path:
+    """A hidden folder to evaluate into; `_publish` gives it its time-stamped name once it is
+    complete, so an evaluation killed outright (SIGKILL) leaves no folder that looks finished."""
     root = run.path / "evaluation"
     root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+
+
+def _publish(partial: Path) -> Path:
+    root = partial.parent
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path, n = root / stamp, 1
     while True:
         try:
-            path.mkdir()
-            return path
+            path.mkdir()  # claims the name; the rename below replaces the empty folder
         except FileExistsError:
             n += 1
             path = root / f"{stamp}-{n}"
+            continue
+        os.replace(partial, path)
+        fsync_dir(root)
+        return path
 
 
 # ----------------------------------------------------------------------------- the command
@@ -291,7 +302,10 @@ def evaluate_run(
     agent, step = load_agent(cfg, checkpoint, env_kwargs)
     out = _output_dir(run)
     try:
-        return _evaluate_into(out, run, cfg, checkpoint, step, agent, env_kwargs, options, console)
+        _, summary = _evaluate_into(
+            out, run, cfg, checkpoint, step, agent, env_kwargs, options, console
+        )
+        return _publish(out), summary
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # no half-written evaluation folder
         raise

@@ -180,16 +180,26 @@ def test_evaluate_prints_progress_lines_into_a_log(run_dir, capsys, monkeypatch)
     assert "evaluate: 1/3 episodes" in err and "evaluate: 3/3 episodes" in err
 
 
-def test_an_interrupted_evaluation_writes_nothing(run_dir, capsys, monkeypatch):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_evaluation_writes_nothing(run_dir, capsys, monkeypatch, how):
+    import signal
+
     import rollout.evaluation
 
-    def interrupt(*args, **kwargs):
+    saved = []
+
+    def interrupt(path, *args, **kwargs):
+        saved.append(path)
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill PID`: the handler raises
         raise KeyboardInterrupt
 
     monkeypatch.setattr(rollout.evaluation, "save_episode", interrupt)
     assert main(["evaluate", str(run_dir), "--episodes", "3", "--record", "none"]) == 130
     assert "evaluation interrupted; nothing was written" in capsys.readouterr().err
+    assert saved and saved[0].parent.parent.name.startswith(".partial-")  # not yet published
     assert not list((run_dir / "evaluation").iterdir())
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is given back
 
 
 # ----------------------------------------------------------------------------- network, Ray
