@@ -28,7 +28,7 @@ from agents import Learner, NonFiniteLossError, make_agent
 from rollout.checkpoints import (
     CheckpointError,
     latest_checkpoint,
-    load_checkpoint,
+    load_latest_readable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -224,12 +224,9 @@ class Trainer:
         )
 
     def _restore(self) -> dict[str, Any]:
-        path = latest_checkpoint(self.run_dir.checkpoints)
-        if path is None:
-            raise TrainingError(
-                f"no complete checkpoint in '{self.run_dir.checkpoints}' to resume from; start a new run instead."
-            )
-        state = load_checkpoint(path)
+        path, state, notes = load_latest_readable(self.run_dir.checkpoints)
+        for note in notes:  # a damaged newest checkpoint: say which one is used instead
+            self.console.print(f"memrl: note: {note}", highlight=False, markup=False)
         self.learner.load_state_dict(state["learner"])
         c = dict(state["counters"])
         self.elapsed_before, self.best_eval = c.pop("elapsed_s"), c.pop("best_eval")
@@ -252,7 +249,13 @@ class Trainer:
         path = state["path"]
         self.source.load_state_dict(state.get("source", {}))
         if self.source.replay is not None and (path / "replay.npz").is_file():
-            self.source.replay.load(path / "replay.npz")
+            try:
+                self.source.replay.load(path / "replay.npz")
+            except (ValueError, OSError, KeyError, EOFError) as exc:  # damaged, or resized
+                raise CheckpointError(
+                    f"cannot restore the replay buffer from '{path / 'replay.npz'}': {exc}. A "
+                    "resume keeps the run's rollout.num_workers and rollout.envs_per_worker."
+                ) from None
         unit = "example" if self.dataset_run else "env step"
         self.console.print(f"resumed from {path} at {unit} {self.counters.step:,}", highlight=False)
 
