@@ -95,9 +95,8 @@ def _markdown(result: dict) -> str:
     ours, paper = result["test_error_pct"], result["paper"]["test_error_pct"]
     for t in range(1, 21):
         lines.append(f"| qa{t} | {ours[f'qa{t}']:.1f} | {paper[f'qa{t}']:.1f} |")
-    lines.append(
-        f"| **mean** | **{result['mean_error_pct']:.1f}** | **{result['paper']['mean_error_pct']:.1f}** |"
-    )
+    mean, paper_mean = result["mean_error_pct"], result["paper"]["mean_error_pct"]
+    lines.append(f"| **mean** | **{mean:.1f}** | **{paper_mean:.1f}** |")
     lines.append(
         f"| failed (> 5%) | {result['failed_tasks']} | {result['paper']['failed_tasks']} |"
     )

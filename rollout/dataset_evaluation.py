@@ -168,10 +168,8 @@ def format_explanations(examples: list[dict]) -> str:
             "|---|" + "---|" * len(names),
         ]
         for r, text in enumerate(ex["rows"]):
-            cells = [
-                f"{ex['figures'][n][r]:.2f} {'█' * int(round(8 * min(max(ex['figures'][n][r], 0.0), 1.0)))}"
-                for n in names
-            ]
+            values = [ex["figures"][n][r] for n in names]
+            cells = [f"{v:.2f} {'█' * round(8 * min(max(v, 0.0), 1.0))}" for v in values]
             out.append(f"| {text} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out) + "\n"
