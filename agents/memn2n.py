@@ -25,7 +25,8 @@ experiments): words the model never saw in a training batch are replaced, story 
 placeholder ids <new 0>, <new 1>, ... in order of first appearance, with their own learned
 embeddings and output rows; an answered placeholder is mapped back to the story's word. The
 placeholders are learned by simulating new words during training: in each training example,
-each word type is treated as new with probability `unknown_word_rate`. Which words were seen is
+each word type is treated as new with probability `unknown_word_rate` and given a random
+placeholder (so every placeholder is trained, not only the first few). Which words were seen is
 a buffer filled by `loss`, so it travels with the weights.
 """
 
@@ -64,7 +65,7 @@ class Config:
     # for the summed loss); false: the batch mean
     sum_loss: bool = True
     unknown_words: bool = False
-    unknown_word_rate: float = 0.1  # training: chance a word type is treated as new
+    unknown_word_rate: float = 0.2  # training: chance a word type is treated as new
     placeholders: int = 20  # distinct new words per story that get a placeholder
 
     def validate(self) -> None:
@@ -201,10 +202,13 @@ class MemN2NAgent(Agent):
         questions: torch.Tensor,
         answers: torch.Tensor,
         new: torch.Tensor,
+        shuffle: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Replace the word types marked `new` [B, vocab] by per-story placeholder ids (vocab +
-        order of first appearance). Returns the stories, questions and answers so mapped and
-        `words` [B, placeholders]: the word id each placeholder stands for (or the unknown id 1)."""
+        order of first appearance; with `shuffle`, a random placeholder per new word, so that
+        training reaches every placeholder and not only the first few). Returns the stories,
+        questions and answers so mapped and `words` [B, placeholders]: the word id each
+        placeholder stands for (or the unknown id 1)."""
         b, v, p = stories.shape[0], self.vocab, self.cfg.placeholders
         tokens = torch.cat([stories.flatten(1), questions], 1)
         n = tokens.shape[1]
@@ -215,6 +219,9 @@ class MemN2NAgent(Agent):
         )
         rank = first.argsort(1).argsort(1)  # new types first, in order of first appearance
         placed = (first < n) & (rank < p)
+        if shuffle:  # placeholder order -> a random permutation of the placeholders, per story
+            order = torch.rand(b, p, device=tokens.device).argsort(1)
+            rank = torch.where(placed, order.gather(1, rank.clamp(max=p - 1)), rank)
         ids = torch.arange(v, device=tokens.device).expand(b, v)
         mapping = torch.where(placed, v + rank, ids)
         words = torch.ones(b, p + 1, dtype=torch.long, device=tokens.device)
@@ -257,7 +264,7 @@ class MemN2NAgent(Agent):
                 self.seen[ids.flatten()] = True
             new = torch.rand(stories.shape[0], self.vocab, device=stories.device)
             stories, questions, answers, _ = self._placeholders(
-                stories, questions, answers, new < self.cfg.unknown_word_rate
+                stories, questions, answers, new < self.cfg.unknown_word_rate, shuffle=True
             )
         logits, _ = self(stories, questions, lengths, noise=True)
         total = F.cross_entropy(logits, answers, reduction="sum")

@@ -255,3 +255,24 @@ def test_memn2n_learns_babi_task_1(tmp_path):
     Trainer(cfg, run).train()
     report = json.loads((run.path / "evaluation" / "final" / "test.json").read_text())
     assert report["groups"]["qa1"]["error_pct"] < 1.0, report["groups"]["qa1"]
+
+
+def test_training_placeholders_are_shuffled_but_consistent():
+    agent = _agent(unknown_words=True, placeholders=6)
+    stories = torch.tensor([[[5, 9, 0, 0], [7, 5, 8, 0], [0] * 4, [0] * 4, [0] * 4]]).repeat(
+        40, 1, 1
+    )
+    questions = torch.tensor([[3, 7, 0, 0]]).repeat(40, 1)
+    answers = torch.tensor([7] * 40)
+    new = torch.zeros(40, VOCAB, dtype=torch.bool)
+    new[:, [7, 8, 9]] = True
+    torch.manual_seed(0)
+    s, q, a, words = agent._placeholders(stories, questions, answers, new, shuffle=True)
+    used = set()
+    for b in range(40):
+        nine, seven, eight = s[b, 0, 1].item(), s[b, 1, 0].item(), s[b, 1, 2].item()
+        assert len({nine, seven, eight}) == 3 and min(nine, seven, eight) >= VOCAB
+        assert q[b, 1].item() == seven == a[b].item() and s[b, 1, 1].item() == 5
+        assert words[b, seven - VOCAB].item() == 7 and words[b, nine - VOCAB].item() == 9
+        used |= {nine, seven, eight}
+    assert used == set(range(VOCAB, VOCAB + 6))  # every placeholder gets trained
