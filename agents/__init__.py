@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents import dqn, lstm, ntm, reinforce
+from agents import dqn, lstm, memn2n, ntm, reinforce
 from agents.base import Agent, AgentError, DataSpec, EpisodeSpec, ReplaySpec, SupervisedSpec
 from agents.learner import Learner, NonFiniteLossError
 
@@ -14,6 +14,7 @@ from agents.learner import Learner, NonFiniteLossError
 AGENTS: dict[str, tuple[type, type[Agent]]] = {
     "dqn": (dqn.Config, dqn.DQNAgent),
     "lstm": (lstm.Config, lstm.LSTMAgent),
+    "memn2n": (memn2n.Config, memn2n.MemN2NAgent),
     "ntm": (ntm.Config, ntm.NTMAgent),
     "reinforce": (reinforce.Config, reinforce.ReinforceAgent),
 }

@@ -67,6 +67,10 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
         "envs.algorithmic:PrioritySort",
         "NTM priority sort (4.5): output the highest-priority vectors, sorted",
     ),
+    "memrl/BAbI-v0": (
+        "envs.babi.env:BabiEnv",
+        "bAbI question answering (Weston et al. 2015): one question per episode, answer word id",
+    ),
 }
 
 

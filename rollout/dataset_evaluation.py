@@ -121,11 +121,71 @@ def format_split_table(report: dict[str, Any], split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@torch.no_grad()
+def explain_examples(agent: Any, task: Any, split: str, per_group: int = 1) -> list[dict]:
+    """The first `per_group` examples of each group of `split`, each with the task's words
+    (`task.describe(split, index)`: rows, question, answer) and the agent's per-row figures
+    (`agent.explain(batch)`: name -> [B, rows], e.g. a memory network's attention per hop).
+    [] unless both offer them."""
+    if not (hasattr(agent, "explain") and hasattr(task, "describe")):
+        return []
+    dataset = task.dataset(split)
+    index = np.concatenate(
+        [np.flatnonzero(dataset.groups == g)[:per_group] for g in range(len(dataset.group_names))]
+    )
+    if len(index) == 0:
+        return []
+    was_training = agent.training
+    agent.eval()
+    device = next(agent.parameters()).device
+    batch = {k: torch.as_tensor(v, device=device) for k, v in dataset.take(index).items()}
+    figures = {k: v.float().cpu().numpy() for k, v in agent.explain(batch).items()}
+    correct = agent.score_examples(batch)["correct"].cpu().numpy()
+    agent.train(was_training)
+    examples = []
+    for i, example in enumerate(index):
+        described = dict(task.describe(split, int(example)))
+        rows = len(described["rows"])
+        described["figures"] = {
+            k: [round(float(x), 4) for x in v[i, :rows]] for k, v in figures.items()
+        }
+        described["correct"] = bool(correct[i])
+        examples.append(described)
+    return examples
+
+
+def format_explanations(examples: list[dict]) -> str:
+    """Markdown: per example, one row per story row with each figure and a bar of its size
+    (the layout of the MemN2N paper's Table 2)."""
+    out = []
+    for ex in examples:
+        names = list(ex["figures"])
+        verdict = "right" if ex["correct"] else "wrong"
+        out += [
+            f"### {ex.get('task', '')}: {ex['question']}? (answer: {ex['answer']}; {verdict})",
+            "",
+            "| row | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for r, text in enumerate(ex["rows"]):
+            values = [ex["figures"][n][r] for n in names]
+            cells = [f"{v:.2f} {'█' * round(8 * min(max(v, 0.0), 1.0))}" for v in values]
+            out.append(f"| {text} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def write_split_report(agent: Any, task: Any, split: str, folder: Path) -> dict[str, Any]:
-    """A full pass over `split`, written as `<split>.json` and `<split>.md` in `folder`."""
+    """A full pass over `split`, written as `<split>.json` and `<split>.md` in `folder`; where
+    the agent explains its answers and the task describes its examples, also
+    `<split>_explained.json` and `<split>_explained.md` for the first example of each group."""
     report = full_pass(agent, task.dataset(split))
     report["split"] = split
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / f"{split}.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(folder / f"{split}.md", format_split_table(report, split))
+    examples = explain_examples(agent, task, split)
+    if examples:
+        atomic_write_text(folder / f"{split}_explained.json", json.dumps(examples, indent=2) + "\n")
+        atomic_write_text(folder / f"{split}_explained.md", format_explanations(examples))
     return report
