@@ -1,6 +1,7 @@
 """Learning to Execute: the program generator's length and nesting, memrl's interpreter against a
 reference evaluation (Python's, here only), the curriculum strategies' mixtures, the task's
-layout (teacher forcing), the env checker, and a smoke training through Ray."""
+layout (teacher forcing), the env checker, and a smoke training through Ray (in
+tests/test_train_smoke.py, which starts Ray once for every agent's)."""
 
 from __future__ import annotations
 
@@ -117,30 +118,3 @@ def test_env_checker_and_registered_id():
         envs.make("memrl/LearnToExecute-v0", strategy="random")
     with pytest.raises(envs.EnvSpecError, match="length"):
         envs.make("memrl/LearnToExecute-v0", length=0)
-
-
-def test_lstm_trains_on_addition_through_ray(tmp_path, ray_local):
-    from rollout.config import dump_config, load_config
-    from rollout.run_dir import RunDir, read_metrics
-    from rollout.trainer import Trainer
-
-    cfg = load_config(
-        "configs/lstm_learn_to_execute.yaml",
-        [
-            "agent.hidden_size=32",
-            "agent.batch_size=16",
-            "env.curriculum_threshold=-1000",  # every evaluation moves the level
-            "run.total_sequences=320",
-            "run.eval_every_steps=1500",
-            "run.eval_episodes=4",
-            "run.log_every_s=0",
-            f"run.dir={tmp_path}",
-        ],
-    )
-    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
-    trainer = Trainer(cfg, run)
-    summary = trainer.train()
-    assert summary["sequences"] == 320 and trainer.learner.updates == 20
-    rows = read_metrics(run.metrics)
-    assert max(r.get("curriculum_level", 0) for r in rows) >= 1
-    assert "token_errors" in rows[-1] and "cost_bits" in rows[-1]

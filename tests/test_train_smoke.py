@@ -171,3 +171,27 @@ def test_weights_go_to_the_workers_only_after_learner_updates(tmp_path):
     later = sent[1:]
     assert later and all(b - a >= 16 for a, b in zip([0, *later], later))
     assert trainer.learner.updates - later[-1] < 16 + 8
+
+
+def test_lstm_learns_to_execute_through_ray(tmp_path, ray_local):
+    """Learning to Execute (a symbol task with a curriculum) through a Ray worker."""
+    cfg = load_config(
+        "configs/lstm_learn_to_execute.yaml",
+        [
+            "agent.hidden_size=32",
+            "agent.batch_size=16",
+            "env.curriculum_threshold=-1000",  # every evaluation moves the level
+            "run.total_sequences=320",
+            "run.eval_every_steps=1500",
+            "run.eval_episodes=4",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    summary = trainer.train()
+    assert summary["sequences"] == 320 and trainer.learner.updates == 20
+    rows = read_metrics(run.metrics)
+    assert max(r.get("curriculum_level", 0) for r in rows) >= 1
+    assert "token_errors" in rows[-1] and "cost_bits" in rows[-1]
