@@ -46,6 +46,11 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
         "envs.algorithmic:PrioritySort",
         "NTM priority sort (4.5): output the highest-priority vectors, sorted",
     ),
+    "memrl/ClevrVQA-v0": (
+        "envs.clevr.env:ClevrVQA",
+        "CLEVR VQA over scene graphs (Johnson et al. 2017): emit a question's program, token "
+        "by token; reward 1 if it executes to the answer",
+    ),
 }
 
 
