@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents import dqn, lstm, ntm, reinforce
+from agents import dqn, lstm, ntm, program_generator, reinforce
 from agents.base import Agent, AgentError, DataSpec, EpisodeSpec, ReplaySpec, SupervisedSpec
 from agents.learner import Learner, NonFiniteLossError
 
@@ -15,6 +15,7 @@ AGENTS: dict[str, tuple[type, type[Agent]]] = {
     "dqn": (dqn.Config, dqn.DQNAgent),
     "lstm": (lstm.Config, lstm.LSTMAgent),
     "ntm": (ntm.Config, ntm.NTMAgent),
+    "program_generator": (program_generator.Config, program_generator.ProgramGenerator),
     "reinforce": (reinforce.Config, reinforce.ReinforceAgent),
 }
 
