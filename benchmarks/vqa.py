@@ -16,10 +16,10 @@ match with the ground truth) and answer accuracy (the executed program gives the
 Each stage's wall clock is the Trainer's, at `--threads` torch threads.
 
     python benchmarks/vqa.py [--ks 9 18 270 all] [--seeds 0] [--mle-updates 800]
-                             [--rl-updates 300] [--size small|paper]
+                             [--rl-updates 400] [--size small|paper] [--label NAME]
 
 Writes benchmarks/results/vqa.json (merging with the rows there, keyed by K, seed and size)
-and prints a markdown table.
+and prints a markdown table. `--label` keeps a variant's rows (e.g. a longer REINFORCE) apart.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ def run_one(k: int, seed: int, args: argparse.Namespace, tmp: Path) -> dict[str,
         "programs": kept,
         "seed": seed,
         "size": args.size,
+        "label": args.label,
         "mle": {
             **before,
             "updates": mle.learner.updates,
@@ -162,15 +163,19 @@ def run_one(k: int, seed: int, args: argparse.Namespace, tmp: Path) -> dict[str,
     return row
 
 
+def _key(row: dict[str, Any]) -> tuple:
+    return row["K"], row["seed"], row["size"], row.get("label", "")
+
+
 def _fmt(m: dict[str, Any]) -> str:
     return f"program {100 * m['program_accuracy']:.1f}%, answer {100 * m['answer_accuracy']:.1f}%"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| K | seed | size | MLE program % | MLE answer % | MLE wall s | RL program % | "
+        "| K | seed | size | label | MLE program % | MLE answer % | MLE wall s | RL program % | "
         "RL answer % | RL updates | RL wall s |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         m, rl = r["mle"], r.get("reinforce")
@@ -181,7 +186,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             else "- | - | - | -"
         )
         lines.append(
-            f"| {r['K']} | {r['seed']} | {r['size']} | {100 * m['program_accuracy']:.1f} | "
+            f"| {r['K']} | {r['seed']} | {r['size']} | {r.get('label', '')} | {100 * m['program_accuracy']:.1f} | "
             f"{100 * m['answer_accuracy']:.1f} | {m['wall_s']:.0f} | {rl_cells} |"
         )
     return "\n".join(lines)
@@ -194,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", choices=sorted(SIZES), default="small")
     p.add_argument("--mle-updates", type=int, default=800)
     p.add_argument("--mle-lr", type=float, default=1e-3)
-    p.add_argument("--rl-updates", type=int, default=300)
+    p.add_argument("--rl-updates", type=int, default=400)
     p.add_argument("--rl-steps", type=int, default=960, help="env steps per REINFORCE update")
     p.add_argument("--rl-lr", type=float, default=1e-4)
     p.add_argument("--entropy", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--label", default="", help="a name for a variant's rows (kept apart)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -211,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in ks:
                 row = run_one(k, seed, args, Path(tmp))
                 row["command"] = command
-                key = (row["K"], row["seed"], row["size"])
-                rows = [r for r in rows if (r["K"], r["seed"], r["size"]) != key] + [row]
+                rows = [r for r in rows if _key(r) != _key(row)] + [row]
                 out = {"benchmark": "vqa", "machine": machine_info(), "rows": rows}
                 atomic_write_text(args.out, json.dumps(out, indent=1) + "\n")
     print(table(rows))
