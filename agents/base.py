@@ -69,6 +69,8 @@ class Agent(nn.Module):
     # True when `loss` never waits on the device (no .item(), no data-dependent shapes), so a
     # CUDA learner can capture its whole update as one graph (learner.cuda_graphs)
     graphable: ClassVar[bool] = False
+    # loss metrics the progress line shows beside the loss, e.g. the NTM's bit errors
+    progress_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
         super().__init__()
@@ -96,6 +98,13 @@ class Agent(nn.Module):
 
     def configure_actor(self, worker_index: int, num_workers: int) -> None:
         """Called once on each rollout worker (e.g. a per-worker exploration rate)."""
+
+    def action_scores(self, obs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, str] | None:
+        """This agent's action scores for a batch of observations, for evaluation with sampling
+        (epsilon, temperature) and recorded episodes: (scores [B, K], state, kind) with kind
+        "categorical" (over Discrete actions) or "bernoulli" (one logit per output bit); greedy
+        actions from them must equal `act(obs, state, explore=False)`. None: act through `act`."""
+        return None
 
     def on_update(self, updates: int) -> None:
         """Called by the learner after each optimiser step (e.g. target network sync)."""

@@ -112,6 +112,9 @@ class DQNAgent(Agent):
         return (net or self.online)(obs)
 
     @torch.no_grad()
+    def action_scores(self, obs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, str]:
+        return self.q_values(obs), state, "categorical"
+
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
         greedy = self.q_values(torch.as_tensor(obs)).argmax(dim=1)
         if explore:

@@ -125,6 +125,15 @@ class LearnerConfig:
                 self.grad_clip >= 0,
                 "'learner.grad_clip' must be >= 0 (0 turns clipping off)",
             ),
+            (self.eps > 0, "'learner.eps' must be > 0"),
+            (0 <= self.momentum < 1, "'learner.momentum' must be in [0, 1)"),
+            (0 < self.alpha < 1, "'learner.alpha' must be in (0, 1) (RMSProp's decay)"),
+            (self.weight_decay >= 0, "'learner.weight_decay' must be >= 0"),
+            (self.lr_decay_updates >= 0, "'learner.lr_decay_updates' must be >= 0"),
+            (
+                0 <= self.torch_threads <= 1024,
+                "'learner.torch_threads' must be in 0..1024 (0 = automatic)",
+            ),
             (
                 0 < self.beta2 < 1,
                 "'learner.beta2' must be in (0, 1) (Adam's decay of the squared gradients)",

@@ -20,17 +20,24 @@ class Config:
     hidden_size: int = 256
     layers: int = 3
     batch_size: int = 16  # sequences per training batch
+    # dropout on the non-recurrent connections (between layers and before the output), as
+    # Zaremba & Sutskever train their LSTMs; 0 = none. Training only: acting is deterministic.
+    dropout: float = 0.0
 
     def validate(self) -> None:
         if self.hidden_size < 1 or self.layers < 1 or self.batch_size < 1:
             raise ValueError("hidden_size, layers and batch_size must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class LSTMCore(RecurrentCore):
     def __init__(self, cfg: Config, input_size: int, output_size: int):
         super().__init__()
         self.cfg = cfg
-        self.lstm = nn.LSTM(input_size, cfg.hidden_size, num_layers=cfg.layers)
+        dropout = cfg.dropout if cfg.layers > 1 else 0.0
+        self.lstm = nn.LSTM(input_size, cfg.hidden_size, num_layers=cfg.layers, dropout=dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.hidden_size, output_size)
 
     def initial_state(self, batch_size: int) -> State:
@@ -45,7 +52,7 @@ class LSTMCore(RecurrentCore):
         state = self.initial_state(inputs.shape[1]) if state is None else state
         h, c = (s.transpose(0, 1).contiguous() for s in state)
         out, (h, c) = self.lstm(inputs, (h, c))
-        return self.output(out), (h.transpose(0, 1), c.transpose(0, 1))
+        return self.output(self.dropout(out)), (h.transpose(0, 1), c.transpose(0, 1))
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         logits, state = self.forward(x.unsqueeze(0), state)

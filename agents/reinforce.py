@@ -209,6 +209,12 @@ class ReinforceAgent(Agent):
         out, (h, c) = self.lstm(x.reshape(steps, width, -1), (h.unsqueeze(0), c.unsqueeze(0)))
         return out, (h[0], c[0])
 
+    def action_scores(self, obs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, str] | None:
+        if self.lstm is not None or self.head.kind not in ("discrete", "multibinary"):
+            return None
+        logits = self.policy(self._encode(obs))
+        return logits, state, ("categorical" if self.head.kind == "discrete" else "bernoulli")
+
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
         obs_t = torch.as_tensor(obs)

@@ -52,6 +52,7 @@ class SequenceAgent(Agent):
     """Base for agents built around a `RecurrentCore`; subclasses set `self.core`."""
 
     graphable = True
+    progress_metrics = ("bit_errors", "token_errors")
     core: RecurrentCore
 
     def __init__(self, cfg: Any, observation_space: gym.Space, action_space: gym.Space):
@@ -98,6 +99,10 @@ class SequenceAgent(Agent):
         return tuple(
             torch.where(keep.view(-1, *([1] * (s.dim() - 1))), s, f) for s, f in zip(state, fresh)
         )
+
+    def action_scores(self, obs: torch.Tensor, state: State) -> tuple[torch.Tensor, State, str]:
+        logits, state = self.core.step(obs.float(), state)
+        return logits, state, ("categorical" if self.symbols else "bernoulli")
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: State, explore: bool) -> tuple[np.ndarray, State, dict]:

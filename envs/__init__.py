@@ -1,9 +1,17 @@
 """memrl environments and the one place env specs are resolved (`make`).
 
 A spec is one of: a `memrl/*` id, any registered Gymnasium id (`CartPole-v1`, `ALE/Pong-v5`),
-`package.module:EnvClass` / `package.module:make_fn`, or a name an installed package registers
-in the entry-point group `memrl.envs`. An unknown spec is an `EnvSpecError` naming the closest
-known ids.
+`package.module:EnvClass` / `package.module:make_fn` (a function marked with `env_maker`), or a
+name an installed package registers in the entry-point group `memrl.envs`. An unknown spec is an
+`EnvSpecError` naming the closest known ids.
+
+Trust: a `module:attr` spec imports a module and calls into it, so it is code. `make` checks what
+the attribute is before calling anything (a `gymnasium.Env` subclass or an `env_maker` function,
+never an arbitrary callable such as `os:system`), and specs read back from files (a run folder, an
+episode) go through `refuse_untrusted` first: there only registered ids and installed entry points
+resolve without the user's say-so. A module named by a spec is looked up where Python looks
+(memrl's packages and installed packages first), then in the folders of `MEMRL_PLUGIN_PATH` (the
+CLI sets it to the working folder), for that module only: the working folder never shadows them.
 """
 
 from __future__ import annotations
@@ -11,9 +19,13 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.machinery
 import importlib.metadata
+import importlib.util
 import json
+import os
 import re
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +35,11 @@ import gymnasium as gym
 from envs import atari
 
 ENTRY_POINT_GROUP = "memrl.envs"
+# Folders (os.pathsep-separated) searched for the top-level module of a `module:attr` spec when
+# Python's own path does not have it; the CLI sets it to the working folder, and embedded Ray
+# workers inherit it.
+PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"
+MAKER_ATTR = "__memrl_env_maker__"
 
 # memrl's own ids: id -> (entry point, one-line description). Tasks register here as they land.
 MEMRL_ENVS: dict[str, tuple[str, str]] = {
@@ -41,6 +58,10 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
     "memrl/DynamicNGrams-v0": (
         "envs.algorithmic:DynamicNGrams",
         "NTM dynamic N-grams (4.4): predict the next bit of a random 6-gram sequence",
+    ),
+    "memrl/LearnToExecute-v0": (
+        "envs.learn_to_execute:LearnToExecute",
+        "Learning to Execute (Zaremba & Sutskever 2014): print a small program's output",
     ),
     "memrl/PrioritySort-v0": (
         "envs.algorithmic:PrioritySort",
@@ -108,47 +129,167 @@ def describe(env_id: str) -> str:
     return f"gymnasium ({entry}{steps})"
 
 
-def _construct(build: Callable[[], Any], spec: str, kwargs: dict[str, Any]) -> Any:
+def env_maker(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a function as one that makes a gymnasium.Env, so a `module:fn` spec may call it.
+    Only classes that subclass gymnasium.Env and functions marked so are called from a spec: a
+    spec cannot call an arbitrary function (`os:system`)."""
+    setattr(fn, MAKER_ATTR, True)
+    return fn
+
+
+def is_module_spec(spec: str) -> bool:
+    """True for `module:attr` specs (they import a module named by the spec), False for ids."""
+    return isinstance(spec, str) and ":" in spec and "/" not in spec.split(":", 1)[0]
+
+
+def refuse_untrusted(spec: Any, source: str, consent: str) -> None:
+    """Refuse a spec read back from a file (`source` says which file and key) that would import
+    code: only registered ids and installed entry points are made from data without the user's
+    say-so. `consent` says how the user gives it (e.g. 'pass --trust')."""
+    if not isinstance(spec, str) or not spec:
+        raise EnvSpecError(f"{source}: the env spec must be a non-empty string, got {spec!r}.")
+    if is_module_spec(spec):
+        module = spec.split(":", 1)[0]
+        raise EnvSpecError(
+            f"{source} names the env '{spec}', which would import module '{module}' and call "
+            "into it. Specs read back from run folders and episode files are data: memrl makes "
+            "only registered ids (memrl/*, Gymnasium's, ALE's) and installed `memrl.envs` "
+            f"plug-ins from them. If you trust this file and its code, {consent}."
+        )
+
+
+def _construct(
+    build: Callable[[], Any], spec: str, kwargs: dict[str, Any], plugin: bool = False
+) -> Any:
     """Call `build`, turning the errors a user can fix (bad kwargs, bad values) into EnvSpecError.
-    A TypeError that is not about the arguments is a bug inside the env and propagates as is."""
+    A TypeError that is not about the arguments is a bug inside the env and propagates as is,
+    except in a plug-in (`plugin`): any error raised while building one is the plug-in's, and is
+    reported as such rather than as a memrl crash."""
     try:
         return build()
     except EnvSpecError:
         raise
     except TypeError as exc:
-        if "argument" not in str(exc):
+        if "argument" in str(exc):
+            raise EnvSpecError(f"could not build '{spec}' with kwargs {kwargs}: {exc}") from None
+        if not plugin:
             raise
-        raise EnvSpecError(f"could not build '{spec}' with kwargs {kwargs}: {exc}") from None
+        raise EnvSpecError(_plugin_failure(spec, "building it", exc)) from None
     except ValueError as exc:
         raise EnvSpecError(f"could not build '{spec}': {exc}") from None
+    except Exception as exc:
+        if not plugin:
+            raise
+        raise EnvSpecError(_plugin_failure(spec, "building it", exc)) from None
 
 
-def _from_callable(target: Any, spec: str, kwargs: dict[str, Any]) -> gym.Env:
-    if isinstance(target, type) and not issubclass(target, gym.Env):
-        raise EnvSpecError(f"'{spec}' is a class but not a gymnasium.Env subclass.")
-    if not callable(target):
-        raise EnvSpecError(
-            f"'{spec}' is neither a gymnasium.Env class nor a function that makes one."
-        )
-    env = _construct(lambda: target(**kwargs), spec, kwargs)
+def _plugin_failure(spec: str, what: str, exc: BaseException) -> str:
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" at {exc.filename}:{exc.lineno}"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "(no message)"
+    return (
+        f"the plug-in env '{spec}' raised {type(exc).__name__} while {what}{where}: {detail}. "
+        "This is an error in the plug-in's code, not in memrl: fix it there."
+    )
+
+
+def _check_target(target: Any, spec: str, require_maker: bool) -> None:
+    """What a spec names must be an env class or an env-making function: checked before it is
+    called, so a spec naming `os:system` or `builtins:exec` calls nothing."""
+    if isinstance(target, type):
+        if not issubclass(target, gym.Env):
+            raise EnvSpecError(f"'{spec}' is a class but not a gymnasium.Env subclass.")
+        return
+    is_function = callable(target) and not isinstance(target, type)
+    if is_function and (not require_maker or getattr(target, MAKER_ATTR, False) is True):
+        return
+    kind = "a function not marked with @envs.env_maker" if is_function else type(target).__name__
+    raise EnvSpecError(
+        f"'{spec}' is {kind}, not a gymnasium.Env subclass or an env maker, so memrl does not "
+        "call it. Name an Env class (package.module:EnvClass), or mark a function that returns "
+        "an env with @envs.env_maker, or register an id with gymnasium.register."
+    )
+
+
+def _from_callable(
+    target: Any, spec: str, kwargs: dict[str, Any], require_maker: bool = True
+) -> gym.Env:
+    _check_target(target, spec, require_maker)
+    env = _construct(lambda: target(**kwargs), spec, kwargs, plugin=True)
     if not isinstance(env, gym.Env):
         raise EnvSpecError(f"'{spec}' returned {type(env).__name__}, not a gymnasium.Env.")
+    for name in ("observation_space", "action_space"):
+        if not isinstance(getattr(env, name, None), gym.spaces.Space):
+            raise EnvSpecError(
+                f"the plug-in env '{spec}' has no {name} (a gymnasium.spaces.Space); set "
+                f"self.{name} in its __init__ or as a class attribute."
+            )
     return env
 
 
-def _import(module_name: str, spec: str) -> Any:
+def _plugin_dirs() -> list[str]:
+    return [p for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
+
+
+def _find_top_level(top: str) -> Any:
+    """Python's spec for the top-level module `top`, or None. A name Python finds (memrl's own
+    packages, installed packages) wins; only then are the plug-in folders searched, and only for
+    this one name."""
     try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        found = None
+    if found is not None:
+        return None  # importable as is
+    for folder in _plugin_dirs():
+        found = importlib.machinery.PathFinder.find_spec(top, [folder])
+        if found is not None:
+            # the plug-in's own sibling imports resolve there too, after everything else
+            if folder not in sys.path:
+                sys.path.append(folder)
+            return found
+    return None
+
+
+def _import(module_name: str, spec: str) -> Any:
+    top = module_name.split(".")[0]
+    if not all(part.isidentifier() for part in module_name.split(".")):
         raise EnvSpecError(
-            f"cannot import module '{module_name}' for env '{spec}': {exc}"
-        ) from None
+            f"'{module_name}' in env '{spec}' is not a Python module name (write "
+            "package.module:EnvClass)."
+        )
+    try:
+        local = None if top in sys.modules else _find_top_level(top)
+        if local is not None:  # the plug-in's package from the working folder, by name
+            module = importlib.util.module_from_spec(local)
+            sys.modules[top] = module
+            try:
+                local.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(top, None)
+                raise
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise EnvSpecError(
+                f"cannot import module '{module_name}' for env '{spec}': {exc}. Install the "
+                "package that provides it, or run memrl from the folder that holds it."
+            ) from None
+        raise EnvSpecError(_plugin_failure(spec, f"importing '{module_name}'", exc)) from None
+    except Exception as exc:  # SyntaxError, or whatever the module raises at import
+        raise EnvSpecError(_plugin_failure(spec, f"importing '{module_name}'", exc)) from None
 
 
 def _load_module_attr(spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     module = _import(module_name, spec)
-    if not hasattr(module, attr):
+    if not attr.isidentifier() or not hasattr(module, attr):
         names = [n for n in dir(module) if not n.startswith("_")]
         match = difflib.get_close_matches(attr, names, n=1)
         hint = f" Did you mean '{module_name}:{match[0]}'?" if match else ""
@@ -168,7 +309,7 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
     if not isinstance(spec, str) or not spec:
         raise EnvSpecError(f"an env spec must be a non-empty string, got {spec!r}.")
     env_id = spec
-    if ":" in spec and "/" not in spec.split(":", 1)[0]:
+    if is_module_spec(spec):
         module_name, _, attr = spec.partition(":")
         if not _GYM_ID.search(attr):
             return _from_callable(_load_module_attr(spec), spec, kwargs)
@@ -180,7 +321,8 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
     if atari.is_atari(spec):  # DQN preprocessing (envs/atari.py); the raw game is gymnasium:ALE/..
         return _construct(lambda: atari.make_atari(spec, **kwargs), spec, kwargs)
     if env_id in gym.registry:
-        return _construct(lambda: gym.make(env_id, **kwargs), spec, kwargs)
+        plugin = not _is_builtin(spec)
+        return _construct(lambda: gym.make(env_id, **kwargs), spec, kwargs, plugin=plugin)
     eps = _entry_points()
     if env_id in eps:
         try:
@@ -189,7 +331,8 @@ def make(spec: str, **kwargs: Any) -> gym.Env:
             raise EnvSpecError(
                 f"plug-in env '{env_id}' ({eps[env_id].value}) failed to load: {exc}"
             ) from None
-        return _from_callable(target, spec, kwargs)
+        # an installed package's entry point is trusted like the package: a plain function works
+        return _from_callable(target, spec, kwargs, require_maker=False)
     close = difflib.get_close_matches(env_id, known_ids(), n=3, cutoff=0.6)
     hint = f" Closest known ids: {', '.join(close)}." if close else ""
     raise EnvSpecError(
@@ -293,8 +436,11 @@ __all__ = [
     "check",
     "describe",
     "env_factory",
+    "env_maker",
+    "is_module_spec",
     "frame_stack",
     "known_ids",
     "make",
     "make_vector",
+    "refuse_untrusted",
 ]

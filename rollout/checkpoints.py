@@ -113,6 +113,55 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not (path / MARKER).is_file():
         raise CheckpointError(f"checkpoint '{path}' is incomplete (no {MARKER} marker).")
     try:
-        return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint '{path / 'state.pt'}': {exc}") from None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint '{path / 'state.pt'}' (damaged or not written by memrl): "
+            f"{detail[:300]}"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"checkpoint '{path / 'state.pt'}' holds a {type(state).__name__}, not memrl's state."
+        )
+    return state
+
+
+def _check_replay_file(path: Path) -> None:
+    """A checkpoint's replay.npz must at least open and hold its header (a torn or overwritten
+    file fails here; the arrays themselves are read when the replay is restored)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = data["meta"]
+        if meta.shape != (4,):
+            raise ValueError(f"its header has shape {meta.shape}, not (4,)")
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read '{path}' (damaged): {detail[:300]}") from None
+
+
+def load_latest_readable(folder: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """The newest complete checkpoint whose files read back: (path, state, notes). A damaged
+    newer one is skipped, and each note says which and why, so a resume says where it went
+    back to. Raises CheckpointError when none is readable (naming each one tried)."""
+    notes: list[str] = []
+    for path in reversed(complete_checkpoints(folder)):
+        try:
+            state = load_checkpoint(path)
+            if (path / "replay.npz").is_file():
+                _check_replay_file(path / "replay.npz")
+        except CheckpointError as exc:
+            notes.append(f"skipped checkpoint {path.name}: {exc}")
+            continue
+        if notes:
+            notes.append(f"resuming from the older checkpoint {path.name} instead")
+        return path, state, notes
+    if notes:
+        raise CheckpointError(
+            f"no readable complete checkpoint in '{folder}': "
+            + "; ".join(notes)
+            + ". Start a new run, or restore the checkpoint files from a copy."
+        )
+    raise CheckpointError(
+        f"no complete checkpoint in '{folder}' to resume from; start a new run instead."
+    )

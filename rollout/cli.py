@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its newest complete checkpoint"
     )
+    train.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --resume: allow the run folder's env.id to name a module:Class plug-in "
+        "(code it imports); without it only registered ids and installed plug-ins are made",
+    )
 
     submit = sub.add_parser(
         "submit",
@@ -138,6 +144,9 @@ def cmd_plot(args: argparse.Namespace, out: Console, err: Console) -> int:
         path, key, notes = plot_runs(args.runs, args.metric, x_axes, args.out)
     except PlotError as exc:
         return _fail(err, str(exc))
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(err, f"cannot write the plot{where}: {exc.strerror or exc}.", code=1)
     for note in notes:
         err.print(f"memrl: note: {note}", highlight=False, markup=False)
     out.print(f"wrote {path} ({key})", highlight=False, markup=False)
@@ -157,6 +166,7 @@ def cmd_envs(args: argparse.Namespace, out: Console) -> int:
 def cmd_train(args: argparse.Namespace, err: Console) -> int:
     import envs
     from agents import AgentError
+    from rollout.checkpoints import CheckpointError
     from rollout.config import (
         ConfigError,
         apply_overrides,
@@ -165,7 +175,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         load_config,
         read_yaml,
     )
-    from rollout.run_dir import RunDir
+    from rollout.run_dir import RunDir, RunDirError, check_root
     from rollout.warm_start import WarmStartError, warm_start
 
     positional = list(args.args)
@@ -183,6 +193,14 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             cfg = build_config(
                 apply_overrides(read_yaml(run.config), positional), source=str(run.config)
             )
+            _check_replay_layout(run, cfg, read_yaml(run.config))
+            given = any(o.split("=", 1)[0].strip() == "env.id" for o in positional)
+            if not (args.trust or given):
+                envs.refuse_untrusted(
+                    cfg.env.id,
+                    f"the run folder's config '{run.config}' (key env.id)",
+                    "resume with --trust, or give the spec yourself: env.id=SPEC",
+                )
         else:
             if not positional or "=" in positional[0]:
                 raise ConfigError(
@@ -190,6 +208,7 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 )
             cfg = load_config(positional[0], positional[1:])
             run = None
+            check_root(cfg.run.dir)  # a run.dir that is a file fails here, with nothing written
         from agents.learner import resolve_device, use_cuda_graphs
         from rollout.trainer import probe_and_check
 
@@ -203,8 +222,10 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         if cfg.run.init_from and not args.resume:  # a missing or unfit source fails before Ray
             warm_start(agent, cfg.run.init_from)
         probe.close()
-    except (ConfigError, envs.EnvSpecError, AgentError, WarmStartError) as exc:
+    except (ConfigError, envs.EnvSpecError, AgentError, RunDirError, WarmStartError) as exc:
         return _fail(err, str(exc))
+    if args.trust and not args.resume:
+        err.print("memrl: note: --trust only matters with --resume", highlight=False)
 
     from rollout.ray_runtime import learner_placement_note, start_ray, stop_ray
     from rollout.trainer import Trainer, TrainingError
@@ -234,10 +255,22 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
             err.print(f"run dir {run.path}", highlight=False)
         trainer = Trainer(cfg, run, resume=bool(args.resume), console=err)
         trainer.train()
+    except (CheckpointError, RunDirError) as exc:
+        if isinstance(exc, OSError):  # CheckpointWriteError: a runtime failure (disk full)
+            return _fail(err, str(exc), code=1)
+        return _fail(err, str(exc))
     except (TrainingError, WorkerError) as exc:
         return _fail(err, str(exc), code=1)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a full disk or a vanished folder under the metrics/TensorBoard writer
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(
+            err,
+            f"training stopped: cannot write{where} ({exc.strerror or exc}). The last complete "
+            "checkpoint is kept; free space and continue with `memrl train --resume RUN_DIR`.",
+            code=1,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
         if started:
@@ -265,24 +298,54 @@ def cmd_submit(args: argparse.Namespace, err: Console) -> int:
         return _fail(err, str(exc))
 
 
+def _check_replay_layout(run: object, cfg: object, saved: dict) -> None:
+    """A checkpoint's replay buffer is laid out by rollout.num_workers x envs_per_worker (one
+    stream per env): a resume that changes them is refused here, before Ray starts."""
+    from rollout.checkpoints import complete_checkpoints
+    from rollout.config import ConfigError
+
+    if not any((p / "replay.npz").is_file() for p in complete_checkpoints(run.checkpoints)):
+        return
+    section = saved.get("rollout") if isinstance(saved.get("rollout"), dict) else {}
+    try:
+        before = max(1, int(section["num_workers"])) * int(section["envs_per_worker"])
+    except (KeyError, TypeError, ValueError):
+        return  # an older config.yaml: the trainer's own check reports a mismatch
+    now = max(1, cfg.rollout.num_workers) * cfg.rollout.envs_per_worker
+    if now != before:
+        raise ConfigError(
+            f"the run's checkpoints hold a replay buffer of {before} env streams "
+            f"(rollout.num_workers={section['num_workers']} x rollout.envs_per_worker="
+            f"{section['envs_per_worker']} in '{run.config}'); this resume would have {now}. "
+            "Resume with the run's rollout.num_workers and rollout.envs_per_worker."
+        )
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _import_from_cwd() -> None:
-    """Let `package.module:EnvClass` specs name modules in the current folder, as `python -m`
-    does; embedded Ray workers get the same path through PYTHONPATH."""
+def _plugins_from_cwd() -> None:
+    """Let `package.module:EnvClass` specs name a module in the working folder without letting
+    that folder shadow memrl's modules or installed packages: `python -m`/`-c` put the working
+    folder first on sys.path, so it moves to the end, and the folder goes into
+    envs.PLUGIN_PATH_ENV, where `envs.make` looks for the one module a spec names (embedded Ray
+    workers inherit it). Run from memrl's own checkout, the folder is memrl's and stays."""
+    from rollout.ray_runtime import PLUGIN_PATH_ENV, memrl_root
+
     cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    real = os.path.realpath(cwd)
+    if real != os.path.realpath(memrl_root()):
+        kept = [p for p in sys.path if os.path.realpath(p or ".") != real]
+        sys.path[:] = [*kept, cwd]
+    paths = [p for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
     if cwd not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [cwd, *paths] if p)
+        os.environ[PLUGIN_PATH_ENV] = os.pathsep.join([*paths, cwd])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _import_from_cwd()
+    _plugins_from_cwd()
     out, err = Console(soft_wrap=True), stderr_console()
     if args.command == "envs":
         return cmd_envs(args, out)

@@ -2,7 +2,8 @@
 
 Loading is strict (DESIGN.md, style rule 9): an unknown key, a wrong type or a bad choice is a
 `ConfigError` that names the file, the dotted key, and the valid keys or choices, with the closest
-match suggested. YAML is read with `yaml.safe_load` only.
+match suggested. YAML is read with a strict `yaml.SafeLoader` only: a key given twice in one
+mapping and YAML aliases (`&a`/`*a`, which let a few lines expand into gigabytes) are errors.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -25,6 +27,53 @@ from agents.learner import LearnerConfig  # its home is beside the Learner; expo
 
 class ConfigError(ValueError):
     """A config the user can fix: the message says which file, which key and what is valid."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate keys (the last one would win silently) and aliases
+    (an alias bomb expands a few hundred bytes into gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not allowed in memrl configs; write the "
+                "value out",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"the key '{key}' is given twice (the last one would win silently); keep one",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_ERROR_CHARS = 600
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML text with StrictLoader (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " [...]"
 
 
 @dataclass
@@ -131,7 +180,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp`; return it converted (int -> float, list -> tuple)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    bad = ConfigError(f"{where} must be {_type_name(tp)}, got {value!r} ({type(value).__name__}).")
+    bad = ConfigError(
+        f"{where} must be {_type_name(tp)}, got {_short(repr(value))} ({type(value).__name__})."
+    )
     if tp is Any:
         return value
     if origin is Literal:
@@ -139,7 +190,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a bool
         if value not in args:
             raise ConfigError(
-                f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}."
+                f"{where} must be one of {', '.join(map(repr, args))}, got {_short(repr(value))}."
                 + (_closest(value, map(str, args)) if isinstance(value, str) else "")
             )
         return value
@@ -175,7 +226,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise bad from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}.")
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise bad
@@ -186,14 +243,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
     """Build `cls` from a mapping, strictly: unknown keys and wrong types raise ConfigError."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}.")
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {_short(repr(data))}.")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
             raise ConfigError(
-                f"unknown key '{where}.{key}'.{_closest(str(key), fields)} "
+                f"unknown key '{where}.{_short(str(key))}'.{_closest(str(key), fields)} "
                 f"Valid keys in '{where}': {', '.join(fields)}."
             )
         kwargs[key] = _coerce(value, hints[key], f"'{where}.{key}'")
@@ -212,12 +269,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(
-            f"bad override '{text}': write section.key=value, e.g. learner.lr=3e-4 "
+            f"bad override '{_short(text)}': write section.key=value, e.g. learner.lr=3e-4 "
             "or rollout.num_workers=2."
         )
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
+        value = load_yaml_text(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        if "aliases" in str(exc) or "twice" in str(exc):
+            raise ConfigError(f"override '{_short(text)}': {_short(str(exc))}") from None
         value = raw
     # YAML reads 3e-4 as a string (it wants 3.0e-4); accept the usual float spelling.
     if isinstance(value, str) and any(c in value for c in ".eE"):
@@ -233,10 +292,26 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         if path.parent.is_dir():
             near = _closest(path.name, [p.name for p in path.parent.glob("*.yaml")])
         raise ConfigError(f"config file '{path}' does not exist.{near}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file '{path}' is {path.stat().st_size:,} bytes; a memrl config is a few "
+            f"KB (the limit is {MAX_CONFIG_BYTES:,}). Is it the right file?"
+        )
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file '{path}' is not text (not UTF-8); give a YAML file such as "
+            "configs/dqn_cartpole.yaml."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc.strerror or exc}.") from None
+    try:
+        data = load_yaml_text(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file '{path}' is not valid YAML: {_short(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"config file '{path}' nests too deeply to be a memrl config.") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -247,6 +322,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 
 _SECTION_LIST = "env, agent, learner, rollout, run"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def build_config(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
@@ -262,18 +338,23 @@ def _build(data: dict[str, Any]) -> ExperimentConfig:
     for key in data:
         if key not in valid:
             raise ConfigError(
-                f"unknown section '{key}'.{_closest(str(key), valid)} Valid sections: {_SECTION_LIST}."
+                f"unknown section '{_short(str(key))}'.{_closest(str(key), valid)} Valid sections: {_SECTION_LIST}."
             )
     sections = {
         name: build_dataclass(cls, data.get(name) or {}, name) for name, cls in SECTIONS.items()
     }
-    agent_data = dict(data.get("agent") or {})
+    raw_agent = data.get("agent") or {}
+    if not isinstance(raw_agent, dict):
+        raise ConfigError(
+            f"'agent' must be a mapping of keys to values, got {_short(repr(raw_agent))}."
+        )
+    agent_data = dict(raw_agent)
     name = agent_data.get("name")
     if name is None:
         raise ConfigError(f"'agent.name' is missing. Valid agents: {', '.join(AGENTS)}.")
-    if name not in AGENTS:
+    if not isinstance(name, str) or name not in AGENTS:
         raise ConfigError(
-            f"unknown agent '{name}' in 'agent.name'.{_closest(str(name), AGENTS)} "
+            f"unknown agent '{_short(str(name))}' in 'agent.name'.{_closest(str(name), AGENTS)} "
             f"Valid agents: {', '.join(AGENTS)}."
         )
     agent = build_dataclass(agent_config_class(name), agent_data, "agent")
@@ -321,9 +402,13 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "moves it one level up)",
         ),
         (
-            all(isinstance(level, dict) for level in cfg.env.curriculum),
-            "'env.curriculum' must be a list of mappings of env kwargs, one per level",
+            0 <= run.seed < 2**32,
+            "'run.seed' must be in 0..4294967295 (numpy and torch take 32-bit seeds)",
         ),
+        (run.max_time_s >= 0, "'run.max_time_s' must be >= 0 (0 = no limit)"),
+        (run.eval_every_steps >= 0, "'run.eval_every_steps' must be >= 0 (0 = only at the end)"),
+        (run.log_every_s >= 0, "'run.log_every_s' must be >= 0 (0 = every iteration)"),
+        (bool(run.dir), "'run.dir' must not be empty (the folder runs are written under)"),
         (run.eval_episodes >= 1, "'run.eval_episodes' must be >= 1"),
         (run.keep_checkpoints >= 1, "'run.keep_checkpoints' must be >= 1"),
         (run.checkpoint_every_steps >= 0, "'run.checkpoint_every_steps' must be >= 0"),
@@ -347,7 +432,7 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> di
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"override '{text}': '{part}' is a value, not a section.")
+                raise ConfigError(f"override '{_short(text)}': '{part}' is a value, not a section.")
             else:
                 child = node[part] = dict(child)
             node = child

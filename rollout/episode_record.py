@@ -73,29 +73,6 @@ class Sampling:
         return f"{self.kind} {self.value:g}"
 
 
-def policy_logits(
-    agent: Any, obs: torch.Tensor, state: Any
-) -> tuple[torch.Tensor, Any, str] | None:
-    """The agent's action scores for a batch of observations: (scores [B, K], state, kind), or
-    None for an agent whose scores this does not know (it then acts through `agent.act`).
-
-    kind "categorical": scores over Discrete actions (DQN Q-values or policy logits);
-    "bernoulli": one logit per output bit (MultiBinary). Greedy actions taken from these scores
-    are exactly `agent.act(obs, state, explore=False)` (tests/test_evaluate.py checks it).
-    """
-    if hasattr(agent, "q_values"):  # DQN
-        return agent.q_values(obs), state, "categorical"
-    if hasattr(agent, "core"):  # sequence agents (NTM, LSTM): explicit recurrent state
-        logits, state = agent.core.step(obs.float(), state)
-        return logits, state, "bernoulli"
-    head = getattr(agent, "head", None)
-    feed_forward = getattr(agent, "lstm", None) is None and hasattr(agent, "policy")
-    if feed_forward and getattr(head, "kind", "") in ("discrete", "multibinary"):  # REINFORCE
-        logits = agent.policy(agent._encode(obs))
-        return logits, state, ("categorical" if head.kind == "discrete" else "bernoulli")
-    return None
-
-
 def random_action(space: Any, rng: np.random.Generator) -> Any:
     """A uniform random action drawn from `rng` (not from the space's own generator)."""
     if isinstance(space, gym.spaces.Discrete):
@@ -125,7 +102,8 @@ class AgentPolicy:
     def act(self, obs: Any) -> tuple[Any, np.ndarray]:
         kind, value = self.sampling.kind, self.sampling.value
         x = torch.as_tensor(np.asarray(obs)[None])
-        scored = policy_logits(self.agent, x, self.state)
+        # the agent's own scores (Agent.action_scores); None: it acts through `act`
+        scored = self.agent.action_scores(x, self.state)
         if scored is None:  # an agent without known scores: its own greedy action
             if kind == "temperature":
                 raise ValueError(
@@ -315,16 +293,75 @@ class EpisodeFileError(ValueError):
 
 
 def load_episode(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of a saved episode; never unpickles anything."""
+    """(meta, arrays) of a saved episode; never unpickles anything. The meta and the arrays are
+    checked against each other (types, lengths), so a replay of a damaged or hand-made file stops
+    here with a message instead of failing somewhere inside the env."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise EpisodeFileError(f"cannot read episode file '{path}': {exc}") from None
+    except Exception as exc:  # OSError, ValueError, BadZipFile, EOFError: any unreadable file
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EpisodeFileError(
+            f"cannot read episode file '{path}' ({detail}); it is not an intact .npz written "
+            "by memrl evaluate."
+        ) from None
     needed = {"meta", "actions", "rewards", "terminated", "truncated", "obs_hash"}
     if not needed <= set(arrays):
         raise EpisodeFileError(
             f"'{path}' is not a memrl episode file: it lacks {sorted(needed - set(arrays))}."
         )
-    meta = json.loads(str(arrays.pop("meta")))
+    meta = _read_meta(path, arrays.pop("meta"))
+    _check_arrays(path, arrays)
     return meta, arrays
+
+
+def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
+    if raw.dtype.kind != "U" or raw.ndim != 0:
+        raise EpisodeFileError(f"'{path}': 'meta' must be a JSON string, got a {raw.dtype} array.")
+    try:
+        meta = json.loads(str(raw))
+    except json.JSONDecodeError as exc:
+        raise EpisodeFileError(f"'{path}': 'meta' is not valid JSON ({exc}).") from None
+    if not isinstance(meta, dict):
+        raise EpisodeFileError(
+            f"'{path}': 'meta' must be a JSON object, got {type(meta).__name__}."
+        )
+    rules = {
+        "env_id": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+        "env_kwargs": (lambda v: isinstance(v, dict), "an object (the env's kwargs)"),
+        "seed": (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63,
+            "an integer in [0, 2**63)",
+        ),
+        "return": (
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+            "a number",
+        ),
+    }
+    for key, (ok, what) in rules.items():
+        if key not in meta:
+            raise EpisodeFileError(f"'{path}': 'meta' has no '{key}' ({what}).")
+        if not ok(meta[key]):
+            shown = repr(meta[key])[:80]
+            raise EpisodeFileError(f"'{path}': meta '{key}' must be {what}, got {shown}.")
+    return meta
+
+
+def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    steps = len(arrays["rewards"]) if arrays["rewards"].ndim == 1 else -1
+    if steps < 0:
+        raise EpisodeFileError(f"'{path}': 'rewards' must be one-dimensional.")
+    for key in ("actions", "terminated", "truncated"):
+        if arrays[key].ndim == 0 or len(arrays[key]) != steps:
+            raise EpisodeFileError(
+                f"'{path}': '{key}' holds {len(arrays[key]) if arrays[key].ndim else 0} entries, "
+                f"but 'rewards' holds {steps} steps; the file is damaged."
+            )
+    if arrays["obs_hash"].ndim != 1 or len(arrays["obs_hash"]) != steps + 1:
+        raise EpisodeFileError(
+            f"'{path}': 'obs_hash' must hold {steps + 1} hashes (one per observation), got "
+            f"{arrays['obs_hash'].shape}; the file is damaged."
+        )
+    for key in ("actions", "rewards"):
+        if arrays[key].dtype.kind not in "biuf":
+            raise EpisodeFileError(f"'{path}': '{key}' must be numeric, got {arrays[key].dtype}.")

@@ -57,19 +57,25 @@ def resolve_episode(reference: str) -> Path:
             raise ReplayError(f"episode list '{path}' does not exist; {SYNTAX}.")
         index = int(number)
         seen = []
-        for raw in path.read_text().splitlines():
+        not_ours = ReplayError(f"'{path}' is not an episodes.jsonl file written by memrl evaluate.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise not_ours from None
+        for raw in text.splitlines():
             try:
                 line = json.loads(raw)
-            except json.JSONDecodeError:
-                raise ReplayError(
-                    f"'{path}' is not an episodes.jsonl file written by memrl evaluate."
-                ) from None
-            if not isinstance(line, dict) or "data" not in line or "episode" not in line:
-                raise ReplayError(
-                    f"'{path}' is not an episodes.jsonl file written by memrl evaluate."
-                )
-            seen.append(int(line["episode"]))
-            if int(line["episode"]) == index:
+            except (json.JSONDecodeError, RecursionError):
+                raise not_ours from None
+            if (
+                not isinstance(line, dict)
+                or not isinstance(line.get("data"), str)
+                or not isinstance(line.get("episode"), int)
+                or isinstance(line.get("episode"), bool)
+            ):
+                raise not_ours
+            seen.append(line["episode"])
+            if line["episode"] == index:
                 return path.parent / line["data"]
         span = f"{min(seen)}-{max(seen)}" if seen else "none"
         raise ReplayError(f"'{path}' has no episode {index} (episodes in it: {span}).")
@@ -79,6 +85,22 @@ def resolve_episode(reference: str) -> Path:
     if not path.is_file():
         raise ReplayError(f"episode file '{path}' does not exist; {SYNTAX}.")
     return path
+
+
+def _check_actions(path: Path, actions: np.ndarray, space: Any) -> None:
+    """Every recorded action must lie in the env's action space (a damaged or hand-made file
+    would otherwise fail inside the env, or step it with an action it never took)."""
+    for t, action in enumerate(actions):
+        try:
+            cast = np.asarray(action).astype(space.dtype) if space.dtype else action
+            ok = bool(space.contains(cast)) and np.array_equal(cast, np.asarray(action))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise ReplayError(
+                f"'{path}': recorded action {t} ({np.asarray(action).tolist()!r}) is not in the "
+                f"env's action space {space}; the file is damaged or was not recorded in this env."
+            )
 
 
 def _describe_obs(step: int, recorded: dict[str, np.ndarray], obs: Any) -> str:
@@ -97,10 +119,15 @@ def _describe_obs(step: int, recorded: dict[str, np.ndarray], obs: Any) -> str:
     return f"{where} differs (observation hash {observation_hash(obs):#x}, recorded {int(recorded['obs_hash'][step]):#x})"
 
 
-def replay_episode(reference: str, render: str | None = None) -> ReplayResult:
+def replay_episode(reference: str, render: str | None = None, trust: bool = False) -> ReplayResult:
     """Replay the episode `reference` names. `render`: a video path ('' = beside the episode
-    file, as <name>_replay.mp4), or None for no video."""
+    file, as <name>_replay.mp4), or None for no video. The episode's env spec is data: unless
+    `trust`, a `module:Class` spec is refused before anything is imported (envs.refuse_untrusted)."""
     path = resolve_episode(reference)
+    if render:
+        video_path = Path(render)
+        if video_path.suffix not in (".mp4", ".gif"):
+            raise ReplayError(f"--render writes .mp4 or .gif, not '{video_path.name}'.")
     try:
         meta, rec = load_episode(path)
     except EpisodeFileError as exc:
@@ -108,9 +135,18 @@ def replay_episode(reference: str, render: str | None = None) -> ReplayResult:
     import envs
 
     try:
+        if not trust:
+            envs.refuse_untrusted(
+                meta["env_id"], f"the episode file '{path}' (meta env_id)", "pass --trust"
+            )
         env = make_env(meta["env_id"], meta["env_kwargs"], render is not None)
     except envs.EnvSpecError as exc:
         raise ReplayError(f"cannot make the episode's env again: {exc}") from None
+    try:
+        _check_actions(path, rec["actions"], env.action_space)
+    except ReplayError:
+        env.close()
+        raise
     frames: list[np.ndarray] = []
     rendering = render is not None and env.render_mode == "rgb_array"
     actions, count = rec["actions"], len(rec["rewards"])

@@ -4,10 +4,16 @@ dispatches to them). User errors exit 2 through `rollout.cli._fail`; a replay mi
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import Any
 
 import yaml
 from rich.console import Console
+
+TRUST_HELP = (
+    "allow the {what}'s env spec to name a module:Class plug-in (code it imports); without it "
+    "only registered ids and installed plug-ins are made"
+)
 
 
 def add_evaluation_parsers(sub: Any) -> None:
@@ -50,6 +56,7 @@ def add_evaluation_parsers(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="change an env kwarg for this evaluation (repeatable), e.g. max_episode_steps=200",
     )
+    evaluate.add_argument("--trust", action="store_true", help=TRUST_HELP.format(what="run folder"))
 
     replay = sub.add_parser(
         "replay",
@@ -73,9 +80,15 @@ def add_evaluation_parsers(sub: Any) -> None:
         metavar="PATH",
         help="also write the replay as a video (.mp4 or .gif; default: beside the episode file)",
     )
+    replay.add_argument("--trust", action="store_true", help=TRUST_HELP.format(what="episode"))
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parse_env_overrides(items: list[str]) -> dict[str, Any]:
+    from rollout.config import load_yaml_text
     from rollout.evaluation import EvaluationError
 
     out: dict[str, Any] = {}
@@ -86,7 +99,7 @@ def parse_env_overrides(items: list[str]) -> dict[str, Any]:
                 f"bad --env-override '{item}': write KEY=VALUE, e.g. max_episode_steps=200."
             )
         try:
-            out[key] = yaml.safe_load(raw) if raw else ""
+            out[key] = load_yaml_text(raw) if raw else ""
         except yaml.YAMLError:
             out[key] = raw
     return out
@@ -117,12 +130,24 @@ def cmd_evaluate(args: argparse.Namespace, err: Console) -> int:
             record=args.record,
             sampling=sampling,
             env_overrides=parse_env_overrides(args.env_override),
+            trust=args.trust,
         )
-        out, _ = evaluate_run(args.run_dir, options, console=err)
+        # `kill PID` stops an evaluation like Ctrl-C: its folder is removed, nothing is left
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            out, _ = evaluate_run(args.run_dir, options, console=err)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except (EvaluationError, CheckpointError, envs.EnvSpecError, AgentError) as exc:
         return _fail(err, str(exc))
     except ValueError as exc:  # e.g. --temperature with an agent that exposes no scores
         return _fail(err, str(exc))
+    except KeyboardInterrupt:
+        err.print("memrl: evaluation interrupted; nothing was written", highlight=False)
+        return 130
+    except OSError as exc:
+        where = f" '{exc.filename}'" if exc.filename else ""
+        return _fail(err, f"evaluation stopped: cannot write{where} ({exc.strerror or exc}).", 1)
     err.print(f"wrote {out} (report: {out / 'report.html'})", highlight=False)
     return 0
 
@@ -132,7 +157,7 @@ def cmd_replay(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rollout.episode_replay import ReplayError, replay_episode
 
     try:
-        result = replay_episode(args.episode, args.render)
+        result = replay_episode(args.episode, args.render, trust=args.trust)
     except ReplayError as exc:
         return _fail(err, str(exc))
     meta = result.meta

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,12 @@ class EvaluationOptions:
     record: str = "video"  # video | frames | none
     sampling: Sampling = field(default_factory=Sampling)
     env_overrides: dict[str, Any] = field(default_factory=dict)
+    # allow the run folder's env.id to be a module:Class plug-in (envs.refuse_untrusted)
+    trust: bool = False
+
+
+PROGRESS_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal
+MAX_EPISODES = 100_000  # episodes.jsonl and one .npz per episode: more is a typo
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -247,17 +254,27 @@ def _plot_returns(returns: list[float], path: Path, title: str) -> None:
 
 
 def _output_dir(run: RunDir) -> Path:
+    """A hidden folder to evaluate into; `_publish` gives it its time-stamped name once it is
+    complete, so an evaluation killed outright (SIGKILL) leaves no folder that looks finished."""
     root = run.path / "evaluation"
     root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+
+
+def _publish(partial: Path) -> Path:
+    root = partial.parent
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path, n = root / stamp, 1
     while True:
         try:
-            path.mkdir()
-            return path
+            path.mkdir()  # claims the name; the rename below replaces the empty folder
         except FileExistsError:
             n += 1
             path = root / f"{stamp}-{n}"
+            continue
+        os.replace(partial, path)
+        fsync_dir(root)
+        return path
 
 
 # ----------------------------------------------------------------------------- the command
@@ -266,19 +283,29 @@ def evaluate_run(
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a run's checkpoint; returns the output folder and the summary."""
     console = console or stderr_console()
-    if options.episodes < 1:
-        raise EvaluationError(f"--episodes must be >= 1, got {options.episodes}.")
+    if not 1 <= options.episodes <= MAX_EPISODES:
+        raise EvaluationError(
+            f"--episodes must be in 1..{MAX_EPISODES:,} (each episode is written as a file), "
+            f"got {options.episodes:,}."
+        )
     run = open_run(run_path)
     try:
         cfg = build_config(read_yaml(run.config), source=str(run.config))
     except ConfigError as exc:
         raise EvaluationError(str(exc)) from None
+    if not options.trust:
+        envs.refuse_untrusted(
+            cfg.env.id, f"the run folder's config '{run.config}' (key env.id)", "pass --trust"
+        )
     checkpoint = resolve_checkpoint(run, options.checkpoint)
     env_kwargs = {**cfg.env.kwargs, **options.env_overrides}
     agent, step = load_agent(cfg, checkpoint, env_kwargs)
     out = _output_dir(run)
     try:
-        return _evaluate_into(out, run, cfg, checkpoint, step, agent, env_kwargs, options, console)
+        _, summary = _evaluate_into(
+            out, run, cfg, checkpoint, step, agent, env_kwargs, options, console
+        )
+        return _publish(out), summary
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # no half-written evaluation folder
         raise
@@ -299,6 +326,7 @@ def _evaluate_into(
 
     policy = AgentPolicy(agent, options.sampling)
     lines, episodes = [], []
+    last_note = time.monotonic()
     with Progress(
         TextColumn("[bold]evaluate"),
         BarColumn(),
@@ -345,6 +373,13 @@ def _evaluate_into(
             lines.append(line)
             episodes.append(episode)
             bar.update(task, advance=1, info=f"last return {episode.episode_return:.4g}")
+            if not console.is_terminal and time.monotonic() - last_note >= PROGRESS_EVERY_S:
+                last_note = time.monotonic()  # the bar is invisible in a log: a line instead
+                console.print(
+                    f"evaluate: {i + 1:,}/{options.episodes:,} episodes, last return "
+                    f"{episode.episode_return:.4g}",
+                    highlight=False,
+                )
     atomic_write_text(out / "episodes.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
     returns = [e.episode_return for e in episodes]
     summary = {

@@ -93,14 +93,18 @@ def load_run(path: str | Path) -> Run:
             f"'{path}' is not a memrl run directory (no config.yaml in it); give folders that "
             "`memrl train` made, such as runs/<name>-<time>."
         )
+    from rollout.config import ConfigError, read_yaml
+
     try:
-        config = yaml.safe_load(run.config.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PlotError(f"'{run.config}' is not valid YAML: {exc}") from None
-    if not isinstance(config, dict):
-        raise PlotError(f"'{run.config}' does not hold a memrl config mapping.")
+        config = read_yaml(run.config)
+    except ConfigError as exc:
+        raise PlotError(str(exc)) from None
     # a run stopped before its first log line has no metrics.jsonl: it is left out with a note
-    return Run(run.path, config, read_metrics(run.metrics) if run.metrics.is_file() else [])
+    try:
+        rows = read_metrics(run.metrics) if run.metrics.is_file() else []
+    except OSError as exc:
+        raise PlotError(f"cannot read '{run.metrics}': {exc.strerror or exc}.") from None
+    return Run(run.path, config, rows)
 
 
 def _flat_config(config: dict[str, Any]) -> dict[str, str]:

@@ -10,19 +10,82 @@ package when it lives under the current folder. Python packages (torch, gymnasiu
 shipped: the cluster's image must have memrl's dependencies installed (configs/cluster/).
 Inside a Ray job (`memrl submit`) the job's own runtime_env already carries the code, so
 nothing is added there (Ray refuses to merge two runtime_envs that set the same field).
+
+Ray puts the driver's working folder first on its workers' sys.path, where an `envs/` folder or a
+`gymnasium.py` there would shadow memrl's modules and installed packages. So an embedded Ray
+starts from the folder that holds memrl's own packages (a cluster: from an empty folder), and a
+worker-process setup hook moves each worker into the user's working folder (relative paths in
+env kwargs still work; the folder is not on its sys.path); a plug-in module from the working
+folder reaches the workers through envs.PLUGIN_PATH_ENV instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 # Set by Ray's job manager in a job's entrypoint process; its runtime_env is then in effect.
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 MEMRL_PACKAGES = ("agents", "envs", "rollout")
+PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"  # the same name as envs.PLUGIN_PATH_ENV (no envs import)
+
+
+def memrl_root() -> Path:
+    """The folder that holds memrl's packages (the checkout, or site-packages when installed)."""
+    return Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def _started_from(folder: Path | None) -> Iterator[None]:
+    """Run ray.init from `folder` (None: a new empty folder), the path Ray hands its workers
+    first on sys.path, instead of the user's working folder."""
+    here = os.getcwd()
+    empty = None
+    if folder is None:
+        folder = empty = Path(tempfile.mkdtemp(prefix="memrl-ray-"))
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+        if empty is not None:
+            shutil.rmtree(empty, ignore_errors=True)
+
+
+def _enter_folder(folder: str) -> Any:
+    """A worker-process setup hook that moves into `folder`. A closure, so Ray ships it by value:
+    the worker needs no import to run it."""
+
+    def enter() -> None:
+        import os
+
+        if os.path.isdir(folder):
+            os.chdir(folder)
+
+    return enter
+
+
+def _plugin_spec(top: str) -> Any:
+    """importlib's spec of a top-level module, also looking in the plug-in folders."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        return spec
+    for folder in filter(None, os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep)):
+        spec = importlib.machinery.PathFinder.find_spec(top, [folder])
+        if spec is not None:
+            return spec
+    return None
 
 
 def _user_module_path(env_id: str, cwd: Path) -> Path | None:
@@ -33,10 +96,7 @@ def _user_module_path(env_id: str, cwd: Path) -> Path | None:
     top = env_id.split(":", 1)[0].split(".")[0]
     if not top.isidentifier() or top in MEMRL_PACKAGES:
         return None
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = _plugin_spec(top)
     if spec is None:
         return None
     if spec.submodule_search_locations:
@@ -62,6 +122,26 @@ def code_runtime_env(env_id: str | None = None, cwd: Path | None = None) -> dict
     return {"py_modules": modules}
 
 
+def token_file() -> Path:
+    """Where Ray keeps its authentication token (RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def protect_token_file(path: Path | None = None) -> bool:
+    """Make Ray's token file readable by its owner only. An embedded ray.init writes it with the
+    process umask (usually 0644: any local user could read the token and run code on the
+    cluster). Returns True when the mode was changed."""
+    path = path or token_file()
+    try:
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077 == 0:
+            return False
+        path.chmod(0o600)
+    except OSError:
+        return False
+    return True
+
+
 def in_ray_job() -> bool:
     return JOB_CONFIG_ENV in os.environ
 
@@ -78,16 +158,23 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(
-            address="local",
-            num_cpus=max(os.cpu_count() or 1, num_workers),
-            include_dashboard=False,
-            logging_level="ERROR",
-            log_to_driver=True,
-        )
+        here = os.getcwd()
+        with _started_from(memrl_root()):  # where this process's memrl comes from
+            ray.init(
+                address="local",
+                num_cpus=max(os.cpu_count() or 1, num_workers),
+                include_dashboard=False,
+                logging_level="ERROR",
+                log_to_driver=True,
+                # every worker process then works in the user's folder (relative paths in env
+                # kwargs); its sys.path keeps memrl's folder, not this one
+                runtime_env={"worker_process_setup_hook": _enter_folder(here)},
+            )
+        protect_token_file()
     else:
         runtime_env = None if in_ray_job() else code_runtime_env(env_id)
-        ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
+        with _started_from(None):  # the workers get memrl from the shipped runtime_env
+            ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
     return True
 
 

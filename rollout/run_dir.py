@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from rollout.files import atomic_write_text
+
+
+class RunDirError(ValueError):
+    """A run folder that cannot be made where asked (the message names the path and why)."""
+
+
+def check_root(root: str | Path) -> None:
+    """Fail early, before Ray starts or anything is written, when runs cannot go under `root`:
+    it (or a folder above it) is a file, or the first existing folder is not writable."""
+    path = Path(root)
+    for part in [path, *path.parents]:
+        if part.exists():
+            if not part.is_dir():
+                where = "is" if part == path else f"is under '{part}', which is"
+                raise RunDirError(
+                    f"run.dir '{root}' {where} a file, not a folder; give run.dir=FOLDER."
+                )
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise RunDirError(
+                    f"run.dir '{root}': cannot create folders in '{part}' (no write permission); "
+                    "give run.dir=FOLDER somewhere writable."
+                )
+            return
 
 
 class RunDir:
@@ -21,19 +45,25 @@ class RunDir:
     @classmethod
     def create(cls, root: str | Path, name: str, config_yaml: str) -> RunDir:
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        check_root(root)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = root / f"{name}-{stamp}"
         suffix = 1
-        while True:
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                suffix += 1
-                path = root / f"{name}-{stamp}-{suffix}"
-        run = cls(path)
-        atomic_write_text(run.config, config_yaml)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            while True:
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    suffix += 1
+                    path = root / f"{name}-{stamp}-{suffix}"
+            run = cls(path)
+            atomic_write_text(run.config, config_yaml)
+        except OSError as exc:
+            raise RunDirError(
+                f"cannot create the run folder '{path}': {exc.strerror or exc}."
+            ) from None
         return run
 
     def exists(self) -> bool:
@@ -87,10 +117,15 @@ def truncate_metrics(path: Path, step: int, key: str = "env_steps") -> None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl; lines that are not JSON objects (torn by a crash, or not
+    text at all) are skipped."""
     rows = []
-    for line in Path(path).read_text().splitlines():
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    for line in text.splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             continue
+        if isinstance(row, dict):
+            rows.append(row)
     return rows

@@ -238,12 +238,17 @@ class DatasetSource(DataSource):
         self.position = int(state["position"])
 
 
+def learns_from_dataset(agent: Any, task: Any) -> bool:
+    """A supervised agent on a task with fixed splits: the dataset source and evaluation."""
+    return isinstance(agent.data_spec(), SupervisedSpec) and hasattr(task, "dataset")
+
+
 def make_source(
     cfg: ExperimentConfig, agent: Any, task: Any, seed: int, console: Any
 ) -> DataSource:
     """The source for the agent's data spec (and, for supervised agents, the task's kind)."""
     spec = agent.data_spec()
-    if isinstance(spec, SupervisedSpec) and hasattr(task, "dataset"):
+    if learns_from_dataset(agent, task):
         return DatasetSource(task, spec.batch_size, cfg.rollout.dataset_order, cfg.run.seed)
     workers = WorkerGroup(cfg, seed=seed, console=console)
     if isinstance(spec, ReplaySpec):

@@ -111,6 +111,40 @@ def exit_code(info: Any) -> int:
     return code if isinstance(code, int) and code > 0 else 1
 
 
+CONNECT_TIMEOUT_S = 15.0
+
+
+def probe_job_server(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Ask the job server for its version with a timeout: Ray's client waits forever on a server
+    that accepts the connection and never answers. Any HTTP answer (even 401/404) counts."""
+    import urllib.error
+    import urllib.request
+
+    if address == "auto":
+        return  # Ray finds the cluster itself
+    url = address if "://" in address else f"http://{address}"
+    if not url.startswith(("http://", "https://")):
+        return  # ray:// and other schemes: Ray's own client handles them
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/version", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if not isinstance(exc, TimeoutError) and not isinstance(reason, TimeoutError):
+            raise SubmitError(
+                f"cannot reach the Ray job server at '{address}': {reason}. Give the dashboard "
+                "address of the head node (http://HEAD:8265, e.g. through `ray dashboard "
+                "CLUSTER.yaml`)."
+            ) from None
+        raise SubmitError(
+            f"the Ray job server at '{address}' did not answer within {timeout_s:g} s (waited "
+            "for a reply to GET /api/version); check that it is the head node's dashboard port "
+            "(http://HEAD:8265) and that the head node is healthy."
+        ) from None
+
+
 def submit(
     address: str,
     request: JobRequest,
@@ -123,6 +157,10 @@ def submit(
     if client_factory is None:
         from ray.job_submission import JobSubmissionClient
 
+        note(
+            f"connecting to the Ray job server at {address} (waiting up to {CONNECT_TIMEOUT_S:g} s)"
+        )
+        probe_job_server(address)
         client_factory = JobSubmissionClient
     try:
         client = client_factory(address)

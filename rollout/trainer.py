@@ -28,7 +28,7 @@ from agents import Learner, NonFiniteLossError, make_agent
 from rollout.checkpoints import (
     CheckpointError,
     latest_checkpoint,
-    load_checkpoint,
+    load_latest_readable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -39,7 +39,13 @@ from rollout.dataset_evaluation import DatasetEvaluator, format_split_table, wri
 from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best_checkpoint
 from rollout.progress import ProgressReport, stderr_console
 from rollout.run_dir import MetricsLog, RunDir, truncate_metrics
-from rollout.sources import DatasetSource, DataSource, GeneratedSource, Round, make_source
+from rollout.sources import (
+    DataSource,
+    GeneratedSource,
+    Round,
+    learns_from_dataset,
+    make_source,
+)
 from rollout.warm_start import warm_start
 
 
@@ -134,6 +140,8 @@ class Trainer:
         for warning in warnings:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
         self.task = probe.unwrapped
+        # a supervised agent on a task with splits: dataset source, full-pass evaluation
+        self.dataset_run = learns_from_dataset(self.agent, self.task)
         self.learner = Learner(self.agent, cfg.learner)
         if cfg.run.init_from and not resume:  # weights only, into the fresh learner's agent
             summary = warm_start(self.agent, cfg.run.init_from)
@@ -160,15 +168,15 @@ class Trainer:
         state = self._restore() if resume else None
         # Fresh episodes on resume: workers get a seed no earlier run segment used.
         seed = cfg.run.seed * 1_000_003 + self.counters.iterations
-        self.source: DataSource = make_source(cfg, self.agent, self.task, seed, self.console)
-        if state is not None:
-            self._restore_source(state)
-        if isinstance(self.source, DatasetSource):
+        if self.dataset_run:
             self.evaluator: Any = DatasetEvaluator(self.agent, self.task, "valid")
         else:
             probe.close()
             # a Ray actor evaluating beside training (num_workers > 0), else in this process
             self.evaluator = PeriodicEvaluator(cfg, torch_threads=threads)
+        self.source: DataSource = make_source(cfg, self.agent, self.task, seed, self.console)
+        if state is not None:
+            self._restore_source(state)
 
     # ----------------------------------------------------------------- compatibility
     @property
@@ -216,12 +224,9 @@ class Trainer:
         )
 
     def _restore(self) -> dict[str, Any]:
-        path = latest_checkpoint(self.run_dir.checkpoints)
-        if path is None:
-            raise TrainingError(
-                f"no complete checkpoint in '{self.run_dir.checkpoints}' to resume from; start a new run instead."
-            )
-        state = load_checkpoint(path)
+        path, state, notes = load_latest_readable(self.run_dir.checkpoints)
+        for note in notes:  # a damaged newest checkpoint: say which one is used instead
+            self.console.print(f"memrl: note: {note}", highlight=False, markup=False)
         self.learner.load_state_dict(state["learner"])
         c = dict(state["counters"])
         self.elapsed_before, self.best_eval = c.pop("elapsed_s"), c.pop("best_eval")
@@ -236,7 +241,7 @@ class Trainer:
         set_rng_state(state["rng"])
         self.curriculum.load_state_dict(state.get("curriculum", {}))
         state["path"] = path
-        key = "examples" if hasattr(self.task, "dataset") else "env_steps"
+        key = "examples" if self.dataset_run else "env_steps"
         truncate_metrics(self.run_dir.metrics, self.counters.step, key)
         return state
 
@@ -244,8 +249,15 @@ class Trainer:
         path = state["path"]
         self.source.load_state_dict(state.get("source", {}))
         if self.source.replay is not None and (path / "replay.npz").is_file():
-            self.source.replay.load(path / "replay.npz")
-        self.console.print(f"resumed from {path} at step {self.counters.step:,}", highlight=False)
+            try:
+                self.source.replay.load(path / "replay.npz")
+            except (ValueError, OSError, KeyError, EOFError) as exc:  # damaged, or resized
+                raise CheckpointError(
+                    f"cannot restore the replay buffer from '{path / 'replay.npz'}': {exc}. A "
+                    "resume keeps the run's rollout.num_workers and rollout.envs_per_worker."
+                ) from None
+        unit = "example" if self.dataset_run else "env step"
+        self.console.print(f"resumed from {path} at {unit} {self.counters.step:,}", highlight=False)
 
     # ----------------------------------------------------------------- evaluation
     def elapsed(self) -> float:
@@ -392,7 +404,7 @@ class Trainer:
     def _stop_early(self) -> bool:
         run, loop = self.cfg.run, self.loop
         if run.stop_return is not None and loop.evaluated and self.last_eval >= run.stop_return:
-            what = "accuracy" if isinstance(self.evaluator, DatasetEvaluator) else "return"
+            what = "accuracy" if self.dataset_run else "return"
             loop.stop_reason = (
                 f"evaluation {what} {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
             )
@@ -449,7 +461,10 @@ class Trainer:
                 "return": self._recent_mean(),
                 "eval": self.last_eval,
                 "loss": self.last_metrics.get("loss"),
-                "bit errors": self.last_metrics.get("bit_errors"),
+                **{
+                    key.replace("_", " "): self.last_metrics.get(key)
+                    for key in self.agent.progress_metrics
+                },
             },
         )
 
@@ -507,7 +522,7 @@ class Trainer:
         """The task's own end-of-run evaluation, with the best weights: a full pass over the
         test split (dataset tasks) or the generalisation report (sequence tasks)."""
         folder = self.run_dir.path / "evaluation" / "final"
-        if hasattr(self.task, "dataset"):
+        if self.dataset_run:
             report = write_split_report(self.best_agent(), self.task, "test", folder)
             self.console.print(format_split_table(report, "test"), highlight=False)
         elif isinstance(self.source, GeneratedSource) and getattr(self.task, "report_variants", ()):
@@ -550,12 +565,11 @@ class Trainer:
             )
             if value
         )
-        how = (
-            f"{run.eval_episodes} episodes" if not hasattr(self.task, "dataset") else "valid split"
-        )
+        how = "valid split" if self.dataset_run else f"{run.eval_episodes} episodes"
         self.console.print(
             f"done: {self.loop.stop_reason}; {counted}, {self.learner.updates:,} updates in "
-            f"{summary['time_s']:.1f} s; evaluation score {self.last_eval:.4g} ({how}); "
+            f"{summary['time_s']:.1f} s; evaluation {'accuracy' if self.dataset_run else 'return'} "
+            f"{self.last_eval:.4g} ({how}); "
             f"run dir {self.run_dir.path}",
             highlight=False,
         )

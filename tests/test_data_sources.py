@@ -115,7 +115,10 @@ def test_dataset_task_end_to_end(tmp_path, capsys):
     from rollout.cli import main
 
     capsys.readouterr()
-    assert main(["evaluate", str(run.path), "--checkpoint", "best", "--episodes", "4"]) == 0
+    # the run folder names a module spec (tests.fakes:...): evaluating it needs --trust
+    argv = ["evaluate", str(run.path), "--checkpoint", "best", "--episodes", "4"]
+    assert main(argv) == 2 and "--trust" in capsys.readouterr().err
+    assert main([*argv, "--trust"]) == 0
     assert "| test group | examples | error % |" in capsys.readouterr().err
     evaluations = [p for p in (run.path / "evaluation").iterdir() if p.name != "final"]
     assert json.loads((evaluations[0] / "test.json").read_text())["examples"] == 128

@@ -87,5 +87,7 @@ def test_a_bug_inside_an_env_is_not_reported_as_bad_kwargs(monkeypatch):
         return None + 1  # a TypeError that has nothing to do with the arguments
 
     monkeypatch.setattr(tests.fakes.Corridor, "__init__", broken)
-    with pytest.raises(TypeError, match="unsupported operand"):
+    # a plug-in's own bug is reported as the plug-in's, with where it happened (issue 21)
+    with pytest.raises(envs.EnvSpecError, match="raised TypeError while building it at") as info:
         envs.make("tests.fakes:Corridor")
+    assert "test_envs.py" in str(info.value) and "kwargs" not in str(info.value)

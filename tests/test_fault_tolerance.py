@@ -48,8 +48,8 @@ def _kill_worker_after_launch(trainer: Trainer, at_iteration: int) -> list[int]:
     killed: list[int] = []
     launch = trainer.workers.launch
 
-    def launch_then_kill(num_steps: int) -> None:
-        launch(num_steps)
+    def launch_then_kill(method: str, num_steps: int) -> None:
+        launch(method, num_steps)
         if trainer.iterations == at_iteration and not killed:
             pid = trainer.workers.locations[0]["pid"]
             os.kill(pid, signal.SIGKILL)

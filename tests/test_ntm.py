@@ -284,8 +284,10 @@ def test_sequence_loss_figures():
 def test_sequence_agents_refuse_wrong_spaces():
     from agents import AgentError
 
-    with pytest.raises(AgentError, match="MultiBinary"):
-        make_agent(ntm.Config(), gym.spaces.Box(0, 1, (3,)), gym.spaces.Discrete(2))
+    with pytest.raises(AgentError, match="MultiBinary or a Discrete"):
+        make_agent(ntm.Config(), gym.spaces.Box(0, 1, (3,)), gym.spaces.Box(0, 1, (2,)))
+    with pytest.raises(AgentError, match="1-D Box"):
+        make_agent(ntm.Config(), gym.spaces.Discrete(3), gym.spaces.Discrete(2))
 
 
 def test_trace_window_handles_heads_that_wrap_around_memory():

@@ -273,6 +273,7 @@ def test_recurrent_reinforce_remembers_a_cue(tmp_path, capsys):
     assert returns >= 0.95  # +1 - 0.01 * 2 per correct episode; chance is about 0
 
 
+@envs.env_maker
 def ShortTMaze(**kwargs) -> gym.Env:  # noqa: N802 - an env factory, named like its env
     """The example plug-in's TMaze (length 2), loaded from its source file: the package itself
     is not put on sys.path, so `tmaze/TMaze-v0` stays unregistered for the install test."""

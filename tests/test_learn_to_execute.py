@@ -1,0 +1,146 @@
+"""Learning to Execute: the program generator's length and nesting, memrl's interpreter against a
+reference evaluation (Python's, here only), the curriculum strategies' mixtures, the task's
+layout (teacher forcing), the env checker, and a smoke training through Ray."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.learn_to_execute import (
+    CHAR_ID,
+    VOCAB,
+    LearnToExecute,
+    ProgramError,
+    _Builder,
+    decode,
+    generate_addition,
+    generate_program,
+    run_program,
+)
+
+
+def reference(code: str) -> int:
+    """Python's own evaluation of a generated program (the reference, in the test only)."""
+    scope: dict = {}
+    exec(code.replace("print(", "_printed=("), {}, scope)  # noqa: S102
+    return scope["_printed"]
+
+
+@pytest.mark.parametrize("length", [1, 2, 4, 6])
+@pytest.mark.parametrize("nesting", [1, 2, 3, 4])
+def test_interpreter_agrees_with_python(length, nesting):
+    rng = np.random.default_rng(length * 10 + nesting)
+    for _ in range(60):
+        code, value = generate_program(length, nesting, rng)
+        assert value == reference(code), code
+        assert set(code) <= set(VOCAB)
+
+
+def test_generator_respects_length_and_nesting():
+    rng = np.random.default_rng(0)
+    for length in (1, 3, 5):
+        for nesting in (1, 2, 3):
+            for _ in range(40):
+                builder = _Builder(length, rng)
+                builder.expression(nesting)
+                assert builder.operations == nesting
+            code, _ = generate_program(length, nesting, rng)
+            # constants have `length` digits; loop counts and multipliers are small (<= 4 length)
+            small = {int(n) for n in re.findall(r"range\((\d+)\)|\*(\d+)", code) for n in n if n}
+            for number in map(int, re.findall(r"\d+", code)):
+                assert len(str(number)) == length or number in small or length == 1
+            assert all(1 <= n <= 4 * length for n in small)
+    code, value = generate_addition(9, rng)
+    a, b = map(int, re.fullmatch(r"print\((\d{9})\+(\d{9})\)", code).groups())
+    assert value == a + b
+
+
+def test_interpreter_refuses_what_is_not_the_language():
+    for bad, where in [
+        ("print(1+)", "line 1"),
+        ("x=1\nprint(y)", "unknown name 'y'"),
+        ("x=1", "no print"),
+        ("print(1)\nx=2", "print must be the last line"),
+        ("for x in range(3):y+=1\nprint(1)", "defined variable"),
+        ("import os\nprint(1)", "not a statement"),
+        ("print(2**3)", "line 1"),
+        ("print(1;2)", "unexpected character"),
+    ]:
+        with pytest.raises(ProgramError, match=re.escape(where)):
+            run_program(bad)
+
+
+def test_curriculum_strategies_draw_the_documented_mixtures():
+    rng = np.random.default_rng(0)
+
+    def draws(strategy, n=2000):
+        task = LearnToExecute(
+            length=2, nesting=1, target_length=6, target_nesting=3, strategy=strategy
+        )
+        return [task._difficulty(rng) for _ in range(n)]
+
+    assert set(draws("baseline")) == {(6, 3)}
+    assert set(draws("naive")) == {(2, 1)}  # the curriculum's current level
+    mix = draws("mix")
+    assert {length for length, _ in mix} == set(range(1, 7))
+    assert {nesting for _, nesting in mix} == {1, 2, 3}
+    combined = draws("combined")
+    at_level = sum(d == (2, 1) for d in combined) / len(combined)
+    # 4/5 naive plus the mix's own (2, 1) draws (1/18 of the other 1/5)
+    assert at_level == pytest.approx(0.8 + 0.2 / 18, abs=0.03)
+
+
+def test_sequence_layout_is_teacher_forced():
+    task = LearnToExecute(task="addition", length=3, nesting=0)
+    inputs, targets, mask = task.sample_batch(4, np.random.default_rng(1))
+    assert targets.dtype == np.int64 and inputs.shape[:2] == targets.shape == mask.shape
+    for b in range(4):
+        out = np.flatnonzero(mask[:, b])
+        code = decode(inputs[: out[0], b, : len(VOCAB)].argmax(-1))
+        printed = decode(targets[out, b])
+        assert printed == f"{run_program(code)}." and printed.endswith(".")
+        assert inputs[out, b, len(VOCAB)].all()  # the output-phase flag
+        # each output step after the first reads the previous target character
+        for t_prev, t in zip(out[:-1], out[1:]):
+            assert inputs[t, b, targets[t_prev, b]] == 1.0
+    assert CHAR_ID["."] == targets[np.flatnonzero(mask[:, 0])[-1], 0]
+
+
+def test_env_checker_and_registered_id():
+    check_env(envs.make("memrl/LearnToExecute-v0").unwrapped, skip_render_check=True)
+    with pytest.raises(envs.EnvSpecError, match="strategy"):
+        envs.make("memrl/LearnToExecute-v0", strategy="random")
+    with pytest.raises(envs.EnvSpecError, match="length"):
+        envs.make("memrl/LearnToExecute-v0", length=0)
+
+
+def test_lstm_trains_on_addition_through_ray(tmp_path, ray_local):
+    from rollout.config import dump_config, load_config
+    from rollout.run_dir import RunDir, read_metrics
+    from rollout.trainer import Trainer
+
+    cfg = load_config(
+        "configs/lstm_learn_to_execute.yaml",
+        [
+            "agent.hidden_size=32",
+            "agent.batch_size=16",
+            "env.curriculum_threshold=-1000",  # every evaluation moves the level
+            "run.total_sequences=320",
+            "run.eval_every_steps=1500",
+            "run.eval_episodes=4",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    summary = trainer.train()
+    assert summary["sequences"] == 320 and trainer.learner.updates == 20
+    rows = read_metrics(run.metrics)
+    assert max(r.get("curriculum_level", 0) for r in rows) >= 1
+    assert "token_errors" in rows[-1] and "cost_bits" in rows[-1]
