@@ -78,6 +78,8 @@ State = tuple[torch.Tensor, ...]
 
 class ProgramGenerator(Agent):
     learner_only = ("baseline.",)
+    # mle: whole programs right in the batch; reinforce: the baseline the rewards are centred on
+    progress_metrics = ("sequence_accuracy", "baseline")
 
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
