@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents import dqn, lstm, memn2n, ntm, reinforce
+from agents import dqn, lstm, memn2n, ntm, program_generator, reinforce
 from agents.base import Agent, AgentError, DataSpec, EpisodeSpec, ReplaySpec, SupervisedSpec
 from agents.learner import Learner, NonFiniteLossError
 
@@ -16,6 +16,7 @@ AGENTS: dict[str, tuple[type, type[Agent]]] = {
     "lstm": (lstm.Config, lstm.LSTMAgent),
     "memn2n": (memn2n.Config, memn2n.MemN2NAgent),
     "ntm": (ntm.Config, ntm.NTMAgent),
+    "program_generator": (program_generator.Config, program_generator.ProgramGenerator),
     "reinforce": (reinforce.Config, reinforce.ReinforceAgent),
 }
 

@@ -71,6 +71,11 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
         "envs.babi.env:BabiEnv",
         "bAbI question answering (Weston et al. 2015): one question per episode, answer word id",
     ),
+    "memrl/ClevrVQA-v0": (
+        "envs.clevr.env:ClevrVQA",
+        "CLEVR VQA over scene graphs (Johnson et al. 2017): emit a question's program, token "
+        "by token; reward 1 if it executes to the answer",
+    ),
 }
 
 

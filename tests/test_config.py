@@ -79,7 +79,7 @@ def test_bad_choice_lists_choices(tmp_path):
 def test_unknown_agent_and_section(tmp_path):
     with pytest.raises(
         ConfigError,
-        match=r"unknown agent 'dqm'.*Did you mean 'dqn'.*Valid agents: dqn, lstm, memn2n, ntm, reinforce",
+        match=r"unknown agent 'dqm'.*Did you mean 'dqn'.*Valid agents: dqn, lstm, memn2n, ntm, program_generator, reinforce",
     ):
         load_config(write(tmp_path, "agent: {name: dqm}\n"))
     with pytest.raises(ConfigError, match=r"unknown section 'runn'.*Did you mean 'run'"):
