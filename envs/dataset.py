@@ -53,13 +53,3 @@ class Dataset:
     def take(self, index: np.ndarray) -> dict[str, np.ndarray]:
         """The examples at `index`, in that order, along the batch axis."""
         return {k: np.take(v, index, axis=self.batch_axis) for k, v in self.arrays.items()}
-
-
-def holdout(num: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded split of range(num) into (kept, held out) with round(fraction * num) held out,
-    e.g. the 10% validation split of a training file. Both sorted, disjoint, covering all."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
-    order = np.random.default_rng(seed).permutation(num)
-    cut = int(round(fraction * num))
-    return np.sort(order[cut:]), np.sort(order[:cut])
