@@ -321,33 +321,28 @@ class Trainer:
             return self.counters.epochs, self.cfg.run.eval_every_epochs
         return self.counters.env_steps, self.cfg.run.checkpoint_every_steps
 
-    def _progress(self) -> tuple[str, int, Any]:
-        """What the progress bar counts: the first budget set, in the source's unit if set."""
-        run, c = self.cfg.run, self.counters
-        budgets = [
-            ("epochs", run.total_epochs, lambda: c.epochs),
-            ("sequences", run.total_sequences, lambda: c.sequences),
-            ("episodes", run.total_episodes, lambda: c.episodes),
-            ("env steps", run.total_env_steps, lambda: c.env_steps),
+    def _budgets(self) -> list[tuple[str, str, int]]:
+        """(counter, unit, run.total_<counter>) for every budget; the config names them alike."""
+        return [
+            (counter, counter.replace("_", " "), getattr(self.cfg.run, f"total_{counter}"))
+            for counter in ("env_steps", "episodes", "sequences", "epochs")
         ]
-        for unit, total, value in budgets:
-            if total > 0 and unit == self.source.unit:
-                return unit, total, value
-        for unit, total, value in budgets:
-            if total > 0:
-                return unit, total, value
-        return self.source.unit, 0, lambda: c.step
+
+    def _progress(self) -> tuple[str, int, Any]:
+        """What the progress bar counts: the budget set in the source's unit, else the first set
+        of epochs, sequences, episodes, env steps."""
+        c = self.counters
+        budgets = [b for b in reversed(self._budgets()) if b[2] > 0]
+        budgets.sort(key=lambda b: b[1] != self.source.unit)  # stable: the source's unit first
+        if not budgets:
+            return self.source.unit, 0, lambda: c.step
+        counter, unit, total = budgets[0]
+        return unit, total, lambda: getattr(c, counter)
 
     def _budget_reached(self) -> str:
-        run, c = self.cfg.run, self.counters
-        for name, total, value in (
-            ("total_env_steps", run.total_env_steps, c.env_steps),
-            ("total_episodes", run.total_episodes, c.episodes),
-            ("total_sequences", run.total_sequences, c.sequences),
-            ("total_epochs", run.total_epochs, c.epochs),
-        ):
-            if 0 < total <= value:
-                return f"{name} reached"
+        for counter, _, total in self._budgets():
+            if 0 < total <= getattr(self.counters, counter):
+                return f"total_{counter} reached"
         return ""
 
     def _broadcast(self) -> None:
