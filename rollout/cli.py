@@ -343,8 +343,23 @@ def _plugins_from_cwd() -> None:
         os.environ[PLUGIN_PATH_ENV] = os.pathsep.join([*paths, cwd])
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line. Overrides (`key=value`) may stand anywhere, also after an option
+    (`memrl train CONFIG --address HEAD:6379 rollout.num_workers=16`): argparse gives a
+    subcommand's positionals one run of words, so later ones come back as extras and join the
+    `args` list of the subcommands that take overrides, in command-line order."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    takes_overrides = isinstance(getattr(args, "args", None), list)
+    if extra and (not takes_overrides or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.args = [*args.args, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     _plugins_from_cwd()
     out, err = Console(soft_wrap=True), stderr_console()
     if args.command == "envs":

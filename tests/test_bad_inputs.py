@@ -348,8 +348,8 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("eval-plugin-untrusted", ["evaluate", "{run}"], 2, r"names the env 'tests.fakes:Corridor'", config_with(id="tests.fakes:Corridor")),
     ("eval-config-binary", ["evaluate", "{run}"], 2, r"config.yaml' is not text", write("run/config.yaml", RANDOM)),
     ("eval-config-duplicate", ["evaluate", "{run}"], 2, r"is given twice", write("run/config.yaml", "run: {}\nrun: {}\n")),
-    ("eval-state-random", ["evaluate", "{run}"], 2, r"cannot read checkpoint '.*state.pt' \(damaged", damage_ckpt("state.pt", RANDOM)),
-    ("eval-state-truncated", ["evaluate", "{run}"], 2, r"cannot read checkpoint '.*state.pt' \(damaged", truncate_ckpt("state.pt")),
+    ("eval-state-random", ["evaluate", "{run}", "--checkpoint", "latest"], 2, r"cannot read checkpoint '.*state.pt' \(damaged", damage_ckpt("state.pt", RANDOM)),
+    ("eval-state-truncated", ["evaluate", "{run}", "--checkpoint", "latest"], 2, r"cannot read checkpoint '.*state.pt' \(damaged", truncate_ckpt("state.pt")),
     ("eval-no-checkpoint", ["evaluate", "{run}"], 2, r"has no complete checkpoint", remove_ckpts),
     ("eval-no-best", ["evaluate", "{run}", "--checkpoint", "best"], 2, r"has no 'best' checkpoint", lambda box: shutil.rmtree(box / "run/checkpoints/best")),
     # --- replay: episode files are data
