@@ -117,6 +117,20 @@ def resolve_checkpoint(run: RunDir, which: str | None) -> Path:
     return run.checkpoints / f"{int(which):012d}"
 
 
+def run_config(run: RunDir, trust: bool, consent: str = "pass --trust") -> Any:
+    """The run folder's config.yaml, validated; its env spec is data, so a `module:Class` spec
+    is refused unless `trust` (envs.refuse_untrusted; `consent` says how to give it)."""
+    try:
+        cfg = build_config(read_yaml(run.config), source=str(run.config))
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+    if not trust:
+        envs.refuse_untrusted(
+            cfg.env.id, f"the run folder's config '{run.config}' (key env.id)", consent
+        )
+    return cfg
+
+
 def load_agent(cfg: Any, checkpoint: Path, env_kwargs: dict[str, Any]) -> tuple[Any, int]:
     """The config's agent with the checkpoint's weights, and the env step they were saved at."""
     probe = envs.make(cfg.env.id, **env_kwargs)
@@ -299,14 +313,7 @@ def evaluate_run(
             f"got {options.episodes:,}."
         )
     run = open_run(run_path)
-    try:
-        cfg = build_config(read_yaml(run.config), source=str(run.config))
-    except ConfigError as exc:
-        raise EvaluationError(str(exc)) from None
-    if not options.trust:
-        envs.refuse_untrusted(
-            cfg.env.id, f"the run folder's config '{run.config}' (key env.id)", "pass --trust"
-        )
+    cfg = run_config(run, options.trust)
     checkpoint = resolve_checkpoint(run, options.checkpoint)
     env_kwargs = {**cfg.env.kwargs, **options.env_overrides}
     agent, step = load_agent(cfg, checkpoint, env_kwargs)
