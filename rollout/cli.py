@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from rollout.progress import stderr_console
 
@@ -131,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(console: Console, message: str, code: int = EXIT_USAGE) -> int:
-    console.print(f"[bold red]memrl: error:[/] {message}", highlight=False)
+    # escaped: a message may hold brackets (`pip install "gymnasium[box2d]"`) that rich would
+    # take for markup and drop
+    console.print(f"[bold red]memrl: error:[/] {escape(message)}", highlight=False)
     return code
 
 
