@@ -275,7 +275,7 @@ class Trainer:
         its score moves the level, as a curriculum advances on its own level's validation."""
         if not self.curriculum.active or not self.cfg.env.eval_kwargs:
             return None
-        return self.curriculum.env_kwargs()
+        return {**self.curriculum.env_kwargs(), **self.cfg.env.curriculum_eval_kwargs}
 
     def evaluate(self) -> float:
         """Evaluate the current weights now, blocking (before training and at its end)."""
