@@ -197,7 +197,8 @@ def _construct(
 def _extra_of(spec: str) -> str | None:
     """The pip extra of Gymnasium that provides a registered id (box2d, mujoco, ...), from
     where its entry point lives: gymnasium.envs.<family>.<module>."""
-    entry = getattr(gym.registry.get(spec), "entry_point", None)
+    env_id = spec.split(":", 1)[1] if is_module_spec(spec) else spec  # gymnasium:Id-v0
+    entry = getattr(gym.registry.get(env_id), "entry_point", None)
     match = isinstance(entry, str) and re.match(r"gymnasium\.envs\.(\w+)\.", entry)
     return match.group(1) if match else None
 

@@ -21,8 +21,9 @@ def add_evaluation_parsers(sub: Any) -> None:
         "evaluate",
         help="evaluate a run's checkpoint in recorded, replayable episodes",
         description=(
-            "Load RUN_DIR/config.yaml and a checkpoint (best, else latest), run the agent greedily (or with "
-            "--epsilon / --temperature, drawn from seeded generators) for --episodes episodes "
+            "Load RUN_DIR/config.yaml and a checkpoint (best, else latest), run the agent "
+            "greedily (or with --epsilon / --temperature, drawn from seeded generators) for "
+            "--episodes episodes "
             "seeded SEED, SEED+1, ..., and write RUN_DIR/evaluation/<time>/: episodes.jsonl, "
             "episodes/*.npz, summary.json, recordings/ (the first 3 episodes) and report.html."
         ),
