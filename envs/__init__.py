@@ -33,7 +33,12 @@ from typing import Any
 import gymnasium as gym
 
 from envs import atari
-from envs.observations import ObservationSpaceError, adapt_observations, adapter_notes
+from envs.observations import (
+    ObservationSpaceError,
+    adapt_observations,
+    adapter_notes,
+    observation_adapters,
+)
 
 ENTRY_POINT_GROUP = "memrl.envs"
 # Folders (os.pathsep-separated) searched for the top-level module of a `module:attr` spec when
@@ -474,6 +479,7 @@ def env_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[],
 __all__ = [
     "ENTRY_POINT_GROUP",
     "adapter_notes",
+    "observation_adapters",
     "EnvSpecError",
     "MEMRL_ENVS",
     "check",

@@ -100,12 +100,17 @@ def adapt_observations(env: gym.Env, spec: str) -> gym.Env:
     return env
 
 
-def adapter_notes(env: gym.Env) -> list[str]:
-    """What `adapt_observations` did to this env, outermost wrapper last."""
-    notes = []
+def observation_adapters(env: gym.Env) -> list[gym.ObservationWrapper]:
+    """The wrappers `adapt_observations` added to this env, innermost first: applying their
+    `observation` methods in this order turns a raw observation into the adapted one."""
+    found = []
     while isinstance(env, gym.Wrapper):
-        note = getattr(env, NOTE_ATTR, None)
-        if note:
-            notes.append(note)
+        if isinstance(env, gym.ObservationWrapper) and getattr(env, NOTE_ATTR, None):
+            found.append(env)
         env = env.env
-    return notes[::-1]
+    return found[::-1]
+
+
+def adapter_notes(env: gym.Env) -> list[str]:
+    """What `adapt_observations` did to this env, innermost wrapper first."""
+    return [getattr(w, NOTE_ATTR) for w in observation_adapters(env)]

@@ -78,7 +78,9 @@ class Policy:
     `act(obs, state)` returns the action and the next recurrent state: start each episode with
     `state = policy.initial_state()` and pass back the state `act` returned (None throughout for
     feed-forward agents). Observations are those of `policy.make_env()` (memrl.make_env of the
-    run's env id and kwargs), which adapts observation spaces as training did."""
+    run's env id and kwargs, which adapts observation spaces as training did); the raw
+    observations of a bare `gymnasium.make` env (a Dict, a Tuple, a channels-last image) are
+    adapted by the same Gymnasium wrappers first."""
 
     def __init__(
         self, agent: Any, env_id: str, env_kwargs: dict[str, Any], checkpoint: Path, step: int
@@ -90,6 +92,9 @@ class Policy:
         self.step = step  # the env step the weights were saved at
         self.observation_space: gym.Space = agent.observation_space
         self.action_space: gym.Space = agent.action_space
+        env = self.make_env()
+        self._adapters = envs.observation_adapters(env)  # innermost first
+        env.close()
 
     def initial_state(self) -> Any:
         """The recurrent state at the start of an episode (None for feed-forward agents)."""
@@ -100,6 +105,11 @@ class Policy:
         """(action, next state) for one observation; `state` None means the episode's start."""
         if state is None:
             state = self.initial_state()
+        if self._adapters and (
+            isinstance(obs, dict | tuple) or np.shape(obs) != self.observation_space.shape
+        ):  # a bare env's observation: the wrappers memrl.make_env adds, in their order
+            for adapter in self._adapters:
+                obs = adapter.observation(obs)
         actions, state, _ = self.agent.act(np.asarray(obs)[None], state, False)
         return actions[0], state
 

@@ -83,3 +83,31 @@ def test_errors_name_what_to_fix(tmp_path):
         memrl.load_policy(tmp_path / "no_run")
     with pytest.raises(memrl.EnvSpecError, match="unknown environment"):
         memrl.make_env("CartPol-v1")
+
+
+def test_a_policy_acts_on_a_bare_gymnasium_envs_raw_observations(tmp_path):
+    """Blackjack's Tuple observations: training saw them flattened (envs/observations.py); the
+    policy flattens a bare `gymnasium.make` env's raw tuples the same way."""
+    import gymnasium as gym
+
+    run = memrl.train(
+        "configs/reinforce_cartpole.yaml",
+        {
+            "env.id": "Blackjack-v1",
+            "rollout.num_workers": 0,
+            "rollout.steps_per_sample": 32,
+            "run.total_env_steps": 64,
+            "run.eval_episodes": 2,
+            "run.dir": str(tmp_path),
+        },
+        quiet=True,
+    )
+    policy = memrl.load_policy(run.path)
+    bare, adapted = gym.make("Blackjack-v1"), policy.make_env()
+    for seed in range(5):
+        raw, _ = bare.reset(seed=seed)
+        flat, _ = adapted.reset(seed=seed)
+        assert isinstance(raw, tuple) and flat.shape == (45,)
+        assert policy.act(raw)[0] == policy.act(flat)[0]
+        _, reward, terminated, truncated, _ = bare.step(policy.act(raw)[0])
+        assert reward in (-1.0, 0.0, 1.0, 1.5)
