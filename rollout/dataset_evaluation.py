@@ -75,8 +75,13 @@ class DatasetEvaluator:
         self.ready: list[EvalResult] = []
 
     def submit(
-        self, weights: dict[str, torch.Tensor], env_steps: int, env_kwargs: Any = None
+        self,
+        weights: dict[str, torch.Tensor],
+        env_steps: int,
+        env_kwargs: Any = None,
+        level_kwargs: Any = None,
     ) -> bool:
+        # a dataset has no env kwargs or curriculum levels: both are accepted and unused
         # the learner's agent itself, whose weights these are: no copy to load
         report = full_pass(self.agent, self.dataset)
         figures = {
@@ -92,7 +97,11 @@ class DatasetEvaluator:
         return ready
 
     def evaluate_now(
-        self, weights: dict[str, torch.Tensor], env_steps: int, env_kwargs: Any = None
+        self,
+        weights: dict[str, torch.Tensor],
+        env_steps: int,
+        env_kwargs: Any = None,
+        level_kwargs: Any = None,
     ) -> EvalResult:
         queued = self.poll()
         self.submit(weights, env_steps)
