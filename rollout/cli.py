@@ -103,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         "  memrl plot runs/ntm_copy-* --metric bit_errors --x env_steps -o copy.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories")
+    plot.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories, or `memrl sweep` folders"
+    )
     plot.add_argument(
         "--metric",
         help="return (return_mean), eval (eval_return_mean) or any key of metrics.jsonl, e.g. "
@@ -128,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     from rollout.evaluate_cli import add_evaluation_parsers
 
     add_evaluation_parsers(sub)  # memrl evaluate, memrl replay
+    from rollout.sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub)  # memrl sweep
     return parser
 
 
@@ -357,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_evaluate(args, err) if args.command == "evaluate" else cmd_replay(args, out, err)
     if args.command == "submit":
         return cmd_submit(args, err)
+    if args.command == "sweep":
+        from rollout.sweep_cli import cmd_sweep
+
+        return cmd_sweep(args, out, err)
     return cmd_train(args, err)
 
 

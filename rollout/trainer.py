@@ -129,10 +129,13 @@ class Trainer:
         run: RunDir,
         resume: bool = False,
         console: Console | None = None,
+        out: Console | None = None,
     ):
         self.cfg = cfg
         self.run_dir = run
         self.console = console or stderr_console()
+        # the one-line summary at the end goes to stdout (scripts read it); the rest to stderr
+        self.out = out or Console(soft_wrap=True)
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
 
@@ -378,7 +381,12 @@ class Trainer:
         loop.done = bool(budget) or self._stop_early()
         if budget and not loop.stop_reason:
             loop.stop_reason = budget
-        self._log()
+        now = time.monotonic()  # the row's rates leave out the final evaluation's time
+        if loop.done and not loop.stop_reason.startswith("evaluation"):
+            # the final evaluation belongs to this last row: no extra row at the same step
+            self.evaluate()
+            loop.evaluated = True
+        self._log(now)
         if loop.next_ckpt and self._checkpoint_clock()[0] >= loop.next_ckpt and not loop.done:
             loop.next_ckpt = self._next_multiple(self._checkpoint_clock())
             self.save()
@@ -440,8 +448,8 @@ class Trainer:
         row["eval_env_steps"] = self.last_eval_steps  # when the weights were taken
         return row
 
-    def _log(self) -> None:
-        loop, now = self.loop, time.monotonic()
+    def _log(self, now: float) -> None:
+        loop = self.loop
         if loop.evaluated or loop.done or now - loop.last_log >= self.cfg.run.log_every_s:
             span = max(now - loop.window_start, 1e-9)
             row = self._row((self.counters.step - loop.window_steps) / span)
@@ -484,9 +492,6 @@ class Trainer:
         try:
             while not self.loop.done:
                 self._iteration()
-            if not self.loop.stop_reason.startswith("evaluation"):
-                self.evaluate()
-                self.log.write(self._eval_row(self._row(0.0)))
             checkpoint = self.save()
         except NonFiniteLossError as exc:
             last = latest_checkpoint(self.run_dir.checkpoints)
@@ -561,12 +566,13 @@ class Trainer:
             if value
         )
         how = "valid split" if self.dataset_run else f"{run.eval_episodes} episodes"
-        self.console.print(
+        self.out.print(
             f"done: {self.loop.stop_reason}; {counted}, {self.learner.updates:,} updates in "
             f"{summary['time_s']:.1f} s; evaluation {'accuracy' if self.dataset_run else 'return'} "
-            f"{self.last_eval:.4g} ({how}); "
+            f"{self.last_eval:.4g} (best {self.best_eval:.4g}; {how}); "
             f"run dir {self.run_dir.path}",
             highlight=False,
+            markup=False,
         )
         return summary
 
