@@ -125,15 +125,23 @@ def _flat_config(config: dict[str, Any]) -> dict[str, str]:
 
 def legend_keys(flats: list[dict[str, str]]) -> list[str]:
     """The config keys a legend names: the agent and the env when they differ, then the other
-    keys whose values differ. A key that some runs lack (another agent's own option, such as
-    DQN's agent.apex_base beside REINFORCE) follows from the agent that differs: not shown."""
+    keys whose values differ. Where the agent differs, its other keys (DQN's agent.apex_base
+    beside REINFORCE, each agent's own agent.hidden) follow from it: an agent.* key is named only
+    when it differs between runs of one agent; env.* keys likewise for one env.id."""
     all_keys = sorted(set().union(*flats)) if flats else []
-    differing = [
-        k for k in all_keys if len({f.get(k) for f in flats}) > 1 and k not in ("run.name",)
-    ]
+    differing = [k for k in all_keys if len({f.get(k) for f in flats}) > 1 and k != "run.name"]
     first = [k for k in LEGEND_FIRST if k in differing]
-    rest = [k for k in differing if k not in LEGEND_FIRST and all(k in f for f in flats)]
-    return first + rest
+
+    def implied(key: str) -> bool:
+        head = next((h for h in LEGEND_FIRST if key.split(".")[0] == h.split(".")[0]), None)
+        if head is None or head not in differing:
+            return False
+        values: dict[str | None, set[str | None]] = {}
+        for f in flats:
+            values.setdefault(f.get(head), set()).add(f.get(key))
+        return all(len(v) == 1 for v in values.values())
+
+    return first + [k for k in differing if k not in LEGEND_FIRST and not implied(k)]
 
 
 def expand_runs(paths: list[str | Path]) -> list[str | Path]:

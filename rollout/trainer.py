@@ -33,7 +33,7 @@ from rollout.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from rollout.config import ExperimentConfig
+from rollout.config import ExperimentConfig, config_to_dict
 from rollout.curriculum import Curriculum
 from rollout.dataset_evaluation import DatasetEvaluator, format_split_table, write_split_report
 from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best_checkpoint
@@ -454,7 +454,11 @@ class Trainer:
             span = max(now - loop.window_start, 1e-9)
             row = self._row((self.counters.step - loop.window_steps) / span)
             row["updates_per_s"] = round((self.learner.updates - loop.window_updates) / span, 2)
-            self.log.write(self._eval_row(row) if loop.evaluated else row)
+            self.log.write(
+                self._eval_row(row) if loop.evaluated else row,
+                learner_keys=self.last_metrics.keys(),
+                eval_keys=self.last_figures.keys(),
+            )
             loop.last_log, loop.window_start, loop.window_steps = now, now, self.counters.step
             loop.window_updates = self.learner.updates
         self.report.update(
@@ -474,6 +478,7 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         run = self.cfg.run
         self.log = MetricsLog(self.run_dir)
+        self.log.write_hparams(config_to_dict(self.cfg))
         unit, total, self.progress_value = self._progress()
         self.report = ProgressReport(
             total, self.progress_value(), self.console, run.log_every_s, unit
