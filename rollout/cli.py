@@ -213,6 +213,11 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 )
             cfg = load_config(positional[0], positional[1:])
             run = None
+            from rollout.submit import job_run_root
+
+            cfg.run.dir, note = job_run_root(cfg.run.dir)  # a job's folder is a temporary copy
+            if note:
+                err.print(note, highlight=False, markup=False)
             check_root(cfg.run.dir)  # a run.dir that is a file fails here, with nothing written
         from agents.learner import resolve_device, use_cuda_graphs
         from rollout.trainer import probe_and_check
@@ -296,6 +301,14 @@ def cmd_submit(args: argparse.Namespace, err: Console) -> int:
             )
         cfg = load_config(config, overrides)  # fail here, not minutes later on the cluster
         envs.make(cfg.env.id, **cfg.env.kwargs).close()
+        if not Path(cfg.run.dir).expanduser().is_absolute():
+            err.print(
+                f"memrl: note: the job writes its run folder to ~/{cfg.run.dir} on the node "
+                "that runs its driver (not into the job's temporary copy of this folder); give "
+                "run.dir=/shared/path for storage every node sees.",
+                highlight=False,
+                markup=False,
+            )
         gpus = args.gpus if args.gpus is not None else float(cfg.learner.device == "cuda")
         request = job_request(config, overrides, Path.cwd(), gpus, args.cpus, cfg.env.id)
         return submit(args.address, request, wait=not args.no_wait)

@@ -511,8 +511,12 @@ class Trainer:
         except KeyboardInterrupt:
             self.report.close()
             path = self.save()
+            from rollout.submit import resume_command
+
             self.console.print(
-                f"interrupted; saved {path}. Continue with: memrl train --resume {self.run_dir.path}"
+                f"interrupted; saved {path}. Continue with: {resume_command(self.run_dir.path)}",
+                highlight=False,
+                markup=False,
             )
             raise
         finally:

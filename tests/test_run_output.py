@@ -124,3 +124,35 @@ def test_terminal_bar_shows_percent_and_eta():
     report.close()
     text = buffer.getvalue()
     assert "500/1000" in text and "50%" in text and "ETA" in text
+
+
+def test_a_stopped_job_names_its_real_run_folder(tmp_path, monkeypatch, capsys):
+    """In a Ray job (`memrl submit`) the working folder is Ray's temporary copy: a relative
+    run.dir goes under the driver's home instead, and `ray job stop` (SIGTERM, handled like
+    Ctrl-C) prints that folder's absolute path for --resume."""
+    import sys
+    from pathlib import Path
+
+    from rollout.ray_runtime import JOB_CONFIG_ENV, PLUGIN_PATH_ENV
+    from rollout.trainer import Trainer
+
+    config = str(Path(TINY[1]).resolve())
+    home, copy = tmp_path / "home", tmp_path / "ray_tmp" / "_ray_pkg_0123"
+    copy.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv(JOB_CONFIG_ENV, "{}")
+    monkeypatch.setenv(PLUGIN_PATH_ENV, "")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(copy)
+
+    def stop(self):  # the job is stopped during its first iteration
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_evaluate_if_due", stop)
+    assert main([TINY[0], config, *TINY[2:]]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    (run,) = (home / "runs").iterdir()
+    assert not (copy / "runs").exists()
+    assert f"run.dir 'runs' is taken from the driver's home folder: {home / 'runs'}" in err
+    assert f"Continue with: memrl train --resume {run} (on the cluster, as a job:" in err
+    assert (run / "checkpoints").is_dir()
