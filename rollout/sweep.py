@@ -17,6 +17,7 @@ the final evaluation score and of the best one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -210,7 +211,9 @@ def run_sweep(
     from rollout.ray_runtime import start_ray, stop_ray
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's own tables stay off (verbose=0)
-    started = start_ray(address, 1, cfg.env.id)
+    # an embedded Ray gets at least the CPUs of the largest trial, as `memrl train` gets its
+    # workers' (Ray then shares the cores between them)
+    started = start_ray(address, math.ceil(_most_cpus(spec, trial_cpus)), cfg.env.id)
     try:
         results = _fit(spec, sweep_dir, cfg.run.name, samples, trial_cpus, search_seed)
     finally:

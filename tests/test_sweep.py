@@ -145,3 +145,31 @@ def test_two_trial_sweep_through_ray_tune_writes_runs_and_summary(ray_local, tmp
     png = tmp_path / "sweep.png"
     assert main(["plot", str(sweep_dir), "--metric", "eval", "-o", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_trials_rollout_workers_use_the_cpus_its_placement_group_reserved(ray_local):
+    """Inside a trial whose group holds [driver, 1 CPU per worker], WorkerGroup places the
+    workers in bundles 1..N instead of asking the cluster for a second group."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = placement_group([{"CPU": 0.5}, {"CPU": 1.0}])
+    ray.get(group.ready(), timeout=60)
+
+    @ray.remote(num_cpus=0.5)
+    def inside() -> tuple[str | None, str | None]:
+        from rollout.worker_group import _trial_group
+
+        one, two = _trial_group(1), _trial_group(2)
+        return (one.id.hex() if one else None, two.id.hex() if two else None)
+
+    strategy = PlacementGroupSchedulingStrategy(group, 0, placement_group_capture_child_tasks=True)
+    try:
+        one, two = ray.get(inside.options(scheduling_strategy=strategy).remote(), timeout=60)
+    finally:
+        remove_placement_group(group)
+    assert one == group.id.hex() and two is None
+    from rollout.worker_group import _trial_group
+
+    assert _trial_group(1) is None  # the driver is in no placement group
