@@ -17,6 +17,7 @@ the final evaluation score and of the best one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -61,7 +62,11 @@ def make_trainable(spec: SweepSpec, sweep_dir: Path, name: str, cwd: str) -> Cal
         # the trial's progress and notes go to its run folder, not interleaved on the terminal
         with open(run.path / "train.log", "w", buffering=1) as log:
             console = Console(file=log, soft_wrap=True, width=120)
-            summary = Trainer(cfg, run, console=console, out=console).train()
+            try:
+                summary = Trainer(cfg, run, console=console, out=console).train()
+            except Exception as exc:
+                console.print(f"trial failed: {exc}", highlight=False, markup=False)
+                raise
         tune.report(
             {
                 **{k: v for k, v in summary.items() if isinstance(v, int | float | str | None)},
@@ -123,7 +128,7 @@ def summarise(trials: list[dict[str, Any]], axes: Sequence[str]) -> dict[str, An
     `trials`: {"values": {key: value}, "run_dir", "eval_score", "best_eval_return", "error"}."""
     setting_keys = [k for k in axes if k != SEED_KEY]
     groups: dict[str, dict[str, Any]] = {}
-    for trial in sorted(trials, key=lambda t: t.get("trial", 0)):
+    for trial in sorted(trials, key=lambda t: t.get("trial") or 0):
         setting = {k: trial["values"].get(k) for k in setting_keys}
         group = groups.setdefault(
             json.dumps(setting, sort_keys=True), {"setting": setting, "trials": []}
@@ -222,15 +227,23 @@ def run_sweep(
     trials = []
     for result in results:
         metrics = result.metrics or {}
+        index = _trial_index(str(result.path))
         trial = {
-            "trial": metrics.get("trial"),
+            "trial": index,
             "values": _trial_values(result.config or {}),
             **{k: metrics.get(k) for k in ("run_dir", "eval_score", "best_eval_return")},
             **{k: metrics.get(k) for k in ("env_steps", "time_s", "stop_reason")},
         }
         if result.error is not None:
+            # a trial that failed after making its run folder: name it (its train.log says more)
+            made = sorted(sweep_dir.glob(f"{cfg.run.name}-t{index}-*"))
+            trial["run_dir"] = str(made[0]) if made else None
             trial["error"] = _last_line(result.error)
-            note(f"memrl: trial {result.config} failed: {trial['error']}")
+            where = f"run folder {made[0]}, " if made else ""
+            note(
+                f"memrl: trial t{index} {trial['values']} failed: {trial['error']} ({where}"
+                f"traceback in {Path(result.path) / 'error.txt'})"
+            )
         trials.append(trial)
     summary = summarise(trials, [a.key for a in spec.axes])
     summary["sweep_dir"] = str(sweep_dir)
@@ -245,6 +258,11 @@ def run_sweep(
 
 def _is_dataset(cfg: Any) -> bool:
     return cfg.run.total_epochs > 0
+
+
+def _trial_index(path: str) -> int:
+    """Ray Tune's trial number, from the trial folder `trial-<experiment>_<NNNNN>`."""
+    return int(path.rstrip("/").rsplit("_", 1)[-1])
 
 
 def _last_line(error: BaseException) -> str:
@@ -270,6 +288,9 @@ def _fit(
     trainable = tune.with_resources(
         make_trainable(spec, sweep_dir, name, os.getcwd()), _trial_resources(spec, trial_cpus)
     )
+    # a failed trial is reported once, by memrl, with its error's last line; Tune's own log
+    # record (the whole traceback) stays in the trial's error.txt
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     tuner = tune.Tuner(
         trainable,
         param_space=spec.param_space(),

@@ -118,6 +118,13 @@ def test_summary_groups_seeds_of_a_setting_with_median_min_max():
     assert "| 0.2 | 2 (1 failed) | 6 [5, 7] | 7 [6, 8] |" in table
 
 
+def test_trial_numbers_come_from_tunes_trial_folders():
+    from rollout.sweep import _trial_index
+
+    assert _trial_index("/runs/x-sweep-1/tune/trial-f2629_00012") == 12
+    assert _trial_index("/runs/x-sweep-1/tune/trial-f2629_00000/") == 0
+
+
 def test_two_trial_sweep_through_ray_tune_writes_runs_and_summary(ray_local, tmp_path, capsys):
     args = ["sweep", CONFIG, *TINY, "run.seed=[0,1]", "--dir", str(tmp_path)]
     assert main(args) == 0
