@@ -1,8 +1,9 @@
 """`memrl sweep`: grid and random search, and multi-seed runs, on Ray Tune.
 
-Each trial is a Ray Tune function trainable that runs the normal trainer (`Trainer.train`) on
-its config and writes a normal run folder inside the sweep folder, so `memrl plot`,
-`memrl evaluate` and `memrl train --resume` work on it as on any run. A trial reserves one
+Each trial is a Ray Tune function trainable that runs the normal trainer on its config (through
+rollout.launch.train_run, as `memrl train` does) and writes a normal run folder inside the
+sweep folder, so `memrl plot`, `memrl evaluate` and `memrl train --resume` work on it as on any
+run. A trial reserves one
 placement group: `--trial-cpus` for its driver (the learner) and one CPU per rollout worker,
 which the trial's workers then use (rollout/worker_group.py); Ray Tune starts a trial when all
 of them are free, so on a 2-core machine two `rollout.num_workers=0` trials run side by side
@@ -50,8 +51,8 @@ def make_trainable(spec: SweepSpec, sweep_dir: Path, name: str, cwd: str) -> Cal
         from ray import tune
         from rich.console import Console
 
+        from rollout.launch import train_run
         from rollout.run_dir import RunDir
-        from rollout.trainer import Trainer
 
         os.chdir(cwd)  # Ray Tune moves a trial into its own folder; relative paths are the user's
         index = int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
@@ -63,7 +64,7 @@ def make_trainable(spec: SweepSpec, sweep_dir: Path, name: str, cwd: str) -> Cal
         with open(run.path / "train.log", "w", buffering=1) as log:
             console = Console(file=log, soft_wrap=True, width=120)
             try:
-                summary = Trainer(cfg, run, console=console, out=console).train()
+                _, summary = train_run(cfg, console, run, out=console)  # as `memrl train`
             except Exception as exc:
                 console.print(f"trial failed: {exc}", highlight=False, markup=False)
                 raise
