@@ -145,12 +145,13 @@ def legend_keys(flats: list[dict[str, str]]) -> list[str]:
 
 
 def expand_runs(paths: list[str | Path]) -> list[str | Path]:
-    """Run folders, with a `memrl sweep` folder (or any folder of run folders) replaced by the
-    run folders in it, in name order."""
+    """Run folders, with a `memrl sweep` folder (it holds sweep.json) replaced by the run folders
+    in it, in name order. Another folder of runs stays an error: plotting every run under runs/
+    at once is rarely what was meant."""
     expanded: list[str | Path] = []
     for path in paths:
         folder = Path(path)
-        if folder.is_dir() and not RunDir(folder).exists():
+        if (folder / "sweep.json").is_file() and not RunDir(folder).exists():
             runs = sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).exists())
             if runs:
                 expanded.extend(runs)

@@ -184,9 +184,11 @@ def run_sweep(
     folder: str | None = None,
     search_seed: int = 0,
     note: Callable[[str], None] = print,
+    console: Any = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run the sweep; returns (sweep folder, summary). ConfigError for a bad config or value,
-    SweepError when the cluster cannot hold one trial or no trial could run."""
+    """Run the sweep; returns (sweep folder, summary). ConfigError (and the errors of
+    rollout.launch.check_before_start) for a bad config or value, SweepError when the cluster
+    cannot hold one trial or no trial could run. `console` gets the env checker's warnings."""
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}.")
     if trial_cpus < 0:
@@ -196,11 +198,19 @@ def run_sweep(
         note("memrl: note: random axes with --samples 1 draw one trial; give --samples N")
     first = {a.key: a.values[0] for a in spec.axes}
     cfg = build_config(spec.trial_data(first), config)
-    from rollout.trainer import probe_and_check
+    from rich.console import Console
 
-    probe, _, _ = probe_and_check(cfg)  # a bad env id or agent fails here, before Ray starts
-    probe.close()
-    sweep_dir = sweep_folder(folder or cfg.run.dir, cfg.run.name)
+    from rollout.launch import check_before_start
+    from rollout.submit import job_run_root
+
+    root, moved = job_run_root(folder or cfg.run.dir)  # in a Ray job: not its temporary copy
+    if moved:
+        note(moved)
+    cfg.run.dir = root
+    # a bad env id, an agent that cannot learn the task, an unwritable folder fail here, before
+    # Ray starts (checked with the first trial's values)
+    check_before_start(cfg, console or Console(stderr=True, soft_wrap=True))
+    sweep_dir = sweep_folder(root, cfg.run.name)
     record = {
         "config": str(config),
         "overrides": spec.fixed,

@@ -64,6 +64,7 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rollout.config import ConfigError
     from rollout.run_dir import RunDirError
     from rollout.sweep import SweepError, run_sweep
+    from rollout.warm_start import WarmStartError
 
     config, values = args.args[0], args.args[1:]
 
@@ -87,8 +88,9 @@ def cmd_sweep(args: argparse.Namespace, out: Console, err: Console) -> int:
             folder=args.dir,
             search_seed=args.search_seed,
             note=note,
+            console=err,
         )
-    except (ConfigError, envs.EnvSpecError, AgentError, RunDirError) as exc:
+    except (ConfigError, envs.EnvSpecError, AgentError, RunDirError, WarmStartError) as exc:
         return fail(str(exc))
     except SweepError as exc:
         return fail(str(exc), code=1)

@@ -90,6 +90,8 @@ def test_bad_values_exit_2_before_ray_starts(capsys, tmp_path):
     assert "unknown key 'run.seeds'" in err and "Did you mean 'seed'?" in err
     assert main(["sweep", CONFIG, "run.seed=[0,1]", "--samples", "0"]) == 2
     assert "--samples must be >= 1" in capsys.readouterr().err
+    assert main(["sweep", CONFIG, "env.id=CartPol-v1", "run.seed=[0,1]"]) == 2
+    assert "CartPole-v1" in capsys.readouterr().err  # the env spec error names the closest id
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
@@ -126,7 +128,7 @@ def test_trial_numbers_come_from_tunes_trial_folders():
 
 
 def test_two_trial_sweep_through_ray_tune_writes_runs_and_summary(ray_local, tmp_path, capsys):
-    args = ["sweep", CONFIG, *TINY, "run.seed=[0,1]", "--dir", str(tmp_path)]
+    args = ["sweep", CONFIG, *TINY, "--dir", str(tmp_path), "run.seed=[0,1]"]  # any order
     assert main(args) == 0
     out = capsys.readouterr().out
     (sweep_dir,) = tmp_path.iterdir()
