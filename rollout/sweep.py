@@ -238,23 +238,25 @@ def run_sweep(
     trials = []
     for result in results:
         metrics = result.metrics or {}
-        index = _trial_index(str(result.path))
+        index = metrics.get("trial", _trial_index(str(result.path)) if result.path else None)
         trial = {
             "trial": index,
             "values": _trial_values(result.config or {}),
             **{k: metrics.get(k) for k in ("run_dir", "eval_score", "best_eval_return")},
             **{k: metrics.get(k) for k in ("env_steps", "time_s", "stop_reason")},
         }
-        if result.error is not None:
-            # a trial that failed after making its run folder: name it (its train.log says more)
+        if result.error is not None or "run_dir" not in metrics:
+            # a trial that failed (or was stopped: Ctrl-C) after making its run folder: name it
             made = sorted(sweep_dir.glob(f"{cfg.run.name}-t{index}-*"))
             trial["run_dir"] = str(made[0]) if made else None
-            trial["error"] = _last_line(result.error)
-            where = f"run folder {made[0]}, " if made else ""
-            note(
-                f"memrl: trial t{index} {trial['values']} failed: {trial['error']} ({where}"
-                f"traceback in {Path(result.path) / 'error.txt'})"
+            trial["error"] = (
+                _last_line(result.error) if result.error is not None else "stopped unfinished"
             )
+            where = [f"run folder {made[0]}"] if made else []
+            if result.error is not None and result.path:
+                where.append(f"traceback in {Path(result.path) / 'error.txt'}")
+            detail = f" ({', '.join(where)})" if where else ""
+            note(f"memrl: trial t{index} {trial['values']} failed: {trial['error']}{detail}")
         trials.append(trial)
     summary = summarise(trials, [a.key for a in spec.axes])
     summary["sweep_dir"] = str(sweep_dir)
@@ -271,9 +273,10 @@ def _is_dataset(cfg: Any) -> bool:
     return cfg.run.total_epochs > 0
 
 
-def _trial_index(path: str) -> int:
+def _trial_index(path: str) -> int | None:
     """Ray Tune's trial number, from the trial folder `trial-<experiment>_<NNNNN>`."""
-    return int(path.rstrip("/").rsplit("_", 1)[-1])
+    tail = path.rstrip("/").rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def _last_line(error: BaseException) -> str:
