@@ -34,6 +34,7 @@ from rollout.sweep_space import SweepSpec, parse_sweep
 
 SEED_KEY = "run.seed"
 FIGURES = (("final", "eval_score"), ("best", "best_eval_return"))
+STOPPED = "stopped unfinished (Ctrl-C)"
 
 
 class SweepError(RuntimeError):
@@ -249,9 +250,7 @@ def run_sweep(
             # a trial that failed (or was stopped: Ctrl-C) after making its run folder: name it
             made = sorted(sweep_dir.glob(f"{cfg.run.name}-t{index}-*"))
             trial["run_dir"] = str(made[0]) if made else None
-            trial["error"] = (
-                _last_line(result.error) if result.error is not None else "stopped unfinished"
-            )
+            trial["error"] = _last_line(result.error) if result.error is not None else STOPPED
             where = [f"run folder {made[0]}"] if made else []
             if result.error is not None and result.path:
                 where.append(f"traceback in {Path(result.path) / 'error.txt'}")
@@ -264,6 +263,8 @@ def run_sweep(
     table = summary_markdown(summary, metric)
     atomic_write_text(sweep_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(sweep_dir / "summary.md", table)
+    if trials and all(t.get("error") == STOPPED for t in trials):
+        raise SweepError(f"the sweep was stopped before a trial finished; see {sweep_dir}.")
     if all(t.get("error") for t in trials):
         raise SweepError(f"every trial failed; see {sweep_dir} (summary.json names the errors).")
     return sweep_dir, summary
