@@ -103,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         "  memrl plot runs/ntm_copy-* --metric bit_errors --x env_steps -o copy.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    plot.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories")
+    plot.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories, or `memrl sweep` folders"
+    )
     plot.add_argument(
         "--metric",
         help="return (return_mean), eval (eval_return_mean) or any key of metrics.jsonl, e.g. "
@@ -128,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     from rollout.evaluate_cli import add_evaluation_parsers
 
     add_evaluation_parsers(sub)  # memrl evaluate, memrl replay
+    from rollout.sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub)  # memrl sweep
     return parser
 
 
@@ -209,6 +214,11 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 )
             cfg = load_config(positional[0], positional[1:])
             run = None
+            from rollout.submit import job_run_root
+
+            cfg.run.dir, note = job_run_root(cfg.run.dir)  # a job's folder is a temporary copy
+            if note:
+                err.print(note, highlight=False, markup=False)
         from rollout.launch import check_before_start
 
         # a bad env id, an agent that cannot learn the task or a broken plug-in env fails here,
@@ -262,6 +272,14 @@ def cmd_submit(args: argparse.Namespace, err: Console) -> int:
             )
         cfg = load_config(config, overrides)  # fail here, not minutes later on the cluster
         envs.make(cfg.env.id, **cfg.env.kwargs).close()
+        if not Path(cfg.run.dir).expanduser().is_absolute():
+            err.print(
+                f"memrl: note: the job writes its run folder to ~/{cfg.run.dir} on the node "
+                "that runs its driver (not into the job's temporary copy of this folder); give "
+                "run.dir=/shared/path for storage every node sees.",
+                highlight=False,
+                markup=False,
+            )
         gpus = args.gpus if args.gpus is not None else float(cfg.learner.device == "cuda")
         request = job_request(config, overrides, Path.cwd(), gpus, args.cpus, cfg.env.id)
         return submit(args.address, request, wait=not args.no_wait)
@@ -343,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_evaluate(args, err) if args.command == "evaluate" else cmd_replay(args, out, err)
     if args.command == "submit":
         return cmd_submit(args, err)
+    if args.command == "sweep":
+        from rollout.sweep_cli import cmd_sweep
+
+        return cmd_sweep(args, out, err)
     return cmd_train(args, err)
 
 

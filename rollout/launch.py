@@ -59,10 +59,12 @@ def train_run(
     run: RunDir | None = None,
     resume: bool = False,
     address: str | None = None,
+    out: Console | None = None,
 ) -> tuple[RunDir, dict[str, Any]]:
     """Train `cfg` into `run` (None: a new run folder under run.dir), starting an embedded Ray or
     joining `address` when the run has rollout workers and Ray is not running yet (Ray started
-    here is stopped here). Returns the run folder and the Trainer's summary."""
+    here is stopped here). Returns the run folder and the Trainer's summary. `out` gets the
+    one-line summary at the end (default: stdout; the console itself when it is quiet)."""
     from rollout.ray_runtime import learner_placement_note, stop_ray
     from rollout.trainer import Trainer
 
@@ -82,7 +84,9 @@ def train_run(
         if run is None:
             run = RunDir.create(cfg.run.dir, cfg.run.name, dump_config(cfg))
             console.print(f"run dir {run.path}", highlight=False)
-        summary = Trainer(cfg, run, resume=resume, console=console).train()
+        if out is None and console.quiet:
+            out = console
+        summary = Trainer(cfg, run, resume=resume, console=console, out=out).train()
     finally:
         if started:
             stop_ray()

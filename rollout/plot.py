@@ -35,6 +35,8 @@ NOT_METRICS = {
 }
 # Config keys that may differ between runs of one group.
 SEED_KEYS = (("run", "seed"), ("run", "dir"))
+# Legends name these first when they differ between runs.
+LEGEND_FIRST = ("agent.name", "env.id")
 
 
 class PlotError(ValueError):
@@ -121,6 +123,43 @@ def _flat_config(config: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
+def legend_keys(flats: list[dict[str, str]]) -> list[str]:
+    """The config keys a legend names: the agent and the env when they differ, then the other
+    keys whose values differ. Where the agent differs, its other keys (DQN's agent.apex_base
+    beside REINFORCE, each agent's own agent.hidden) follow from it: an agent.* key is named only
+    when it differs between runs of one agent; env.* keys likewise for one env.id."""
+    all_keys = sorted(set().union(*flats)) if flats else []
+    differing = [k for k in all_keys if len({f.get(k) for f in flats}) > 1 and k != "run.name"]
+    first = [k for k in LEGEND_FIRST if k in differing]
+
+    def implied(key: str) -> bool:
+        head = next((h for h in LEGEND_FIRST if key.split(".")[0] == h.split(".")[0]), None)
+        if head is None or head not in differing:
+            return False
+        values: dict[str | None, set[str | None]] = {}
+        for f in flats:
+            values.setdefault(f.get(head), set()).add(f.get(key))
+        return all(len(v) == 1 for v in values.values())
+
+    return first + [k for k in differing if k not in LEGEND_FIRST and not implied(k)]
+
+
+def expand_runs(paths: list[str | Path]) -> list[str | Path]:
+    """Run folders, with a `memrl sweep` folder (it holds sweep.json) replaced by the run folders
+    in it, in name order. Another folder of runs stays an error: plotting every run under runs/
+    at once is rarely what was meant."""
+    expanded: list[str | Path] = []
+    for path in paths:
+        folder = Path(path)
+        if (folder / "sweep.json").is_file() and not RunDir(folder).exists():
+            runs = sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).exists())
+            if runs:
+                expanded.extend(runs)
+                continue
+        expanded.append(path)
+    return expanded
+
+
 def group_runs(runs: list[Run]) -> list[Group]:
     """Runs with the same config except seed share a group; groups keep the order given. Each
     label is the run name plus the config values that set the group apart from the others."""
@@ -131,9 +170,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
         key = yaml.safe_dump(flat, sort_keys=True)
         flats[key] = flat
         groups.setdefault(key, Group(label=run.name)).runs.append(run)
-    all_keys = sorted(set().union(*flats.values())) if flats else []
-    differing = [k for k in all_keys if len({f.get(k) for f in flats.values()}) > 1]
-    differing = [k for k in differing if k != "run.name"]
+    differing = legend_keys(list(flats.values()))
     for key, group in groups.items():
         shown = [f"{k}={flats[key].get(k, '-')}" for k in differing[:3]]
         if len(differing) > 3:
@@ -203,7 +240,7 @@ def plot_runs(
     for x in x_axes:
         if x not in X_AXES:
             raise PlotError(f"unknown x axis '{x}'; choose from {', '.join(X_AXES)}.")
-    runs = [load_run(p) for p in paths]
+    runs = [load_run(p) for p in expand_runs(paths)]
     key = resolve_metric(runs, metric)
     notes = [f"{r.path} has no '{key}' rows; left out" for r in runs if key not in r.metrics()]
     runs = [r for r in runs if key in r.metrics()]

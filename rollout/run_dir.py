@@ -70,8 +70,39 @@ class RunDir:
         return self.config.is_file()
 
 
+def tensorboard_tag(key: str, learner_keys: Any = (), eval_keys: Any = ()) -> str:
+    """A metrics.jsonl key's TensorBoard tag, grouped: `eval/` (evaluation figures), `learner/`
+    (the agent's loss metrics and update counts), `time/` (clock and rates), else `train/`."""
+    if key in eval_keys or key.startswith("eval_"):
+        return f"eval/{key}"
+    if key in learner_keys or key == "updates":
+        return f"learner/{key}"
+    if key in TIME_KEYS or (key.startswith("t_") and key.endswith("_s")):
+        return f"time/{key}"
+    return f"train/{key}"
+
+
+TIME_KEYS = ("time_s", "steps_per_s", "updates_per_s")
+# The metric tags TensorBoard's hyperparameter view lists beside each run's config.
+HPARAM_METRICS = ("eval/eval_score", "train/return_mean")
+
+
+def hparams_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config as TensorBoard hyperparameters: dotted keys; numbers, strings and bools
+    as they are, anything else (lists, mappings, None) as its JSON text."""
+    flat: dict[str, Any] = {}
+    for section, values in config.items():
+        items = values.items() if isinstance(values, dict) else [("", values)]
+        for key, value in items:
+            name = f"{section}.{key}" if key else str(section)
+            ok = isinstance(value, int | float | str | bool)
+            flat[name] = value if ok else json.dumps(value, sort_keys=True)
+    return flat
+
+
 class MetricsLog:
-    """Appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard,
+    under grouped tags (`tensorboard_tag`), with the run's config as hyperparameters."""
 
     def __init__(self, run: RunDir, tensorboard: bool = True):
         self.path = run.metrics
@@ -82,7 +113,9 @@ class MetricsLog:
 
             self.writer = SummaryWriter(str(run.tensorboard))
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: dict[str, Any], learner_keys: Any = (), eval_keys: Any = ()) -> None:
+        """One row; `learner_keys` and `eval_keys` name the keys TensorBoard files under
+        learner/ and eval/."""
         self.file.write(json.dumps(row) + "\n")
         if self.writer is not None:
             step = int(row["env_steps"])
@@ -92,7 +125,20 @@ class MetricsLog:
                     and isinstance(value, int | float)
                     and not isinstance(value, bool)
                 ):
-                    self.writer.add_scalar(key, value, step)
+                    tag = tensorboard_tag(key, learner_keys, eval_keys)
+                    self.writer.add_scalar(tag, value, step)
+
+    def write_hparams(self, config: dict[str, Any]) -> None:
+        """The resolved config as hyperparameters (TensorBoard's HPARAMS tab), in this run's own
+        event file (SummaryWriter.add_hparams would open a sub-folder as a second run)."""
+        if self.writer is None:
+            return
+        from torch.utils.tensorboard.summary import hparams
+
+        metrics = dict.fromkeys(HPARAM_METRICS, 0.0)  # names only: the values are the scalars
+        writer = self.writer._get_file_writer()
+        for summary in hparams(hparams_of(config), metrics)[:2]:  # experiment, session start
+            writer.add_summary(summary)
 
     def close(self) -> None:
         self.file.close()

@@ -40,6 +40,39 @@ EXCLUDES = [
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
+def job_run_root(run_dir: str) -> tuple[str, str | None]:
+    """Where a run's folder goes. Inside a Ray job (`memrl submit`) the working folder is Ray's
+    temporary copy of the submitted folder (under Ray's temp folder, deleted with the job's
+    runtime env): a relative run.dir there would put the run, and the path a stopped job prints
+    for --resume, in it. So in a job a relative run.dir is taken from the driver node's home
+    folder. Returns (run.dir to use, a note saying so, or None)."""
+    from rollout.ray_runtime import in_ray_job
+
+    if not in_ray_job() or Path(run_dir).expanduser().is_absolute():
+        return str(Path(run_dir).expanduser()), None
+    root = Path.home() / run_dir
+    return str(root), (
+        f"memrl: note: in a Ray job, run.dir '{run_dir}' is taken from the driver's home folder: "
+        f"{root} (the job's working folder is a temporary copy that Ray deletes); give "
+        "run.dir=/shared/path for storage every node sees."
+    )
+
+
+def resume_command(run_path: Path) -> str:
+    """How to continue a stopped run, with the run folder's absolute path; inside a Ray job,
+    also as a job (the path is on the driver's node)."""
+    path = Path(run_path).resolve()
+    command = f"memrl train --resume {path}"
+    from rollout.ray_runtime import in_ray_job
+
+    if in_ray_job():
+        command += (
+            " (on the cluster, as a job: ray job submit --address ADDRESS --working-dir . -- "
+            f"python -m rollout.cli train --resume {path} --address auto)"
+        )
+    return command
+
+
 class SubmitError(ValueError):
     """A submission the user can fix (bad config path, unreachable address)."""
 

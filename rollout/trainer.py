@@ -33,7 +33,7 @@ from rollout.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from rollout.config import ExperimentConfig
+from rollout.config import ExperimentConfig, config_to_dict
 from rollout.curriculum import Curriculum
 from rollout.dataset_evaluation import DatasetEvaluator, format_split_table, write_split_report
 from rollout.periodic_evaluation import EvalResult, PeriodicEvaluator, save_best_checkpoint
@@ -129,10 +129,13 @@ class Trainer:
         run: RunDir,
         resume: bool = False,
         console: Console | None = None,
+        out: Console | None = None,
     ):
         self.cfg = cfg
         self.run_dir = run
         self.console = console or stderr_console()
+        # the one-line summary at the end goes to stdout (scripts read it); the rest to stderr
+        self.out = out or Console(soft_wrap=True)
         torch.manual_seed(cfg.run.seed)
         np.random.seed(cfg.run.seed)
 
@@ -390,7 +393,12 @@ class Trainer:
         loop.done = bool(budget) or self._stop_early()
         if budget and not loop.stop_reason:
             loop.stop_reason = budget
-        self._log()
+        now = time.monotonic()  # the row's rates leave out the final evaluation's time
+        if loop.done and not loop.stop_reason.startswith("evaluation"):
+            # the final evaluation belongs to this last row: no extra row at the same step
+            self.evaluate()
+            loop.evaluated = True
+        self._log(now)
         if loop.next_ckpt and self._checkpoint_clock()[0] >= loop.next_ckpt and not loop.done:
             loop.next_ckpt = self._next_multiple(self._checkpoint_clock())
             self.save()
@@ -454,13 +462,17 @@ class Trainer:
         row["eval_env_steps"] = self.last_eval_steps  # when the weights were taken
         return row
 
-    def _log(self) -> None:
-        loop, now = self.loop, time.monotonic()
+    def _log(self, now: float) -> None:
+        loop = self.loop
         if loop.evaluated or loop.done or now - loop.last_log >= self.cfg.run.log_every_s:
             span = max(now - loop.window_start, 1e-9)
             row = self._row((self.counters.step - loop.window_steps) / span)
             row["updates_per_s"] = round((self.learner.updates - loop.window_updates) / span, 2)
-            self.log.write(self._eval_row(row) if loop.evaluated else row)
+            self.log.write(
+                self._eval_row(row) if loop.evaluated else row,
+                learner_keys=self.last_metrics.keys(),
+                eval_keys=self.last_figures.keys(),
+            )
             loop.last_log, loop.window_start, loop.window_steps = now, now, self.counters.step
             loop.window_updates = self.learner.updates
         self.report.update(
@@ -480,6 +492,7 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         run = self.cfg.run
         self.log = MetricsLog(self.run_dir)
+        self.log.write_hparams(config_to_dict(self.cfg))
         unit, total, self.progress_value = self._progress()
         self.report = ProgressReport(
             total, self.progress_value(), self.console, run.log_every_s, unit
@@ -498,9 +511,6 @@ class Trainer:
         try:
             while not self.loop.done:
                 self._iteration()
-            if not self.loop.stop_reason.startswith("evaluation"):
-                self.evaluate()
-                self.log.write(self._eval_row(self._row(0.0)))
             checkpoint = self.save()
         except NonFiniteLossError as exc:
             last = latest_checkpoint(self.run_dir.checkpoints)
@@ -515,8 +525,12 @@ class Trainer:
         except KeyboardInterrupt:
             self.report.close()
             path = self.save()
+            from rollout.submit import resume_command
+
             self.console.print(
-                f"interrupted; saved {path}. Continue with: memrl train --resume {self.run_dir.path}"
+                f"interrupted; saved {path}. Continue with: {resume_command(self.run_dir.path)}",
+                highlight=False,
+                markup=False,
             )
             raise
         finally:
@@ -575,12 +589,13 @@ class Trainer:
             if value
         )
         how = "valid split" if self.dataset_run else f"{run.eval_episodes} episodes"
-        self.console.print(
+        self.out.print(
             f"done: {self.loop.stop_reason}; {counted}, {self.learner.updates:,} updates in "
             f"{summary['time_s']:.1f} s; evaluation {'accuracy' if self.dataset_run else 'return'} "
-            f"{self.last_eval:.4g} ({how}); "
+            f"{self.last_eval:.4g} (best {self.best_eval:.4g}; {how}); "
             f"run dir {self.run_dir.path}",
             highlight=False,
+            markup=False,
         )
         return summary
 

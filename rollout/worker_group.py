@@ -54,6 +54,8 @@ class WorkerGroup:
         self.failures: list[int] = []  # replacements per worker slot
         self.locations: list[dict[str, Any]] = []  # node_id, pid, rollout_path per worker
         self.placement_group: Any = None
+        self.first_bundle = 0  # the workers' bundles in the placement group start here
+        self.owns_group = True  # False: a `memrl sweep` trial's group, which Ray Tune removes
         if r.num_workers == 0:
             self.local = RolloutWorker(
                 *self.args,
@@ -90,6 +92,10 @@ class WorkerGroup:
     def _reserve(self, num_workers: int) -> Any:
         """A placement group of one-CPU bundles, ready, or WorkerError naming what is missing."""
         strategy = self.cfg.rollout.placement
+        trial_group = _trial_group(num_workers)
+        if trial_group is not None:
+            self.first_bundle, self.owns_group = 1, False
+            return trial_group
         if strategy == "none":
             return None
         import ray
@@ -118,7 +124,7 @@ class WorkerGroup:
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
             options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                self.placement_group, placement_group_bundle_index=index
+                self.placement_group, placement_group_bundle_index=self.first_bundle + index
             )
         return self.actor_class.options(**options).remote(
             *self.args,
@@ -231,8 +237,24 @@ class WorkerGroup:
                 ray.wait(waiting, num_returns=len(waiting), timeout=10)
             for actor in self.actors:
                 ray.kill(actor, no_restart=True)
-        if self.placement_group is not None:
+        if self.placement_group is not None and self.owns_group:
             from ray.util.placement_group import remove_placement_group
 
             remove_placement_group(self.placement_group)
-            self.placement_group = None
+        self.placement_group = None
+
+
+def _trial_group(num_workers: int) -> Any:
+    """The placement group of the Ray Tune trial this process runs, when `memrl sweep` reserved
+    the workers' CPUs in it (bundle 0 the trial's driver, then one 1-CPU bundle per worker): the
+    workers go there, so a trial starts only once all of its CPUs are free (a group of its own
+    would wait on the CPUs that other trials hold). None outside such a trial."""
+    from ray.util import get_current_placement_group
+
+    group = get_current_placement_group()
+    if group is None:
+        return None
+    bundles = group.bundle_specs
+    if len(bundles) != num_workers + 1 or any(b.get("CPU", 0) < 1 for b in bundles[1:]):
+        return None
+    return group

@@ -104,3 +104,28 @@ def test_aggregate_median_band_on_common_grid():
     np.testing.assert_allclose(median, [5.0, 10.0, 20.0])
     x, median, low, high = aggregate([a])
     assert x is a[0] and median is a[1] and low is a[1]
+
+
+def test_legends_name_agent_and_env_first_not_another_agents_own_keys(tmp_path):
+    """A DQN run beside a REINFORCE run: the legend says agent.name (and env.id), not the keys
+    only DQN has (agent.apex_*), which follow from the agent."""
+    from rollout.config import config_to_dict, load_config
+    from rollout.plot import Run
+
+    dqn = config_to_dict(load_config("configs/dqn_cartpole.yaml"))
+    reinforce = config_to_dict(load_config("configs/reinforce_cartpole.yaml", ["learner.lr=0.01"]))
+    other_env = config_to_dict(
+        load_config("configs/reinforce_cartpole.yaml", ["env.id=Acrobot-v1", "learner.lr=0.01"])
+    )
+    runs = [Run(tmp_path / str(i), c, []) for i, c in enumerate([dqn, reinforce, other_env])]
+    labels = [g.label for g in group_runs(runs)]
+    assert labels[0].startswith("dqn_cartpole agent.name=dqn env.id=CartPole-v1 learner.")
+    assert labels[1].startswith("reinforce_cartpole agent.name=reinforce env.id=CartPole-v1")
+    assert labels[2].startswith("reinforce_cartpole agent.name=reinforce env.id=Acrobot-v1")
+    assert not any("agent.apex" in label or "agent.hidden" in label for label in labels), labels
+
+    # between runs of one agent, an agent key that differs is named
+    wide = config_to_dict(load_config("configs/reinforce_cartpole.yaml", ["agent.hidden=[8]"]))
+    labels = [g.label for g in group_runs([runs[1], Run(tmp_path / "w", wide, [])])]
+    assert "agent.hidden=[64, 64]" in labels[0] and "agent.hidden=[8]" in labels[1]
+    assert "agent.name" not in labels[0]

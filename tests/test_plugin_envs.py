@@ -159,9 +159,10 @@ def test_env_checker_can_be_skipped_and_warnings_are_shown(capsys, tmp_path):
     assert main([*base, f"env.id={SPEC}:OutOfBounds", "env.check=false"]) == 0
     assert "env checker" not in capsys.readouterr().err
     assert main([*base, f"env.id={SPEC}:Unbounded"]) == 0
-    err = " ".join(capsys.readouterr().err.split())
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
     assert f"memrl: warning: env '{SPEC}:Unbounded': A Box observation space minimum value" in err
-    assert "done:" in err  # a warning is not fatal
+    assert "done:" in captured.out  # a warning is not fatal
 
 
 def test_checker_runs_once_per_spec_and_skips_builtin_envs(monkeypatch):
@@ -258,9 +259,9 @@ def test_recurrent_reinforce_remembers_a_cue(tmp_path, capsys):
         f"run.dir={tmp_path}",
     ]
     assert main(argv) == 0
-    err = " ".join(capsys.readouterr().err.split())
-    assert "evaluation return" in err
-    returns = float(err.split("evaluation return ")[-1].split()[0])
+    out = " ".join(capsys.readouterr().out.split())  # the summary line is on stdout
+    assert "evaluation return" in out
+    returns = float(out.split("evaluation return ")[-1].split()[0])
     assert returns >= 0.95  # +1 - 0.01 * 2 per correct episode; chance is about 0
 
 

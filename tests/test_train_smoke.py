@@ -130,11 +130,11 @@ def test_cli_train_and_resume_in_process_workers(tmp_path, capsys):
     assert main(["train", *base, "run.total_env_steps=640", "run.eval_episodes=1"]) == 0
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert (run_dir / "config.yaml").is_file() and list((run_dir / "tb").iterdir())
-    err = capsys.readouterr().err
-    assert "done:" in err and "640 env steps" in err
+    out = capsys.readouterr().out  # the one-line summary goes to stdout
+    assert "done:" in out and "640 env steps" in out
     assert main(["train", "--resume", str(run_dir), "run.total_env_steps=1280"]) == 0
-    err = capsys.readouterr().err
-    assert "resumed from" in err and "1,280 env steps" in err
+    captured = capsys.readouterr()
+    assert "resumed from" in captured.err and "1,280 env steps" in captured.out
     state = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
     assert state["counters"]["env_steps"] == 1280
 
