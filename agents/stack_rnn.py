@@ -55,9 +55,7 @@ class Config:
             raise ValueError(f"depth={self.depth} must be <= capacity={self.capacity}")
 
 
-def stack_update(
-    stack: torch.Tensor, actions: torch.Tensor, pushed: torch.Tensor
-) -> torch.Tensor:
+def stack_update(stack: torch.Tensor, actions: torch.Tensor, pushed: torch.Tensor) -> torch.Tensor:
     """One soft stack step. stack [B, K, N, W], actions [B, K, 2 or 3] (push, pop[, no-op]),
     pushed [B, K, W] -> [B, K, N, W]: the mixture of pushing `pushed`, popping the top (an
     empty cell enters at the bottom) and, with a third action, leaving the stack unchanged."""
@@ -87,9 +85,7 @@ class StackRNNCore(RecurrentCore):
     def initial_state(self, batch_size: int) -> State:
         cfg, device = self.cfg, self.output.weight.device
         h = torch.zeros(batch_size, cfg.hidden_size, device=device)
-        stack = torch.full(
-            (batch_size, cfg.stacks, cfg.capacity, cfg.width), EMPTY, device=device
-        )
+        stack = torch.full((batch_size, cfg.stacks, cfg.capacity, cfg.width), EMPTY, device=device)
         actions = torch.zeros(batch_size, cfg.stacks, self.actions, device=device)
         return h, stack, actions
 
@@ -159,9 +155,11 @@ class StackRNNAgent(SequenceAgent):
         actions = traced["actions"][:, 0]  # [T, K, A]
         stacks = traced["stacks"][:, 0, :, :, 0]  # [T, K, N], first value of each cell
         busiest = actions.var(0).sum(-1).argsort(descending=True)[:shown]
-        used = int((stacks > EMPTY + 1e-3).any(0).any(0).nonzero().max().item() + 1) if (
-            stacks > EMPTY + 1e-3
-        ).any() else self.cfg.depth
+        used = (
+            int((stacks > EMPTY + 1e-3).any(0).any(0).nonzero().max().item() + 1)
+            if (stacks > EMPTY + 1e-3).any()
+            else self.cfg.depth
+        )
         names = ["push", "pop", "no-op"][: actions.shape[-1]]
         panels = []
         for k in busiest.tolist():

@@ -166,7 +166,8 @@ class BinaryAddition(FormalLanguage):
     """x+y=z. with x and y in binary, most significant bit first, and their sum z least
     significant bit first (so a stack can hold the operands and release them in the order
     addition needs), as the paper's generator writes them. n is the operands' total digit count,
-    split uniformly between them (an empty operand is written 0); the sum and '.' are scored.
+    split uniformly between them (an empty operand is written 0); the sum and '.' are scored (and
+the '=' after a second operand 0, which can have no more digits).
     """
 
     alphabet = "#01+=."
@@ -189,7 +190,8 @@ class BinaryAddition(FormalLanguage):
         x, y = self._number(first, rng), self._number(n - first, rng)
         total = format(int(x, 2) + int(y, 2), "b")[::-1]
         prefix = f"{x}+{y}="
-        return f"{prefix}{total}.", len(prefix)
+        # an operand 0 has no more digits, so after "+0" the '=' is fixed too
+        return f"{prefix}{total}.", len(prefix) - (y == "0")
 
 
 __all__ = [

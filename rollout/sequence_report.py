@@ -1,10 +1,12 @@
-"""Evaluation of a trained sequence agent (NTM, LSTM) on its algorithmic task. The trainer
-passes the weights of the best evaluation during training (ties: the latest).
+"""Evaluation of a trained sequence agent (NTM, LSTM, stack RNN) on its algorithmic task. The
+trainer passes the weights of the best evaluation during training (ties: the latest).
 
-Bit errors per sequence on the training distribution and on longer sequences (the paper's
-generalisation test), written as `generalisation.json`, a printed table and `generalisation.png`;
-and pictures of one sequence at a few lengths: inputs, targets, outputs and, for the NTM, the
-write and read weightings over memory through time (Graves et al. 2014, Figure 6 style).
+Bit errors per sequence (symbol tasks: wrong symbols per sequence and the share of sequences
+entirely right, Joulin & Mikolov's measure) on the training distribution and on longer sequences
+(the papers' generalisation tests), written as `generalisation.json`, a printed table and
+`generalisation.png`; and pictures of one sequence at a few lengths: inputs, targets, outputs and
+the model's memory through time: for the NTM the write and read weightings (Graves et al. 2014,
+Figure 6 style), for an agent with `trace_panels` (the stack RNN) what that returns.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 
 import envs
 from agents import AgentError
+from agents.losses import sequence_cross_entropy_loss
 from agents.sequence import sequence_loss
 from rollout.files import atomic_write, atomic_write_text
 
@@ -28,7 +31,10 @@ TRACE_COUNT = 3  # pictures for this many variants: the training length and two 
 def score(
     agent: Any, task: Any, sequences: int, rng: np.random.Generator, chunk: int = 64
 ) -> dict[str, float]:
-    """Mean bit errors and cost (bits) per sequence over `sequences` fresh sequences."""
+    """Mean bit errors and cost (bits) per sequence over `sequences` fresh sequences; for symbol
+    tasks (`task.classes`) wrong symbols per sequence and the share of sequences all right."""
+    if getattr(task, "classes", 0):
+        return _score_symbols(agent, task, sequences, rng, chunk)
     errors = cost = 0.0
     optimal = 0.0
     done = 0
@@ -49,6 +55,30 @@ def score(
     return out
 
 
+@torch.no_grad()
+def _score_symbols(
+    agent: Any, task: Any, sequences: int, rng: np.random.Generator, chunk: int
+) -> dict[str, float]:
+    errors = cost = right = 0.0
+    done = 0
+    while done < sequences:
+        n = min(chunk, sequences - done)
+        inputs, targets, mask = task.sample_batch(n, rng)
+        logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
+        _, figures = sequence_cross_entropy_loss(
+            logits, torch.as_tensor(targets), torch.as_tensor(mask)
+        )
+        errors += float(figures["token_errors"]) * n
+        cost += float(figures["cost_bits"]) * n
+        right += float(figures["sequence_accuracy"]) * n
+        done += n
+    return {
+        "token_errors_per_seq": errors / sequences,
+        "cost_bits_per_seq": cost / sequences,
+        "sequences_correct": right / sequences,
+    }
+
+
 def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
     import matplotlib
 
@@ -56,10 +86,13 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    scored = [r for r in rows if "bit_errors_per_seq" in r]
-    ax.plot([r["length"] for r in scored], [r["bit_errors_per_seq"] for r in scored], "o-")
-    ax.set_xlabel("sequence length")
-    ax.set_ylabel("bit errors per sequence")
+    key, label = "bit_errors_per_seq", "bit errors per sequence"
+    if any("sequences_correct" in r for r in rows):
+        key, label = "sequences_correct", "sequences entirely right"
+    scored = [r for r in rows if key in r]
+    ax.plot([r["length"] for r in scored], [r[key] for r in scored], "o-")
+    ax.set_xlabel("sequence length (n for the formal languages)")
+    ax.set_ylabel(label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -94,10 +127,12 @@ def plot_sequence_trace(
     weights: list[tuple[str, np.ndarray]],
     title: str,
     path: Path,
+    panels_after: list[tuple[str, np.ndarray]] = (),
 ) -> None:
     """One sequence as grids over time: inputs [T, in], targets [T, out] and outputs [T, out]
     (probabilities, shown on the output steps of `mask` [T]), then each (name, weighting
-    [T, memory rows]) cropped to the rows the heads visited. Also used by `memrl evaluate`."""
+    [T, memory rows]) cropped to the rows the heads visited, then `panels_after` (name, [T, rows]
+    in [0, 1]) as they are. Also used by `memrl evaluate`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +149,7 @@ def plot_sequence_trace(
         rows = (start + np.arange(count)) % len(visited)
         span = f"rows {rows[0]}-{rows[-1]}" + (" (wrapping)" if rows[-1] < rows[0] else "")
         panels += [(f"{name}\n{span}", np.asarray(w)[:, rows]) for name, w in weights]
+    panels += list(panels_after)
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 * len(panels) + 0.6), sharex=True)
     for ax, (name, data) in zip(np.atleast_1d(axes), panels):
         ax.imshow(
@@ -137,7 +173,12 @@ def plot_sequence_trace(
 def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
     inputs, targets, mask = task.sample_batch(1, rng)
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    if hasattr(agent, "trace"):
+    weights, extra = [], []
+    if hasattr(agent, "trace_panels"):
+        traced = agent.trace(x)
+        logits = traced["logits"]
+        extra = agent.trace_panels(traced)
+    elif hasattr(agent, "trace"):
         traced = agent.trace(x)
         logits = traced["logits"]
         weights = [
@@ -146,15 +187,21 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
         ]
     else:
         logits, _ = agent.core(x)
-        weights = []
+    if getattr(task, "classes", 0):  # symbols: one-hot targets, softmax outputs
+        target = np.eye(task.classes, dtype=np.float32)[targets[:, 0]] * mask[:, 0:1]
+        outputs = torch.softmax(logits[:, 0], -1).numpy()
+    else:
+        target = targets[:, 0] * mask[:, 0:1]
+        outputs = torch.sigmoid(logits[:, 0]).numpy()
     plot_sequence_trace(
         inputs[:, 0],
-        targets[:, 0] * mask[:, 0:1],
+        target,
         mask[:, 0],
-        torch.sigmoid(logits[:, 0]).numpy(),
+        outputs,
         weights,
         f"{type(task).__name__}, {label}",
         path,
+        panels_after=extra,
     )
 
 
@@ -213,12 +260,22 @@ def write_report(
 
 
 def format_table(report: dict[str, Any]) -> str:
+    symbols = any("sequences_correct" in row for row in report["rows"])
+    measure = (
+        "% sequences right, wrong symbols per sequence" if symbols else "bit errors per sequence"
+    )
     lines = [
-        f"{report['agent']} on {report['task']}: bit errors per sequence ({report['sequences_per_row']} sequences)"
+        f"{report['agent']} on {report['task']}: {measure} ({report['sequences_per_row']} sequences)"
     ]
     for row in report["rows"]:
         if "skipped" in row:
             lines.append(f"  {row['variant']:<28} skipped: {row['skipped']}")
+            continue
+        if symbols:
+            lines.append(
+                f"  {row['variant']:<28} {100 * row['sequences_correct']:6.1f}%"
+                f" {row['token_errors_per_seq']:9.3f}"
+            )
             continue
         extra = ""
         if "bayes_optimal_cost_bits_per_seq" in row:
