@@ -152,6 +152,7 @@ class Trainer:
         self.counters = Counters()
         self.elapsed_before = 0.0
         self.best_eval: float | None = None
+        self.best_level = 0  # the curriculum level of the best evaluation
         self.last_eval: float | None = None
         self.last_eval_steps = 0
         self._start: float | None = None
@@ -207,6 +208,7 @@ class Trainer:
                 **vars(self.counters),
                 "elapsed_s": self.elapsed(),
                 "best_eval": self.best_eval,
+                "best_level": self.best_level,
             },
             "rng": rng_state(),
             "source": self.source.state_dict(),
@@ -230,6 +232,7 @@ class Trainer:
         self.learner.load_state_dict(state["learner"])
         c = dict(state["counters"])
         self.elapsed_before, self.best_eval = c.pop("elapsed_s"), c.pop("best_eval")
+        self.best_level = int(c.pop("best_level", 0))
         legacy_credit = c.pop("update_credit", None)
         fields = {k: int(v) for k, v in c.items() if k in vars(self.counters)}
         self.counters = Counters(**fields)
@@ -281,9 +284,12 @@ class Trainer:
     def _record_eval(self, result: EvalResult) -> float:
         self.last_eval, self.last_eval_steps = result.score, result.env_steps
         self.last_figures = result.figures
-        # >=: among equally good evaluations keep the latest, most trained weights
-        if self.best_eval is None or self.last_eval >= self.best_eval:
-            self.best_eval = self.last_eval
+        # >=: among equally good evaluations keep the latest, most trained weights; under a
+        # curriculum a higher level's evaluation beats any lower level's (an easy level's perfect
+        # score says nothing about the target)
+        level = self.curriculum.level
+        if self.best_eval is None or (level, self.last_eval) >= (self.best_level, self.best_eval):
+            self.best_eval, self.best_level = self.last_eval, level
             self.best_weights = result.weights
             save_best_checkpoint(
                 self.run_dir.checkpoints, result.weights, result.score, result.env_steps
