@@ -59,16 +59,16 @@ def run_once(agent: str, task: str, seed: int, extra: list[str], max_time: float
     )
     evals = [r for r in rows if "eval_return_mean" in r]
     by_n = {
-        str(row["length"]): round(row["sequences_correct"], 4)
+        str(row["length"]): round(row["sequence_accuracy"], 4)
         for row in report["rows"][1:]
-        if "sequences_correct" in row
+        if "sequence_accuracy" in row
     }
     upto60 = [v for n, v in by_n.items() if int(n) <= 60]
     return {
         "seed": seed,
         "wall_s": round(wall, 1),
         "sequences": rows[-1].get("sequences") if rows else None,
-        "training_distribution": round(report["rows"][0]["sequences_correct"], 4),
+        "training_distribution": round(report["rows"][0]["sequence_accuracy"], 4),
         "sequences_correct_by_n": by_n,
         "goal_met": bool(upto60) and min(upto60) >= GOAL,
         # greedy evaluations during training: (sequences, minus wrong symbols per sequence)

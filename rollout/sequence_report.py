@@ -1,17 +1,18 @@
 """Evaluation of a trained sequence agent (NTM, LSTM, stack RNN) on its algorithmic task. The
 trainer passes the weights of the best evaluation during training (ties: the latest).
 
-Bit errors per sequence (symbol tasks: wrong symbols per sequence and the share of sequences
-entirely right, Joulin & Mikolov's measure) on the training distribution and on longer sequences
-(the papers' generalisation tests), written as `generalisation.json`, a printed table and
-`generalisation.png`; and pictures of one sequence at a few lengths: inputs, targets, outputs and
-the model's memory through time: for the NTM the write and read weightings (Graves et al. 2014,
-Figure 6 style), for an agent with `trace_panels` (the stack RNN) what that returns.
+Bit errors per sequence (symbol tasks: symbols and whole sequences right) on the training
+distribution and on longer sequences (the papers' generalisation tests), written as
+`generalisation.json`, a printed table and `generalisation.png`; and pictures of one sequence at
+a few lengths: inputs, targets, outputs and the memory through time: for the NTM the write and
+read weightings (Graves et al. 2014, Figure 6 style), for an agent with `trace_panels` (the stack
+RNN: actions and stack cells) what that returns.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,52 +32,44 @@ TRACE_COUNT = 3  # pictures for this many variants: the training length and two 
 def score(
     agent: Any, task: Any, sequences: int, rng: np.random.Generator, chunk: int = 64
 ) -> dict[str, float]:
-    """Mean bit errors and cost (bits) per sequence over `sequences` fresh sequences; for symbol
-    tasks (`task.classes`) wrong symbols per sequence and the share of sequences all right."""
-    if getattr(task, "classes", 0):
-        return _score_symbols(agent, task, sequences, rng, chunk)
-    errors = cost = 0.0
-    optimal = 0.0
+    """Per-sequence figures over `sequences` fresh sequences, the training loss's own: mean bit
+    errors and cost (bits) for bit outputs; for symbol outputs (Learning to Execute, the
+    languages) wrong symbols and cost per sequence, the fraction of scored symbols right
+    (`token_accuracy`, the paper's per-character accuracy under teacher forcing) and of
+    sequences entirely right (`sequence_accuracy`)."""
+    symbols = bool(getattr(agent, "symbols", False))
+    totals: dict[str, float] = {}
+    scored_tokens = optimal = 0.0
     done = 0
     while done < sequences:
         n = min(chunk, sequences - done)
         inputs, targets, mask = task.sample_batch(n, rng)
         logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
-        # the training loss's own per-sequence figures, weighted by this chunk's size
-        _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
-        errors += float(figures["bit_errors"]) * n
-        cost += float(figures["cost_bits"]) * n
+        if symbols:
+            _, figures = sequence_cross_entropy_loss(
+                logits, torch.as_tensor(targets), torch.as_tensor(mask)
+            )
+            scored_tokens += float(mask.sum())
+        else:
+            _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
+        for key, value in figures.items():  # per-sequence means, weighted by the chunk size
+            totals[key] = totals.get(key, 0.0) + float(value) * n
         if hasattr(task, "bayes_optimal_cost"):
             optimal += task.bayes_optimal_cost(inputs, targets, mask) * n
         done += n
-    out = {"bit_errors_per_seq": errors / sequences, "cost_bits_per_seq": cost / sequences}
+    mean = {key: value / sequences for key, value in totals.items()}
+    if symbols:
+        out = {
+            "token_errors_per_seq": mean["token_errors"],
+            "cost_bits_per_seq": mean["cost_bits"],
+            "token_accuracy": 1.0 - totals["token_errors"] / max(scored_tokens, 1.0),
+            "sequence_accuracy": mean["sequence_accuracy"],
+        }
+    else:
+        out = {"bit_errors_per_seq": mean["bit_errors"], "cost_bits_per_seq": mean["cost_bits"]}
     if hasattr(task, "bayes_optimal_cost"):
         out["bayes_optimal_cost_bits_per_seq"] = optimal / sequences
     return out
-
-
-@torch.no_grad()
-def _score_symbols(
-    agent: Any, task: Any, sequences: int, rng: np.random.Generator, chunk: int
-) -> dict[str, float]:
-    errors = cost = right = 0.0
-    done = 0
-    while done < sequences:
-        n = min(chunk, sequences - done)
-        inputs, targets, mask = task.sample_batch(n, rng)
-        logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
-        _, figures = sequence_cross_entropy_loss(
-            logits, torch.as_tensor(targets), torch.as_tensor(mask)
-        )
-        errors += float(figures["token_errors"]) * n
-        cost += float(figures["cost_bits"]) * n
-        right += float(figures["sequence_accuracy"]) * n
-        done += n
-    return {
-        "token_errors_per_seq": errors / sequences,
-        "cost_bits_per_seq": cost / sequences,
-        "sequences_correct": right / sequences,
-    }
 
 
 def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
@@ -87,11 +80,19 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     key, label = "bit_errors_per_seq", "bit errors per sequence"
-    if any("sequences_correct" in r for r in rows):
-        key, label = "sequences_correct", "sequences entirely right"
+    if any("token_accuracy" in r for r in rows):
+        key, label = "token_accuracy", "symbols right (teacher forcing)"
     scored = [r for r in rows if key in r]
-    ax.plot([r["length"] for r in scored], [r[key] for r in scored], "o-")
-    ax.set_xlabel("sequence length (n for the formal languages)")
+    ax.plot([r["length"] for r in scored], [r[key] for r in scored], "o-", label=label)
+    if key == "token_accuracy":  # whole sequences right: the stack RNN paper's measure
+        ax.plot(
+            [r["length"] for r in scored],
+            [r["sequence_accuracy"] for r in scored],
+            "s--",
+            label="sequences entirely right",
+        )
+        ax.legend(fontsize=8)
+    ax.set_xlabel("length")
     ax.set_ylabel(label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -127,12 +128,11 @@ def plot_sequence_trace(
     weights: list[tuple[str, np.ndarray]],
     title: str,
     path: Path,
-    panels_after: list[tuple[str, np.ndarray]] = (),
+    panels_after: Sequence[tuple[str, np.ndarray]] = (),
 ) -> None:
     """One sequence as grids over time: inputs [T, in], targets [T, out] and outputs [T, out]
     (probabilities, shown on the output steps of `mask` [T]), then each (name, weighting
-    [T, memory rows]) cropped to the rows the heads visited, then `panels_after` (name, [T, rows]
-    in [0, 1]) as they are. Also used by `memrl evaluate`."""
+    [T, memory rows]) cropped to the rows the heads visited. Also used by `memrl evaluate`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,7 +149,7 @@ def plot_sequence_trace(
         rows = (start + np.arange(count)) % len(visited)
         span = f"rows {rows[0]}-{rows[-1]}" + (" (wrapping)" if rows[-1] < rows[0] else "")
         panels += [(f"{name}\n{span}", np.asarray(w)[:, rows]) for name, w in weights]
-    panels += list(panels_after)
+    panels += list(panels_after)  # e.g. the stack RNN's actions and stack cells, as they are
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 * len(panels) + 0.6), sharex=True)
     for ax, (name, data) in zip(np.atleast_1d(axes), panels):
         ax.imshow(
@@ -173,10 +173,10 @@ def plot_sequence_trace(
 def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
     inputs, targets, mask = task.sample_batch(1, rng)
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    weights, extra = [], []
-    if hasattr(agent, "trace_panels"):
+    extra: list[tuple[str, np.ndarray]] = []
+    if hasattr(agent, "trace_panels"):  # the agent draws its own memory (the stack RNN)
         traced = agent.trace(x)
-        logits = traced["logits"]
+        logits, weights = traced["logits"], []
         extra = agent.trace_panels(traced)
     elif hasattr(agent, "trace"):
         traced = agent.trace(x)
@@ -187,15 +187,16 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
         ]
     else:
         logits, _ = agent.core(x)
-    if getattr(task, "classes", 0):  # symbols: one-hot targets, softmax outputs
-        target = np.eye(task.classes, dtype=np.float32)[targets[:, 0]] * mask[:, 0:1]
+        weights = []
+    if getattr(agent, "symbols", False):  # one row per symbol: targets one-hot, softmax outputs
+        classes = logits.shape[-1]
+        target_rows = np.eye(classes, dtype=np.float32)[targets[:, 0].astype(np.int64)]
         outputs = torch.softmax(logits[:, 0], -1).numpy()
     else:
-        target = targets[:, 0] * mask[:, 0:1]
-        outputs = torch.sigmoid(logits[:, 0]).numpy()
+        target_rows, outputs = targets[:, 0], torch.sigmoid(logits[:, 0]).numpy()
     plot_sequence_trace(
         inputs[:, 0],
-        target,
+        target_rows * mask[:, 0:1],
         mask[:, 0],
         outputs,
         weights,
@@ -260,22 +261,27 @@ def write_report(
 
 
 def format_table(report: dict[str, Any]) -> str:
-    symbols = any("sequences_correct" in row for row in report["rows"])
-    measure = (
-        "% sequences right, wrong symbols per sequence" if symbols else "bit errors per sequence"
-    )
+    rows = report["rows"]
+    if any("token_accuracy" in row for row in rows):
+        lines = [
+            f"{report['agent']} on {report['task']}: symbols right (teacher forcing) and whole "
+            f"sequences right ({report['sequences_per_row']} sequences)"
+        ]
+        for row in rows:
+            if "skipped" in row:
+                lines.append(f"  {row['variant']:<28} skipped: {row['skipped']}")
+                continue
+            lines.append(
+                f"  {row['variant']:<28} {100 * row['token_accuracy']:7.2f}%  "
+                f"{100 * row['sequence_accuracy']:7.2f}%"
+            )
+        return "\n".join(lines)
     lines = [
-        f"{report['agent']} on {report['task']}: {measure} ({report['sequences_per_row']} sequences)"
+        f"{report['agent']} on {report['task']}: bit errors per sequence ({report['sequences_per_row']} sequences)"
     ]
-    for row in report["rows"]:
+    for row in rows:
         if "skipped" in row:
             lines.append(f"  {row['variant']:<28} skipped: {row['skipped']}")
-            continue
-        if symbols:
-            lines.append(
-                f"  {row['variant']:<28} {100 * row['sequences_correct']:6.1f}%"
-                f" {row['token_errors_per_seq']:9.3f}"
-            )
             continue
         extra = ""
         if "bayes_optimal_cost_bits_per_seq" in row:

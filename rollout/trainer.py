@@ -152,7 +152,6 @@ class Trainer:
         self.counters = Counters()
         self.elapsed_before = 0.0
         self.best_eval: float | None = None
-        self.best_level = 0  # the curriculum level of the best evaluation
         self.last_eval: float | None = None
         self.last_eval_steps = 0
         self._start: float | None = None
@@ -208,7 +207,6 @@ class Trainer:
                 **vars(self.counters),
                 "elapsed_s": self.elapsed(),
                 "best_eval": self.best_eval,
-                "best_level": self.best_level,
             },
             "rng": rng_state(),
             "source": self.source.state_dict(),
@@ -232,7 +230,6 @@ class Trainer:
         self.learner.load_state_dict(state["learner"])
         c = dict(state["counters"])
         self.elapsed_before, self.best_eval = c.pop("elapsed_s"), c.pop("best_eval")
-        self.best_level = int(c.pop("best_level", 0))
         legacy_credit = c.pop("update_credit", None)
         fields = {k: int(v) for k, v in c.items() if k in vars(self.counters)}
         self.counters = Counters(**fields)
@@ -273,23 +270,29 @@ class Trainer:
             return None
         return {**self.curriculum.env_kwargs(), **self.cfg.env.eval_kwargs}
 
+    def _level_kwargs(self) -> dict[str, Any] | None:
+        """The curriculum's current level, evaluated beside a fixed target (`env.eval_kwargs`):
+        its score moves the level, as a curriculum advances on its own level's validation."""
+        if not self.curriculum.active or not self.cfg.env.eval_kwargs:
+            return None
+        return {**self.curriculum.env_kwargs(), **self.cfg.env.curriculum_eval_kwargs}
+
     def evaluate(self) -> float:
         """Evaluate the current weights now, blocking (before training and at its end)."""
         for earlier in self.evaluator.poll(block=True):  # one still in flight counts for best
             self._record_eval(earlier)
         weights = self.agent.acting_state_dict()
-        result = self.evaluator.evaluate_now(weights, self.counters.step, self._eval_kwargs())
+        result = self.evaluator.evaluate_now(
+            weights, self.counters.step, self._eval_kwargs(), self._level_kwargs()
+        )
         return self._record_eval(result)
 
     def _record_eval(self, result: EvalResult) -> float:
         self.last_eval, self.last_eval_steps = result.score, result.env_steps
         self.last_figures = result.figures
-        # >=: among equally good evaluations keep the latest, most trained weights; under a
-        # curriculum a higher level's evaluation beats any lower level's (an easy level's perfect
-        # score says nothing about the target)
-        level = self.curriculum.level
-        if self.best_eval is None or (level, self.last_eval) >= (self.best_level, self.best_eval):
-            self.best_eval, self.best_level = self.last_eval, level
+        # >=: among equally good evaluations keep the latest, most trained weights
+        if self.best_eval is None or self.last_eval >= self.best_eval:
+            self.best_eval = self.last_eval
             self.best_weights = result.weights
             save_best_checkpoint(
                 self.run_dir.checkpoints, result.weights, result.score, result.env_steps
@@ -298,10 +301,11 @@ class Trainer:
         on_evaluation = getattr(self.learner, "on_evaluation", None)
         if on_evaluation is not None:  # step-on-plateau learning-rate schedules
             on_evaluation(result.score)
-        if self.curriculum.update(result.score):
+        level_score = result.score if result.level_score is None else result.level_score
+        if self.curriculum.update(level_score):
             self.console.print(
                 f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
-                f"({self.curriculum.env_kwargs()}) after evaluation score {result.score:.4g}",
+                f"({self.curriculum.env_kwargs()}) after evaluation score {level_score:.4g}",
                 highlight=False,
             )
             self._broadcast()
@@ -397,7 +401,9 @@ class Trainer:
         if loop.next_eval and self._clock()[0] >= loop.next_eval and not self.evaluator.busy:
             loop.next_eval = self._next_multiple(self._clock())
             weights = self.agent.acting_state_dict()
-            self.evaluator.submit(weights, self.counters.step, self._eval_kwargs())
+            self.evaluator.submit(
+                weights, self.counters.step, self._eval_kwargs(), self._level_kwargs()
+            )
         for result in self.evaluator.poll():
             self._record_eval(result)
             loop.evaluated = True
@@ -532,7 +538,7 @@ class Trainer:
             report = write_report(
                 self.best_agent(),
                 self.cfg.env.id,
-                self.cfg.env.kwargs,
+                {**self.cfg.env.kwargs, **self.cfg.env.eval_kwargs},
                 folder,
                 seed=self.cfg.run.seed,
             )

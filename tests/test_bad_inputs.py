@@ -268,6 +268,7 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("total-epochs", [*T, "run.total_epochs=-2"], 2, r"the run budgets 'run.total_\*' must be >= 0", None),
     ("eval-every-epochs", [*T, "run.eval_every_epochs=0"], 2, r"'run.eval_every_epochs' must be >= 1", None),
     ("curriculum-no-threshold", [*T, "env.curriculum=[{max_len: 2}]"], 2, r"'env.curriculum' needs 'env.curriculum_threshold'", None),
+    ("curriculum-eval-without-levels", [*T, "env.curriculum_eval_kwargs={max_len: 2}"], 2, r"'env.curriculum_eval_kwargs' is set but 'env.curriculum' has no levels", None),
     ("curriculum-not-mappings", [*T, "env.curriculum=[3]", "env.curriculum_threshold=0"], 2, r"'env.curriculum'\[0\] must be dict, got 3", None),
     ("dataset-order", [*T, "rollout.dataset_order=sorted"], 2, r"'rollout.dataset_order' must be one of 'epochs', 'replacement'", None),
     ("eval-every", [*T, "run.eval_every_steps=-5", R], 2, r"'run.eval_every_steps' must be >= 0", None),

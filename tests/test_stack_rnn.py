@@ -252,7 +252,7 @@ def test_stack_rnn_trains_through_ray_and_reports(tmp_path, ray_local, monkeypat
     by_n = {r["length"]: r for r in report["rows"][1:]}
     # capacity 24 holds n = 10's pushes; longer ones still run (cells fall off the bottom)
     assert {10, 60}.issubset(by_n)
-    assert all(0 <= r["sequences_correct"] <= 1 for r in by_n.values())
+    assert all(0 <= r["sequence_accuracy"] <= 1 for r in by_n.values())
     assert (final / "generalisation.png").stat().st_size > 1000
     traces = list(final.glob("trace_*.png"))
     assert len(traces) == 2 and all(p.stat().st_size > 1000 for p in traces)
