@@ -46,7 +46,9 @@ TABLE_NS = (20, 40, 60, 100)
 GOAL = 0.99  # the goal: >= 99% of sequences right up to n = 60
 
 
-def run_once(agent: str, task: str, seed: int, extra: list[str], max_time: float) -> dict:
+def run_once(
+    agent: str, task: str, seed: int, extra: list[str], max_time: float, keep: Path | None = None
+) -> dict:
     overrides = [*extra, f"run.seed={seed}"]
     if max_time:
         overrides.append(f"run.max_time_s={max_time}")
@@ -56,6 +58,7 @@ def run_once(agent: str, task: str, seed: int, extra: list[str], max_time: float
         read=lambda run_dir: json.loads(
             (run_dir / "evaluation/final/generalisation.json").read_text()
         ),
+        keep=keep,
     )
     evals = [r for r in rows if "eval_return_mean" in r]
     by_n = {
@@ -110,8 +113,9 @@ def format_table(result: dict) -> str:
                 if v is None
                 else f"{100 * v['median']:.0f}% ({100 * v['min']:.0f}-{100 * v['max']:.0f})"
             )
+        label = f" ({key.split(' (', 1)[1]}" if " (" in key else ""
         lines.append(
-            f"| {entry['agent']} | {entry['task']} | {s['seeds']} | {s['goal_met']} | "
+            f"| {entry['agent']}{label} | {entry['task']} | {s['seeds']} | {s['goal_met']} | "
             + " | ".join(cells)
             + f" | {s['median_wall_s']:.0f} s |"
         )
@@ -127,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="", help="entry name suffix for a variant setup")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. learner.lr=0.003")
     parser.add_argument("--table", action="store_true", help="print the stored table and exit")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each run's folder (report, pictures) under this folder"
+    )
     args = parser.parse_args(argv)
     result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     result.setdefault("entries", {})
@@ -148,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             entry["selection"] = "none: every seed run is reported"
             for seed in args.seeds:
                 print(f"{key} seed {seed} ...", file=sys.stderr, flush=True)
-                run = run_once(agent, task, seed, args.overrides, args.max_time)
+                keep = args.keep / f"{agent}_{task}_seed{seed}" if args.keep else None
+                run = run_once(agent, task, seed, args.overrides, args.max_time, keep)
                 entry["runs"] = [r for r in entry["runs"] if r["seed"] != seed] + [run]
                 entry["runs"].sort(key=lambda r: r["seed"])
                 entry["summary"] = summarise(entry["runs"])
