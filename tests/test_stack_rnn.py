@@ -256,6 +256,13 @@ def test_stack_rnn_trains_through_ray_and_reports(tmp_path, ray_local, monkeypat
     assert (final / "generalisation.png").stat().st_size > 1000
     traces = list(final.glob("trace_*.png"))
     assert len(traces) == 2 and all(p.stat().st_size > 1000 for p in traces)
+    # `memrl evaluate` records episodes and draws them with the stacks
+    from rollout.cli import main
+
+    assert main(["evaluate", str(run.path), "--episodes", "1"]) == 0
+    (out,) = (run.path / "evaluation").glob("20*")
+    (picture,) = (out / "recordings").glob("*.png")
+    assert picture.stat().st_size > 5000
 
 
 @pytest.mark.slow
