@@ -20,14 +20,21 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 from pathlib import Path
+
+import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
+from rollout.config import build_config, read_yaml  # noqa: E402
+from rollout.evaluation import load_agent, open_run, resolve_checkpoint  # noqa: E402
 from rollout.files import atomic_write_text  # noqa: E402
+from rollout.sequence_report import score  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "stack_rnn.json"
 TASKS = (
@@ -46,9 +53,32 @@ TABLE_NS = (20, 40, 60, 100)
 GOAL = 0.99  # the issue's goal: >= 99% of sequences right up to n = 60
 
 
+def hard_action_scores(run_dir: Path, sequences: int = 256) -> dict[str, float]:
+    """The stack RNN's best weights re-scored with argmax stack actions (the paper's `-hard`),
+    on the report's own lengths and sequences (the same seeds as `sequence_report`)."""
+    import envs
+
+    run = open_run(run_dir)
+    cfg = build_config(read_yaml(run.config), source=str(run.config))
+    kwargs = {**cfg.env.kwargs, **cfg.env.eval_kwargs}
+    agent, _ = load_agent(cfg, resolve_checkpoint(run, "best"), kwargs)
+    agent.cfg.hard_actions = True
+    base = envs.make(cfg.env.id, **kwargs).unwrapped
+    out = {}
+    with torch.no_grad():
+        for _, length, variant in base.report_variants:
+            task = envs.make(cfg.env.id, **{**kwargs, **variant}).unwrapped
+            rng = np.random.default_rng(cfg.run.seed + length)
+            out[str(length)] = round(score(agent, task, sequences, rng)["sequence_accuracy"], 4)
+    return out
+
+
 def run_once(
     agent: str, task: str, seed: int, extra: list[str], max_time: float, keep: Path | None = None
 ) -> dict:
+    if keep is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_once(agent, task, seed, extra, max_time, Path(tmp) / "run")
     overrides = [*extra, f"run.seed={seed}"]
     if max_time:
         overrides.append(f"run.max_time_s={max_time}")
@@ -67,6 +97,7 @@ def run_once(
         if "sequence_accuracy" in row
     }
     upto60 = [v for n, v in by_n.items() if int(n) <= 60]
+    hard = hard_action_scores(keep) if agent == "stack_rnn" else {}
     return {
         "seed": seed,
         "wall_s": round(wall, 1),
@@ -74,20 +105,30 @@ def run_once(
         "training_distribution": round(report["rows"][0]["sequence_accuracy"], 4),
         "sequences_correct_by_n": by_n,
         "goal_met": bool(upto60) and min(upto60) >= GOAL,
+        # the same weights with argmax stack actions at test time (stack RNN only)
+        "hard_actions_sequences_correct_by_n": hard,
+        "hard_actions_goal_met": bool(hard)
+        and min(v for n, v in hard.items() if int(n) <= 60) >= GOAL,
         # greedy evaluations during training: (sequences, minus wrong symbols per sequence)
         "curve": [[r["sequences"], r["eval_return_mean"]] for r in evals],
     }
 
 
-def summarise(runs: list[dict]) -> dict:
-    ns = sorted({int(n) for r in runs for n in r["sequences_correct_by_n"]})
+def summarise(runs: list[dict], prefix: str = "") -> dict:
+    """Per n: median, min and max over seeds of the share of sequences right; `prefix`
+    "hard_actions_" summarises the argmax-action scores instead."""
+    runs = [r for r in runs if r.get(f"{prefix}sequences_correct_by_n")]
+    if not runs:
+        return {}
+    by_n = f"{prefix}sequences_correct_by_n"
+    ns = sorted({int(n) for r in runs for n in r[by_n]})
     out: dict = {
         "seeds": len(runs),
-        "goal_met": f"{sum(r['goal_met'] for r in runs)}/{len(runs)}",
+        "goal_met": f"{sum(r[f'{prefix}goal_met'] for r in runs)}/{len(runs)}",
         "median_wall_s": statistics.median(r["wall_s"] for r in runs),
     }
     for n in ns:
-        values = [r["sequences_correct_by_n"].get(str(n)) for r in runs]
+        values = [r[by_n].get(str(n)) for r in runs]
         values = [v for v in values if v is not None]
         out[f"n={n}"] = {
             "median": statistics.median(values),
@@ -102,9 +143,14 @@ def format_table(result: dict) -> str:
         f"n={n}: median (min-max)" for n in TABLE_NS
     )
     lines = [head + " | wall clock (median) |", "|" + "---|" * (len(TABLE_NS) + 5)]
+    rows = []
     for key in sorted(result.get("entries", {})):
         entry = result["entries"][key]
-        s = entry["summary"]
+        label = f" ({key.split(' (', 1)[1]}" if " (" in key else ""
+        rows.append((entry, entry["summary"], label))
+        if entry.get("summary_hard_actions"):
+            rows.append((entry, entry["summary_hard_actions"], label + " argmax actions at test"))
+    for entry, s, label in rows:
         cells = []
         for n in TABLE_NS:
             v = s.get(f"n={n}")
@@ -113,7 +159,6 @@ def format_table(result: dict) -> str:
                 if v is None
                 else f"{100 * v['median']:.0f}% ({100 * v['min']:.0f}-{100 * v['max']:.0f})"
             )
-        label = f" ({key.split(' (', 1)[1]}" if " (" in key else ""
         lines.append(
             f"| {entry['agent']}{label} | {entry['task']} | {s['seeds']} | {s['goal_met']} | "
             + " | ".join(cells)
@@ -134,10 +179,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, help="keep each run's folder (report, pictures) under this folder"
     )
+    parser.add_argument(
+        "--backfill-hard",
+        type=Path,
+        metavar="KEEP",
+        help="re-score stored stack RNN runs kept under KEEP with argmax actions, then exit",
+    )
     args = parser.parse_args(argv)
     result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     result.setdefault("entries", {})
     if args.table:
+        print(format_table(result))
+        return 0
+    if args.backfill_hard:  # runs stored before the argmax re-score existed, from --keep folders
+        for entry in result["entries"].values():
+            for run in entry["runs"]:
+                folder = args.backfill_hard / f"{entry['agent']}_{entry['task']}_seed{run['seed']}"
+                if entry["agent"] == "stack_rnn" and folder.is_dir():
+                    hard = hard_action_scores(folder)
+                    run["hard_actions_sequences_correct_by_n"] = hard
+                    upto60 = [v for n, v in hard.items() if int(n) <= 60]
+                    run["hard_actions_goal_met"] = bool(upto60) and min(upto60) >= GOAL
+            entry["summary_hard_actions"] = summarise(entry["runs"], "hard_actions_")
+        atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
         print(format_table(result))
         return 0
     result["machine"] = machine_info()
@@ -160,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["runs"] = [r for r in entry["runs"] if r["seed"] != seed] + [run]
                 entry["runs"].sort(key=lambda r: r["seed"])
                 entry["summary"] = summarise(entry["runs"])
+                entry["summary_hard_actions"] = summarise(entry["runs"], "hard_actions_")
                 result["entries"][key] = entry
                 atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
                 print(
