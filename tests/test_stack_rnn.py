@@ -288,3 +288,32 @@ def test_stack_rnn_learns_anbn_and_generalises_to_60(tmp_path):
         if update % 250 == 249 and agent.score_examples(held_out)["correct"].mean() == 1.0:
             break
     assert agent.score_examples(held_out)["correct"].mean() == 1.0
+
+
+def test_benchmark_summary_and_table():
+    from benchmarks.stack_rnn import format_table, summarise
+
+    def run(seed, soft, hard):
+        return {
+            "seed": seed,
+            "wall_s": 10.0 * (seed + 1),
+            "sequences_correct_by_n": soft,
+            "goal_met": min(soft.values()) >= 0.99,
+            "hard_actions_sequences_correct_by_n": hard,
+            "hard_actions_goal_met": min(hard.values()) >= 0.99,
+        }
+
+    runs = [
+        run(0, {"20": 1.0, "60": 0.0}, {"20": 1.0, "60": 1.0}),
+        run(1, {"20": 1.0, "60": 1.0}, {"20": 1.0, "60": 0.995}),
+        run(2, {"20": 0.5, "60": 0.25}, {"20": 0.0, "60": 0.0}),
+    ]
+    soft, hard = summarise(runs), summarise(runs, "hard_actions_")
+    assert soft["goal_met"] == "1/3" and hard["goal_met"] == "2/3"
+    assert soft["n=60"] == {"median": 0.25, "min": 0.0, "max": 1.0}
+    assert soft["median_wall_s"] == 20.0
+    entry = {"agent": "stack_rnn", "task": "anbn", "runs": runs}
+    entry |= {"summary": soft, "summary_hard_actions": hard}
+    table = format_table({"entries": {"stack_rnn/anbn": entry}}).splitlines()
+    assert len(table) == 4 and "argmax actions at test" in table[3]
+    assert "| 3 | 1/3 | 100% (50-100) |" in table[2]
