@@ -92,8 +92,9 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
             label="sequences entirely right",
         )
         ax.legend(fontsize=8)
+        ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("length")
-    ax.set_ylabel(label)
+    ax.set_ylabel("share right" if key == "token_accuracy" else label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
