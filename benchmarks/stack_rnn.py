@@ -58,6 +58,7 @@ def hard_action_scores(run_dir: Path, sequences: int = 256) -> dict[str, float]:
     on the report's own lengths and sequences (the same seeds as `sequence_report`)."""
     import envs
 
+    torch.set_num_threads(1)  # one core, as the training runs
     run = open_run(run_dir)
     cfg = build_config(read_yaml(run.config), source=str(run.config))
     kwargs = {**cfg.env.kwargs, **cfg.env.eval_kwargs}
