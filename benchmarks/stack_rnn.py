@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         for entry in result["entries"].values():
             for run in entry["runs"]:
                 folder = args.backfill_hard / f"{entry['agent']}_{entry['task']}_seed{run['seed']}"
-                if entry["agent"] == "stack_rnn" and folder.is_dir():
+                missing = not run.get("hard_actions_sequences_correct_by_n")
+                if entry["agent"] == "stack_rnn" and missing and folder.is_dir():
                     hard = hard_action_scores(folder)
                     run["hard_actions_sequences_correct_by_n"] = hard
                     upto60 = [v for n, v in hard.items() if int(n) <= 60]
