@@ -139,6 +139,8 @@ class Trainer:
         probe, self.agent, warnings = probe_and_check(cfg)
         for warning in warnings:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
+        for note in envs.adapter_notes(probe):  # Dict/Tuple flattened, images channels-first
+            self.console.print(f"env '{cfg.env.id}': {note}", highlight=False, markup=False)
         self.task = probe.unwrapped
         # a supervised agent on a task with splits: dataset source, full-pass evaluation
         self.dataset_run = learns_from_dataset(self.agent, self.task)
