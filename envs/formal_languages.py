@@ -165,9 +165,9 @@ class Memorisation(FormalLanguage):
 class BinaryAddition(FormalLanguage):
     """x+y=z. with x and y in binary, most significant bit first, and their sum z least
     significant bit first (so a stack can hold the operands and release them in the order
-    addition needs), as the paper's generator writes them. n is the operands' total digit count,
-    split uniformly between them (an empty operand is written 0); the sum and '.' are scored (and
-the '=' after a second operand 0, which can have no more digits).
+    addition needs), as the paper's generator writes them. n is the operands' total digit
+    count, split uniformly between them (an empty operand is written 0); the sum and '.' are
+    scored (and the '=' after a second operand 0, which can have no more digits).
     """
 
     alphabet = "#01+=."
