@@ -6,7 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents import dqn, lstm, memn2n, ntm, program_generator, reinforce
+from agents import dqn, lstm, memn2n, ntm, program_generator, reinforce, stack_rnn
 from agents.base import Agent, AgentError, DataSpec, EpisodeSpec, ReplaySpec, SupervisedSpec
 from agents.learner import Learner, NonFiniteLossError
 
@@ -18,6 +18,7 @@ AGENTS: dict[str, tuple[type, type[Agent]]] = {
     "ntm": (ntm.Config, ntm.NTMAgent),
     "program_generator": (program_generator.Config, program_generator.ProgramGenerator),
     "reinforce": (reinforce.Config, reinforce.ReinforceAgent),
+    "stack_rnn": (stack_rnn.Config, stack_rnn.StackRNNAgent),
 }
 
 

@@ -73,6 +73,28 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
         "envs.algorithmic:PrioritySort",
         "NTM priority sort (4.5): output the highest-priority vectors, sorted",
     ),
+    # Joulin & Mikolov 2015 (stack-augmented RNN): next-symbol prediction, deterministic part
+    "memrl/AnBn-v0": ("envs.formal_languages:AnBn", "Stack RNN counting: a^n b^n"),
+    "memrl/AnBnCn-v0": ("envs.formal_languages:AnBnCn", "Stack RNN counting: a^n b^n c^n"),
+    "memrl/AnBnCnDn-v0": (
+        "envs.formal_languages:AnBnCnDn",
+        "Stack RNN counting: a^n b^n c^n d^n",
+    ),
+    "memrl/AnB2n-v0": ("envs.formal_languages:AnB2n", "Stack RNN counting: a^n b^2n"),
+    "memrl/AnBmCnm-v0": ("envs.formal_languages:AnBmCnm", "Stack RNN counting: a^n b^m c^(n+m)"),
+    "memrl/AnBmCnDm-v0": ("envs.formal_languages:AnBmCnDm", "Stack RNN counting: a^n b^m c^n d^m"),
+    "memrl/AnBmCnTimesM-v0": (
+        "envs.formal_languages:AnBmCnTimesM",
+        "Stack RNN counting: a^n b^m c^(nm)",
+    ),
+    "memrl/Memorisation-v0": (
+        "envs.formal_languages:Memorisation",
+        "Stack RNN memorisation: a string, a separator, the string reversed",
+    ),
+    "memrl/BinaryAddition-v0": (
+        "envs.formal_languages:BinaryAddition",
+        "Stack RNN binary addition: x+y= then the sum, least significant bit first",
+    ),
     "memrl/BAbI-v0": (
         "envs.babi.env:BabiEnv",
         "bAbI question answering (Weston et al. 2015): one question per episode, answer word id",

@@ -232,8 +232,16 @@ def memory_task_picture(agent: Any, episode: Episode, path: Path) -> Path | None
         return None
     inputs = a["observations"][:-1].astype(np.float32)  # the observation before each step
     outputs = 1.0 / (1.0 + np.exp(-a["agent_outputs"].astype(np.float64)))
-    weights = []
-    if hasattr(agent, "trace"):  # the env's inputs do not depend on actions: one pass
+    targets = a["targets"]
+    if getattr(agent, "symbols", False):  # symbol tasks: softmax outputs, one-hot targets
+        logits = a["agent_outputs"].astype(np.float64)
+        outputs = np.exp(logits - logits.max(-1, keepdims=True))
+        outputs /= outputs.sum(-1, keepdims=True)
+        targets = np.eye(outputs.shape[-1])[targets.reshape(len(targets)).astype(np.int64)]
+    weights, extra = [], []
+    if hasattr(agent, "trace_panels"):  # the agent draws its own memory (the stack RNN)
+        extra = agent.trace_panels(agent.trace(torch.as_tensor(inputs[:, None])))
+    elif hasattr(agent, "trace"):  # the env's inputs do not depend on actions: one pass
         traced = agent.trace(torch.as_tensor(inputs[:, None]))
         weights = [
             ("write weighting", traced["write_weights"][:, 0, 0].numpy()),
@@ -244,7 +252,9 @@ def memory_task_picture(agent: Any, episode: Episode, path: Path) -> Path | None
         f"{episode.env_id} seed {episode.seed}: return {episode.episode_return:.4g}, "
         f"{episode.length} steps"
     )
-    plot_sequence_trace(inputs, a["targets"] * mask[:, None], mask, outputs, weights, title, path)
+    plot_sequence_trace(
+        inputs, targets * mask[:, None], mask, outputs, weights, title, path, panels_after=extra
+    )
     return path
 
 

@@ -1,15 +1,18 @@
-"""Evaluation of a trained sequence agent (NTM, LSTM) on its algorithmic task. The trainer
-passes the weights of the best evaluation during training (ties: the latest).
+"""Evaluation of a trained sequence agent (NTM, LSTM, stack RNN) on its algorithmic task. The
+trainer passes the weights of the best evaluation during training (ties: the latest).
 
-Bit errors per sequence on the training distribution and on longer sequences (the paper's
-generalisation test), written as `generalisation.json`, a printed table and `generalisation.png`;
-and pictures of one sequence at a few lengths: inputs, targets, outputs and, for the NTM, the
-write and read weightings over memory through time (Graves et al. 2014, Figure 6 style).
+Bit errors per sequence (symbol tasks: symbols and whole sequences right) on the training
+distribution and on longer sequences (the papers' generalisation tests), written as
+`generalisation.json`, a printed table and `generalisation.png`; and pictures of one sequence at
+a few lengths: inputs, targets, outputs and the memory through time: for the NTM the write and
+read weightings (Graves et al. 2014, Figure 6 style), for an agent with `trace_panels` (the stack
+RNN: actions and stack cells) what that returns.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +83,18 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
     if any("token_accuracy" in r for r in rows):
         key, label = "token_accuracy", "symbols right (teacher forcing)"
     scored = [r for r in rows if key in r]
-    ax.plot([r["length"] for r in scored], [r[key] for r in scored], "o-")
+    ax.plot([r["length"] for r in scored], [r[key] for r in scored], "o-", label=label)
+    if key == "token_accuracy":  # whole sequences right: the stack RNN paper's measure
+        ax.plot(
+            [r["length"] for r in scored],
+            [r["sequence_accuracy"] for r in scored],
+            "s--",
+            label="sequences entirely right",
+        )
+        ax.legend(fontsize=8)
+        ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("length")
-    ax.set_ylabel(label)
+    ax.set_ylabel("share right" if key == "token_accuracy" else label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -117,6 +129,7 @@ def plot_sequence_trace(
     weights: list[tuple[str, np.ndarray]],
     title: str,
     path: Path,
+    panels_after: Sequence[tuple[str, np.ndarray]] = (),
 ) -> None:
     """One sequence as grids over time: inputs [T, in], targets [T, out] and outputs [T, out]
     (probabilities, shown on the output steps of `mask` [T]), then each (name, weighting
@@ -137,6 +150,7 @@ def plot_sequence_trace(
         rows = (start + np.arange(count)) % len(visited)
         span = f"rows {rows[0]}-{rows[-1]}" + (" (wrapping)" if rows[-1] < rows[0] else "")
         panels += [(f"{name}\n{span}", np.asarray(w)[:, rows]) for name, w in weights]
+    panels += list(panels_after)  # e.g. the stack RNN's actions and stack cells, as they are
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 * len(panels) + 0.6), sharex=True)
     for ax, (name, data) in zip(np.atleast_1d(axes), panels):
         ax.imshow(
@@ -160,7 +174,12 @@ def plot_sequence_trace(
 def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, path: Path) -> None:
     inputs, targets, mask = task.sample_batch(1, rng)
     x = torch.as_tensor(inputs, dtype=torch.float32)
-    if hasattr(agent, "trace"):
+    extra: list[tuple[str, np.ndarray]] = []
+    if hasattr(agent, "trace_panels"):  # the agent draws its own memory (the stack RNN)
+        traced = agent.trace(x)
+        logits, weights = traced["logits"], []
+        extra = agent.trace_panels(traced)
+    elif hasattr(agent, "trace"):
         traced = agent.trace(x)
         logits = traced["logits"]
         weights = [
@@ -184,6 +203,7 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
         weights,
         f"{type(task).__name__}, {label}",
         path,
+        panels_after=extra,
     )
 
 
