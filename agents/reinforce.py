@@ -27,7 +27,8 @@ class MultiCategorical(torch.distributions.Distribution):
 
     def __init__(self, logits: torch.Tensor, sizes: list[int]):
         self.parts = [
-            torch.distributions.Categorical(logits=chunk) for chunk in logits.split(sizes, -1)
+            torch.distributions.Categorical(logits=chunk, validate_args=False)
+            for chunk in logits.split(sizes, -1)
         ]
         super().__init__(logits.shape[:-1], validate_args=False)
 

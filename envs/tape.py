@@ -21,19 +21,42 @@ to move. The rules are those of the classic gym algorithmic envs (gym 0.x,
   taken, the supervision for RL-NTM's likelihood-trained outputs.
 - Curriculum (gym's): every episode draws an input length min_length + {0, 1, 2}; after
   `promotion_window` episodes in a row whose return fell short of the best possible by no more
-  than `-promotion_shortfall`, min_length grows by one, up to 30. The state is per env instance
-  (gym's was a class variable shared by every instance in the process). `length=n` fixes the
-  input length and turns the curriculum off (evaluation at a given length, e.g. 2x training).
+  than `-promotion_shortfall`, min_length grows by one, up to 30. `curriculum_scope="env"` keeps
+  the level per env instance; `"process"` shares one level (and one window of episodes) between
+  every env of the task in the process, i.e. the vector env of one rollout worker, as gym's class
+  variable did: with many envs per worker the level then grows as fast in episodes as with one.
+  `length=n` fixes the input length and turns the curriculum off (evaluation at a given length,
+  e.g. 2x training).
 - `reward_threshold`: gym's "solved" mean return over 100 consecutive episodes: Copy 25,
   RepeatCopy 75, DuplicatedInput 9, Reverse 25, ReversedAddition 25.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
+SCOPES = ("env", "process")
+
+
+@dataclass
+class LengthLevel:
+    """The curriculum's state: the minimum input length and the recent episodes' shortfalls."""
+
+    min_length: int
+    shortfalls: list[float] = field(default_factory=list)
+
+
+# curriculum_scope="process": one level per task class, shared by its envs in this process
+_PROCESS_LEVELS: dict[str, LengthLevel] = {}
+
+
+def reset_process_levels() -> None:
+    """Forget the shared levels (a fresh training run in the same process, tests)."""
+    _PROCESS_LEVELS.clear()
 
 
 class TapeTask(gym.Env):
@@ -58,6 +81,7 @@ class TapeTask(gym.Env):
         length: int | None = None,
         min_length: int | None = None,
         curriculum: bool = True,
+        curriculum_scope: str = "env",
         render_mode: str | None = None,
     ):
         if length is not None and (isinstance(length, bool) or int(length) != length or length < 1):
@@ -66,15 +90,22 @@ class TapeTask(gym.Env):
             isinstance(min_length, bool) or int(min_length) != min_length or min_length < 1
         ):
             raise ValueError(f"min_length must be a positive integer or None, got {min_length!r}")
+        if curriculum_scope not in SCOPES:
+            raise ValueError(
+                f"curriculum_scope must be one of {', '.join(SCOPES)}, got {curriculum_scope!r}"
+            )
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.fixed_length = None if length is None else int(length)
         self.curriculum = bool(curriculum) and length is None
-        self.min_length = int(min_length) if min_length is not None else self.starting_min_length
+        start = int(min_length) if min_length is not None else self.starting_min_length
+        if curriculum_scope == "process" and self.curriculum:
+            self.level = _PROCESS_LEVELS.setdefault(type(self).__name__, LengthLevel(start))
+        else:
+            self.level = LengthLevel(start)
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Discrete(self.base + 1)
         self.action_space = gym.spaces.MultiDiscrete([len(self.movements), 2, self.base])
-        self.shortfalls: list[float] = []
         self.episode_return: float | None = None  # None before the first episode
         self.input_data = np.zeros(0, np.int64)
         self.target: list[int] = []
@@ -121,15 +152,24 @@ class TapeTask(gym.Env):
         """gym's level-up, between episodes: `promotion_window` near-perfect episodes in a row."""
         if not self.curriculum or self.episode_return is None:
             return
-        self.shortfalls.append(self.episode_return - len(self.target))
-        self.shortfalls = self.shortfalls[-self.promotion_window :]
+        level = self.level
+        level.shortfalls.append(self.episode_return - len(self.target))
+        del level.shortfalls[: -self.promotion_window]
         if (
-            len(self.shortfalls) == self.promotion_window
-            and min(self.shortfalls) >= self.promotion_shortfall
-            and self.min_length < self.max_min_length
+            len(level.shortfalls) == self.promotion_window
+            and min(level.shortfalls) >= self.promotion_shortfall
+            and level.min_length < self.max_min_length
         ):
-            self.min_length += 1
-            self.shortfalls = []
+            level.min_length += 1
+            level.shortfalls.clear()
+
+    @property
+    def min_length(self) -> int:
+        return self.level.min_length
+
+    @property
+    def shortfalls(self) -> list[float]:
+        return self.level.shortfalls
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -16,6 +16,7 @@ from envs.tape import (
     TapeRepeatCopy,
     TapeReverse,
     TapeReversedAddition,
+    reset_process_levels,
 )
 
 IDS = {
@@ -123,7 +124,7 @@ def test_reversed_addition_on_the_grid():
     obs, _ = env.reset(seed=6)
     assert env.time_limit == 16
     carry, total, done, row = 0, 0.0, False, 0
-    for column in range(len(env.input_data)):
+    for _ in range(len(env.input_data)):
         first = obs
         obs, r, done, _, _ = env.step(np.array([DOWN if row == 0 else UP, 0, 0]))
         row = 1 - row
@@ -167,6 +168,22 @@ def test_lengths_drawn_at_the_level_and_fixed_length_turns_the_curriculum_off():
     assert fixed.reset()[1]["length"] == 12 and not fixed.curriculum
 
 
+def test_process_scope_shares_one_level_between_envs():
+    """As gym's class variable: the window counts every env's episodes, and all move up."""
+    reset_process_levels()
+    a, b = TapeCopy(curriculum_scope="process"), TapeCopy(curriculum_scope="process")
+    own = TapeCopy()
+    for _ in range(5):
+        _solve_copy(a)
+        _solve_copy(b)
+    a.reset()  # 9 episodes counted (a reset counts the episode before it)
+    assert a.min_length == 2
+    b.reset()  # the 10th: both move up
+    assert a.min_length == b.min_length == 3 and own.min_length == 2
+    assert TapeReverse(curriculum_scope="process").min_length == 1  # per task
+    reset_process_levels()
+
+
 def test_reverse_needs_fifty_perfect_episodes():
     env = TapeReverse()
     assert env.min_length == 1 and env.promotion_window == 50
@@ -180,9 +197,11 @@ def test_reverse_needs_fifty_perfect_episodes():
     assert env.min_length == 2
 
 
-@pytest.mark.parametrize("bad", [{"length": 0}, {"min_length": -1}, {"length": 2.5}])
+@pytest.mark.parametrize(
+    "bad", [{"length": 0}, {"min_length": -1}, {"length": 2.5}, {"curriculum_scope": "x"}]
+)
 def test_bad_kwargs_are_clear_errors(bad):
-    with pytest.raises(envs.EnvSpecError, match="must be a positive integer"):
+    with pytest.raises(envs.EnvSpecError, match="must be (a positive integer|one of env, process)"):
         envs.make("memrl/TapeCopy-v0", **bad)
 
 
