@@ -131,8 +131,9 @@ class Config:
     `torso: lstm` puts an LSTM (`lstm_size` units) after the `hidden` MLP layers, so the policy
     and the baseline see the whole episode so far: the recurrent policy for memory tasks
     (e.g. the T-maze of Bakker 2002, examples/plugin_env), trained on whole padded episodes.
-    `previous_action` feeds the action taken at the last step (one-hot) to the LSTM with the
-    observation: a sampled policy cannot otherwise tell which of its moves it made.
+    `previous_action` feeds the action taken at the last step (one-hot) to the network with
+    the observation (the LSTM, or the MLP, whose only state it then is): a sampled policy cannot
+    otherwise tell which of its moves it made.
 
     RL-NTM (Zaremba & Sutskever 2015) on the tape tasks (envs/tape.py), whose MultiDiscrete
     actions end with (write flag, symbol): `write_gated_symbol` counts the symbol's
@@ -185,8 +186,6 @@ class Config:
             raise ValueError(
                 f"symbol_loss must be one of {', '.join(SYMBOL_LOSSES)}, got {self.symbol_loss!r}"
             )
-        if self.previous_action and self.torso != "lstm":
-            raise ValueError("previous_action needs torso: lstm (the LSTM carries it forward)")
         if self.symbol_loss == "likelihood" and not self.write_gated_symbol:
             raise ValueError("symbol_loss: likelihood needs write_gated_symbol: true")
         if self.symbol_coef < 0:
@@ -218,9 +217,9 @@ class ReinforceAgent(Agent):
             )
         self.lstm: nn.LSTM | None = None
         learned = cfg.baseline == "learned"
+        if cfg.previous_action:
+            in_dim += self.head.num_logits
         if cfg.torso == "lstm":
-            if cfg.previous_action:
-                in_dim += self.head.num_logits
             self.torso = mlp(in_dim, cfg.hidden)
             self.lstm = nn.LSTM(cfg.hidden[-1] if cfg.hidden else in_dim, cfg.lstm_size)
             self.policy = nn.Linear(cfg.lstm_size, self.head.num_logits)
@@ -239,12 +238,16 @@ class ReinforceAgent(Agent):
         return encode_observation(obs, self.observation_space)
 
     def initial_state(self, batch_size: int) -> LSTMState | None:
+        device = next(self.policy.parameters()).device
+        previous = (
+            (torch.zeros(batch_size, self.head.num_logits, device=device),)
+            if self.cfg.previous_action
+            else ()
+        )
         if self.lstm is None:
-            return None
-        zeros = torch.zeros(batch_size, self.cfg.lstm_size, device=self.policy.weight.device)
-        if self.cfg.previous_action:
-            return zeros, zeros.clone(), zeros.new_zeros(batch_size, self.head.num_logits)
-        return zeros, zeros.clone()
+            return previous or None
+        zeros = torch.zeros(batch_size, self.cfg.lstm_size, device=device)
+        return zeros, zeros.clone(), *previous
 
     def reset_state(self, state: LSTMState | None, done: np.ndarray) -> LSTMState | None:
         if state is None or not done.any():
@@ -267,7 +270,7 @@ class ReinforceAgent(Agent):
         return out, (h[0], c[0])
 
     def action_scores(self, obs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, str] | None:
-        if self.lstm is not None or self.head.kind not in ("discrete", "multibinary"):
+        if self.initial_state(1) is not None or self.head.kind not in ("discrete", "multibinary"):
             return None
         logits = self.policy(self._encode(obs))
         return logits, state, ("categorical" if self.head.kind == "discrete" else "bernoulli")
@@ -276,9 +279,12 @@ class ReinforceAgent(Agent):
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
         obs_t = torch.as_tensor(obs)
         if self.lstm is None:
-            logits = self.policy(self._encode(obs_t))
+            x = self._encode(obs_t)
+            if self.cfg.previous_action:
+                x, state = torch.cat([x, state[-1]], -1), ()
+            logits = self.policy(x)
         else:
-            previous = state[2].unsqueeze(0) if self.cfg.previous_action else None
+            previous = state[-1].unsqueeze(0) if self.cfg.previous_action else None
             features, state = self._recurrent(obs_t.unsqueeze(0), state, previous)
             logits = self.policy(features[0])
         sample = self.head.distribution(logits).sample() if explore else self.head.greedy(logits)
@@ -313,13 +319,15 @@ class ReinforceAgent(Agent):
         actions = self.head.from_env(
             batch["actions"].reshape(steps * width, *batch["actions"].shape[2:])
         )
+        previous = None
+        if self.cfg.previous_action:  # the action before each step; zeros at step 0
+            taken = self.head.one_hot(actions).reshape(steps, width, -1)
+            previous = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])
         if self.lstm is None:
             features = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
+            if previous is not None:
+                features = torch.cat([features, previous.reshape(steps * width, -1)], -1)
         else:
-            previous = None
-            if self.cfg.previous_action:  # the action before each step; zeros at step 0
-                taken = self.head.one_hot(actions).reshape(steps, width, -1)
-                previous = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])
             features = self._recurrent(obs, None, previous)[0].reshape(steps * width, -1)
         log_probs, entropy, symbol_logits = self._log_probs(self.policy(features), actions)
         baseline = self.moving_baseline

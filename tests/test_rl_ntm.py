@@ -23,9 +23,9 @@ TASKS = ("copy", "duplicated_input", "reverse", "repeat_copy", "reversed_additio
 
 def tape_agent(**changes):
     env = envs.make("memrl/TapeCopy-v0")
+    changes.setdefault("torso", "lstm")
+    changes.setdefault("hidden", [])
     cfg = Config(
-        torso="lstm",
-        hidden=[],
         lstm_size=16,
         previous_action=True,
         write_gated_symbol=True,
@@ -109,16 +109,17 @@ def test_missing_targets_are_a_clear_error():
         agent.loss(batch)
 
 
-def test_previous_action_replayed_in_the_loss_matches_acting():
+@pytest.mark.parametrize("torso", ["lstm", "mlp"])
+def test_previous_action_replayed_in_the_loss_matches_acting(torso):
     """The learner rebuilds each step's previous action from the batch: its greedy actions
-    equal those the acting agent chose step by step."""
-    agent = tape_agent()
+    equal those the acting agent chose step by step (LSTM, or an MLP whose state it is)."""
+    agent = tape_agent(torso=torso, hidden=[] if torso == "lstm" else [32])
     env = envs.make("memrl/TapeCopy-v0", length=6)
     obs, _ = env.reset(seed=0)
     state, seen, taken = agent.initial_state(1), [], []
     for _ in range(6):
         action, state, _ = agent.act(np.array([obs]), state, explore=False)
-        assert state[2].sum() == 3  # one-hot of the three components
+        assert state[-1].sum() == 3  # one-hot of the three components
         seen.append(obs)
         taken.append(action[0])
         obs, _, done, _, _ = env.step(action[0])
@@ -129,8 +130,12 @@ def test_previous_action_replayed_in_the_loss_matches_acting():
     previous = agent.head.one_hot(acts.reshape(-1, 3)).reshape(steps, 1, -1)
     previous = torch.cat([torch.zeros_like(previous[:1]), previous[:-1]])
     with torch.no_grad():
-        features = agent._recurrent(torch.tensor(seen).reshape(steps, 1), None, previous)[0]
-        greedy = agent.head.greedy(agent.policy(features[:, 0]))
+        obs = torch.tensor(seen).reshape(steps, 1)
+        if torso == "lstm":
+            features = agent._recurrent(obs, None, previous)[0][:, 0]
+        else:
+            features = torch.cat([agent._encode(obs.reshape(-1)), previous[:, 0]], -1)
+        greedy = agent.head.greedy(agent.policy(features))
     assert torch.equal(greedy, acts[:, 0])
 
 
@@ -146,7 +151,6 @@ def test_likelihood_acts_with_the_greedy_symbol_while_exploring():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"previous_action": True, "torso": "mlp"}, "previous_action needs torso: lstm"),
         ({"symbol_loss": "likelihood"}, "needs write_gated_symbol"),
         ({"symbol_loss": "maximum"}, "symbol_loss must be one of reinforce, likelihood"),
     ],
