@@ -7,7 +7,8 @@ shared machine) until the mean return of the last 100 training episodes reaches 
 `reward_threshold` (`run.stop_train_return`; the env's own curriculum grows the input length as
 the agent succeeds) or the time budget runs out. `episodes` is the training episodes when it
 stopped, counted at the end of the round of episodes (`rollout.steps_per_sample` steps) that
-reached the threshold.
+reached the threshold. The budget is in env steps (`--max-env-steps`), so a busy machine
+slows a run down without failing it; `--max-time` is only a wall-clock safety limit.
 
 Generalisation: the final policy, acting greedily, on 100 episodes at a fixed input length L
 (the length at which a perfect episode earns the threshold: 25 symbols, 18 for duplicated input)
@@ -18,7 +19,8 @@ objective (the symbol by cross-entropy on info["target"], head moves and the wri
 REINFORCE).
 
     python benchmarks/rl_ntm.py [--tasks copy duplicated_input reverse] [--seeds 0 1 2]
-        [--modes reinforce] [--max-time 420] [--fresh]
+        [--modes reinforce] [--max-env-steps 2000000] [--override agent.torso=mlp ...]
+        [--fresh]
 
 Results go to benchmarks/results/rl_ntm.json after every run (a rerun skips the runs already
 there unless --fresh), and a table is printed.
@@ -101,15 +103,19 @@ def evaluate_run(run_dir: Path, config: str, task: str, seed: int) -> dict:
     }
 
 
-def run_one(task: str, mode: str, seed: int, max_time: float) -> dict:
+def run_one(
+    task: str, mode: str, seed: int, max_time: float, max_steps: int, extra: list[str]
+) -> dict:
     config = f"configs/rl_ntm_{task}.yaml"
     overrides = [
         f"run.seed={seed}",
         f"run.max_time_s={max_time}",
+        f"run.total_env_steps={max_steps}",
         "rollout.num_workers=0",
         "learner.torch_threads=1",
         f"agent.symbol_loss={mode}",
         "run.eval_every_steps=0",
+        *extra,
     ]
     rows, generalisation, wall = train_subprocess(
         config, overrides, read=lambda d: evaluate_run(d, config, task, seed)
@@ -141,14 +147,14 @@ def run_one(task: str, mode: str, seed: int, max_time: float) -> dict:
 
 def table(runs: list[dict]) -> str:
     lines = [
-        "| task | mode | seed | solved | episodes | time s | return (last 100) | "
+        "| task | mode | overrides | seed | solved | episodes | time s | return (last 100) | "
         "L: solved / return | 2L: solved / return |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         tl, dl = r["train_length"], r["double_length"]
         lines.append(
-            f"| {r['task']} | {r['mode']} | {r['seed']} | {'yes' if r['solved'] else 'no'} | "
+            f"| {r['task']} | {r['mode']} | {' '.join(r['overrides'])} | {r['seed']} | {'yes' if r['solved'] else 'no'} | "
             f"{r['episodes_run']:,} | {r['train_time_s']:.0f} | {r['final_return_mean']:.2f} | "
             f"L={tl['length']}: {tl['solved_fraction']:.2f} / {tl['mean_return']:.1f} | "
             f"2L={dl['length']}: {dl['solved_fraction']:.2f} / {dl['mean_return']:.1f} |"
@@ -161,7 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", default=["copy", "duplicated_input", "reverse"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--modes", nargs="+", default=["reinforce"])
-    parser.add_argument("--max-time", type=float, default=420.0)
+    parser.add_argument("--max-time", type=float, default=900.0, help="wall-clock safety limit")
+    parser.add_argument(
+        "--max-env-steps", type=int, default=2_000_000, help="the budget of each run (env steps)"
+    )
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="config overrides for every run (recorded)"
+    )
     parser.add_argument("--fresh", action="store_true", help="ignore runs already stored")
     args = parser.parse_args(argv)
     for task in args.tasks:
@@ -173,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks:
         for mode in args.modes:
             for seed in args.seeds:
-                if any((r["task"], r["mode"], r["seed"]) == (task, mode, seed) for r in runs):
+                key = (task, mode, seed, args.override)
+                if any((r["task"], r["mode"], r["seed"], r["overrides"]) == key for r in runs):
                     continue
                 start = time.monotonic()
-                result = run_one(task, mode, seed, args.max_time)
-                result["max_time_s"] = args.max_time
+                result = run_one(task, mode, seed, args.max_time, args.max_env_steps, args.override)
+                result.update(
+                    max_time_s=args.max_time,
+                    max_env_steps=args.max_env_steps,
+                    overrides=args.override,
+                )
                 runs.append(result)
                 print(
                     f"{task} {mode} seed {seed}: solved={result['solved']} "
