@@ -291,8 +291,20 @@ class ReinforceAgent(Agent):
         if explore and self.cfg.symbol_loss == "likelihood":  # the symbol is not explored
             sample[:, -1] = self.head.greedy(logits)[:, -1]
         if self.cfg.previous_action:
-            state = (*state, self.head.one_hot(sample))
+            state = (*state, self._previous(sample))
         return self.head.to_env(sample), state, {}
+
+    def _previous(self, sample: torch.Tensor) -> torch.Tensor:
+        """The previous-action input: the action one-hot, and with `write_gated_symbol` the
+        symbol's block zeroed where nothing was written (the symbol did not happen; left in,
+        it is a one-step memory the policy learns to lean on, e.g. writing the last input
+        symbol from it on reverse, a shortcut that does not scale)."""
+        encoded = self.head.one_hot(sample)
+        if not self.cfg.write_gated_symbol:
+            return encoded
+        wrote = (sample[:, -2] == 1).to(encoded.dtype).unsqueeze(-1)
+        symbol = self.head.sizes[-1]
+        return torch.cat([encoded[:, :-symbol], encoded[:, -symbol:] * wrote], -1)
 
     def _log_probs(
         self, logits: torch.Tensor, actions: torch.Tensor
@@ -321,7 +333,7 @@ class ReinforceAgent(Agent):
         )
         previous = None
         if self.cfg.previous_action:  # the action before each step; zeros at step 0
-            taken = self.head.one_hot(actions).reshape(steps, width, -1)
+            taken = self._previous(actions).reshape(steps, width, -1)
             previous = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])
         if self.lstm is None:
             features = self._encode(obs.reshape(steps * width, *obs.shape[2:]))

@@ -39,9 +39,7 @@ def tape_agent(**changes):
 
 def hand_batch(rewards: list[float] | None = None) -> dict[str, torch.Tensor]:
     """Two episodes, time-major: (move, write, symbol) actions, one padded step."""
-    actions = torch.tensor(
-        [[[1, 1, 3], [0, 0, 2]], [[1, 0, 4], [1, 1, 1]], [[1, 1, 0], [0, 0, 0]]]
-    )
+    actions = torch.tensor([[[1, 1, 3], [0, 0, 2]], [[1, 0, 4], [1, 1, 1]], [[1, 1, 0], [0, 0, 0]]])
     mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
     rew = torch.tensor(rewards or [1.0, 0.0, 0.0, 1.0, -0.5, 0.0]).reshape(3, 2) * mask
     return {
@@ -91,7 +89,7 @@ def test_likelihood_is_the_cross_entropy_of_the_written_steps():
         _, metrics = agent.loss(batch)
         steps, width = batch["mask"].shape
         actions = batch["actions"].reshape(-1, 3)
-        previous = agent.head.one_hot(actions).reshape(steps, width, -1)
+        previous = agent._previous(actions).reshape(steps, width, -1)
         previous = torch.cat([torch.zeros_like(previous[:1]), previous[:-1]])
         features = agent._recurrent(batch["obs"], None, previous)[0].reshape(steps * width, -1)
         symbol_logits = agent.policy(features)[:, 4:]
@@ -119,7 +117,8 @@ def test_previous_action_replayed_in_the_loss_matches_acting(torso):
     state, seen, taken = agent.initial_state(1), [], []
     for _ in range(6):
         action, state, _ = agent.act(np.array([obs]), state, explore=False)
-        assert state[-1].sum() == 3  # one-hot of the three components
+        wrote = int(action[0][1])
+        assert state[-1].sum() == 2 + wrote  # move and write one-hot; the symbol if written
         seen.append(obs)
         taken.append(action[0])
         obs, _, done, _, _ = env.step(action[0])
@@ -127,7 +126,7 @@ def test_previous_action_replayed_in_the_loss_matches_acting(torso):
             break
     steps = len(taken)
     acts = torch.as_tensor(np.array(taken)).reshape(steps, 1, 3)
-    previous = agent.head.one_hot(acts.reshape(-1, 3)).reshape(steps, 1, -1)
+    previous = agent._previous(acts.reshape(-1, 3)).reshape(steps, 1, -1)
     previous = torch.cat([torch.zeros_like(previous[:1]), previous[:-1]])
     with torch.no_grad():
         obs = torch.tensor(seen).reshape(steps, 1)
@@ -220,3 +219,10 @@ def test_smoke_training_through_ray(task, tmp_path, ray_local):
     a, _, _ = fresh.act(obs, fresh.initial_state(len(obs)), explore=False)
     b, _, _ = trainer.agent.cpu().act(obs, trainer.agent.initial_state(len(obs)), explore=False)
     assert np.array_equal(a, b)
+
+
+def test_previous_action_input_leaves_out_a_symbol_not_written():
+    agent = tape_agent()
+    previous = agent._previous(torch.tensor([[1, 1, 3], [0, 0, 2]]))
+    assert previous[0].tolist() == [0, 1, 0, 1, 0, 0, 0, 1, 0]
+    assert previous[1].tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 0]
