@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 out = {
+                    **stored,  # e.g. superseded runs kept for the record
                     "benchmark": "rl_ntm",
                     "criterion": "mean return of the last 100 training episodes >= gym's "
                     "reward_threshold (Copy 25, DuplicatedInput 9, Reverse 25, RepeatCopy 75, "
