@@ -226,3 +226,30 @@ def test_previous_action_input_leaves_out_a_symbol_not_written():
     previous = agent._previous(torch.tensor([[1, 1, 3], [0, 0, 2]]))
     assert previous[0].tolist() == [0, 1, 0, 1, 0, 0, 0, 1, 0]
     assert previous[1].tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 0]
+
+
+class _ScriptedCopier:
+    """Copies perfectly for the first `good` symbols of an episode, then writes a wrong one."""
+
+    def __init__(self, good: int):
+        self.good = good
+
+    def initial_state(self, n: int) -> np.ndarray:
+        return np.zeros(n, int)
+
+    def reset_state(self, state: np.ndarray, done: np.ndarray) -> np.ndarray:
+        return np.where(done, 0, state)
+
+    def act(self, obs: np.ndarray, state: np.ndarray, explore: bool):
+        symbol = np.where(state < self.good, obs, (obs + 1) % 5)
+        action = np.stack([np.ones_like(obs), np.ones_like(obs), symbol], -1)
+        return action, state + 1, {}
+
+
+def test_benchmark_generalisation_scores_whole_episodes():
+    from benchmarks.rl_ntm import greedy_episodes
+
+    perfect = greedy_episodes(_ScriptedCopier(99), "memrl/TapeCopy-v0", 6, 5, seed=0)
+    assert perfect == {"length": 6, "solved_fraction": 1.0, "mean_return": 6.0}
+    flawed = greedy_episodes(_ScriptedCopier(3), "memrl/TapeCopy-v0", 6, 5, seed=0)
+    assert flawed == {"length": 6, "solved_fraction": 0.0, "mean_return": 2.5}
