@@ -27,7 +27,8 @@ class MultiCategorical(torch.distributions.Distribution):
 
     def __init__(self, logits: torch.Tensor, sizes: list[int]):
         self.parts = [
-            torch.distributions.Categorical(logits=chunk) for chunk in logits.split(sizes, -1)
+            torch.distributions.Categorical(logits=chunk, validate_args=False)
+            for chunk in logits.split(sizes, -1)
         ]
         super().__init__(logits.shape[:-1], validate_args=False)
 
@@ -90,6 +91,18 @@ class PolicyHead(nn.Module):
             return actions.reshape(actions.shape[0], -1).long() - self.start
         return actions.reshape(actions.shape[0], -1).float()
 
+    def one_hot(self, sample: torch.Tensor) -> torch.Tensor:
+        """Distribution samples [N, ...] -> [N, num_logits] float (the previous-action input)."""
+        if self.kind == "discrete":
+            return nn.functional.one_hot(sample.reshape(-1).long(), self.num_logits).float()
+        if self.kind == "multidiscrete":
+            values = sample.reshape(sample.shape[0], -1).long()
+            return torch.cat(
+                [nn.functional.one_hot(values[:, i], n).float() for i, n in enumerate(self.sizes)],
+                -1,
+            )
+        return sample.reshape(sample.shape[0], -1).float()
+
     def greedy(self, logits: torch.Tensor) -> torch.Tensor:
         if self.kind == "discrete":
             return logits.argmax(-1)
@@ -99,6 +112,7 @@ class PolicyHead(nn.Module):
 
 
 BASELINES = ("learned", "moving_average", "none")
+SYMBOL_LOSSES = ("reinforce", "likelihood")
 
 
 @dataclass
@@ -117,6 +131,18 @@ class Config:
     `torso: lstm` puts an LSTM (`lstm_size` units) after the `hidden` MLP layers, so the policy
     and the baseline see the whole episode so far: the recurrent policy for memory tasks
     (e.g. the T-maze of Bakker 2002, examples/plugin_env), trained on whole padded episodes.
+    `previous_action` feeds the action taken at the last step (one-hot) to the network with
+    the observation (the LSTM, or the MLP, whose only state it then is): a sampled policy cannot
+    otherwise tell which of its moves it made.
+
+    RL-NTM (Zaremba & Sutskever 2015) on the tape tasks (envs/tape.py), whose MultiDiscrete
+    actions end with (write flag, symbol): `write_gated_symbol` counts the symbol's
+    log-probability and entropy only on steps that write (the env ignores it elsewhere, so it
+    would only add noise to the gradient). `symbol_loss: likelihood` is the paper's mixed
+    objective: the symbol is trained by cross-entropy against the correct one
+    (info["target"], weight `symbol_coef`) on the steps that write, and chosen greedily when
+    acting, while the interface actions (head move, write flag) are trained by REINFORCE;
+    `reinforce` learns everything from reward alone.
     """
 
     name: str = "reinforce"
@@ -130,6 +156,10 @@ class Config:
     value_coef: float = 0.5
     entropy_coef: float = 0.01
     normalize_advantages: bool = True
+    previous_action: bool = False
+    write_gated_symbol: bool = False
+    symbol_loss: Literal["reinforce", "likelihood"] = "reinforce"
+    symbol_coef: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.baseline, bool):  # `baseline: true/false` in configs before the modes
@@ -152,9 +182,18 @@ class Config:
             raise ValueError(f"hidden sizes must be > 0, got {self.hidden}")
         if self.lstm_size < 1:
             raise ValueError(f"lstm_size must be >= 1, got {self.lstm_size}")
+        if self.symbol_loss not in SYMBOL_LOSSES:
+            raise ValueError(
+                f"symbol_loss must be one of {', '.join(SYMBOL_LOSSES)}, got {self.symbol_loss!r}"
+            )
+        if self.symbol_loss == "likelihood" and not self.write_gated_symbol:
+            raise ValueError("symbol_loss: likelihood needs write_gated_symbol: true")
+        if self.symbol_coef < 0:
+            raise ValueError(f"symbol_coef must be >= 0, got {self.symbol_coef}")
 
 
-LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, lstm_size]
+# (h, c), each [B, lstm_size], and with `previous_action` the last action one-hot [B, logits]
+LSTMState = tuple[torch.Tensor, ...]
 
 
 class ReinforceAgent(Agent):
@@ -167,8 +206,19 @@ class ReinforceAgent(Agent):
         super().__init__(cfg, observation_space, action_space)
         in_dim = observation_size(observation_space)
         self.head = PolicyHead(action_space)
+        if cfg.write_gated_symbol and not (
+            self.head.kind == "multidiscrete"
+            and len(self.head.sizes) >= 2
+            and self.head.sizes[-2] == 2
+        ):
+            raise AgentError(
+                f"write_gated_symbol needs MultiDiscrete actions ending with (write flag of 2, "
+                f"symbol), as the tape tasks' (move, write, symbol); got {action_space}"
+            )
         self.lstm: nn.LSTM | None = None
         learned = cfg.baseline == "learned"
+        if cfg.previous_action:
+            in_dim += self.head.num_logits
         if cfg.torso == "lstm":
             self.torso = mlp(in_dim, cfg.hidden)
             self.lstm = nn.LSTM(cfg.hidden[-1] if cfg.hidden else in_dim, cfg.lstm_size)
@@ -188,10 +238,16 @@ class ReinforceAgent(Agent):
         return encode_observation(obs, self.observation_space)
 
     def initial_state(self, batch_size: int) -> LSTMState | None:
+        device = next(self.policy.parameters()).device
+        previous = (
+            (torch.zeros(batch_size, self.head.num_logits, device=device),)
+            if self.cfg.previous_action
+            else ()
+        )
         if self.lstm is None:
-            return None
-        zeros = torch.zeros(batch_size, self.cfg.lstm_size, device=self.policy.weight.device)
-        return zeros, zeros.clone()
+            return previous or None
+        zeros = torch.zeros(batch_size, self.cfg.lstm_size, device=device)
+        return zeros, zeros.clone(), *previous
 
     def reset_state(self, state: LSTMState | None, done: np.ndarray) -> LSTMState | None:
         if state is None or not done.any():
@@ -200,17 +256,21 @@ class ReinforceAgent(Agent):
         return tuple(torch.where(keep, s, torch.zeros_like(s)) for s in state)
 
     def _recurrent(
-        self, obs: torch.Tensor, state: LSTMState | None
+        self, obs: torch.Tensor, state: LSTMState | None, previous: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, LSTMState]:
-        """obs [T, B, ...] -> LSTM features [T, B, lstm_size] and the state after the last step."""
+        """obs [T, B, ...] (and with `previous_action` the one-hot previous actions [T, B, K])
+        -> LSTM features [T, B, lstm_size] and the (h, c) state after the last step."""
         steps, width = obs.shape[:2]
-        x = self.torso(self._encode(obs.reshape(steps * width, *obs.shape[2:])))
-        h, c = state if state is not None else self.initial_state(width)
+        x = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
+        if previous is not None:
+            x = torch.cat([x, previous.reshape(steps * width, -1)], -1)
+        x = self.torso(x)
+        h, c = (state if state is not None else self.initial_state(width))[:2]
         out, (h, c) = self.lstm(x.reshape(steps, width, -1), (h.unsqueeze(0), c.unsqueeze(0)))
         return out, (h[0], c[0])
 
     def action_scores(self, obs: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, str] | None:
-        if self.lstm is not None or self.head.kind not in ("discrete", "multibinary"):
+        if self.initial_state(1) is not None or self.head.kind not in ("discrete", "multibinary"):
             return None
         logits = self.policy(self._encode(obs))
         return logits, state, ("categorical" if self.head.kind == "discrete" else "bernoulli")
@@ -219,40 +279,107 @@ class ReinforceAgent(Agent):
     def act(self, obs: np.ndarray, state: Any, explore: bool) -> tuple[np.ndarray, Any, dict]:
         obs_t = torch.as_tensor(obs)
         if self.lstm is None:
-            logits = self.policy(self._encode(obs_t))
+            x = self._encode(obs_t)
+            if self.cfg.previous_action:
+                x, state = torch.cat([x, state[-1]], -1), ()
+            logits = self.policy(x)
         else:
-            features, state = self._recurrent(obs_t.unsqueeze(0), state)
+            previous = state[-1].unsqueeze(0) if self.cfg.previous_action else None
+            features, state = self._recurrent(obs_t.unsqueeze(0), state, previous)
             logits = self.policy(features[0])
         sample = self.head.distribution(logits).sample() if explore else self.head.greedy(logits)
+        if explore and self.cfg.symbol_loss == "likelihood":  # the symbol is not explored
+            sample[:, -1] = self.head.greedy(logits)[:, -1]
+        if self.cfg.previous_action:
+            state = (*state, self._previous(sample))
         return self.head.to_env(sample), state, {}
+
+    def _previous(self, sample: torch.Tensor) -> torch.Tensor:
+        """The previous-action input: the action one-hot, and with `write_gated_symbol` the
+        symbol's block zeroed where nothing was written (the symbol did not happen; left in,
+        it is a one-step memory the policy learns to lean on, e.g. writing the last input
+        symbol from it on reverse, a shortcut that does not scale)."""
+        encoded = self.head.one_hot(sample)
+        if not self.cfg.write_gated_symbol:
+            return encoded
+        wrote = (sample[:, -2] == 1).to(encoded.dtype).unsqueeze(-1)
+        symbol = self.head.sizes[-1]
+        return torch.cat([encoded[:, :-symbol], encoded[:, -symbol:] * wrote], -1)
+
+    def _log_probs(
+        self, logits: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(log-prob, entropy) per step of what REINFORCE trains, and the symbol's logits where
+        the symbol is trained by likelihood instead (else None)."""
+        dist = self.head.distribution(logits)
+        if not self.cfg.write_gated_symbol:
+            return dist.log_prob(actions), dist.entropy(), None
+        parts = dist.parts
+        writes = (actions[:, -2] == 1).to(logits.dtype)
+        log_probs = sum(p.log_prob(actions[:, i]) for i, p in enumerate(parts[:-1]))
+        entropy = sum(p.entropy() for p in parts[:-1])
+        if self.cfg.symbol_loss == "likelihood":
+            return log_probs, entropy, parts[-1].logits
+        log_probs = log_probs + writes * parts[-1].log_prob(actions[:, -1])
+        return log_probs, entropy + writes * parts[-1].entropy(), None
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # Episodes start at step 0 of the batch (the workers send complete episodes), so the
         # recurrent torso replays each one from a zero state; padding after the end is masked.
         obs, mask = batch["obs"], batch["mask"]
         steps, width = mask.shape
-        if self.lstm is None:
-            features = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
-        else:
-            features = self._recurrent(obs, None)[0].reshape(steps * width, -1)
-        dist = self.head.distribution(self.policy(features))
         actions = self.head.from_env(
             batch["actions"].reshape(steps * width, *batch["actions"].shape[2:])
         )
-        log_probs = dist.log_prob(actions).reshape(steps, width)
-        entropy = dist.entropy().reshape(steps, width)
+        previous = None
+        if self.cfg.previous_action:  # the action before each step; zeros at step 0
+            taken = self._previous(actions).reshape(steps, width, -1)
+            previous = torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])
+        if self.lstm is None:
+            features = self._encode(obs.reshape(steps * width, *obs.shape[2:]))
+            if previous is not None:
+                features = torch.cat([features, previous.reshape(steps * width, -1)], -1)
+        else:
+            features = self._recurrent(obs, None, previous)[0].reshape(steps * width, -1)
+        log_probs, entropy, symbol_logits = self._log_probs(self.policy(features), actions)
         baseline = self.moving_baseline
         if self.value is not None:
             baseline = self.value(features).reshape(steps, width)
         returns = discounted_returns(batch["rewards"], mask, self.cfg.gamma)
-        return reinforce_loss(
-            log_probs,
+        loss, metrics = reinforce_loss(
+            log_probs.reshape(steps, width),
             returns,
             mask,
             baseline,
-            entropy,
+            entropy.reshape(steps, width),
             reduction=self.cfg.reduction,
             value_coef=self.cfg.value_coef,
             entropy_coef=self.cfg.entropy_coef,
             normalize_advantages=self.cfg.normalize_advantages,
         )
+        if symbol_logits is not None:
+            symbol_loss, symbol_metrics = self._symbol_likelihood(symbol_logits, actions, batch)
+            loss = loss + self.cfg.symbol_coef * symbol_loss
+            metrics.update(symbol_metrics)
+        return loss, metrics
+
+    def _symbol_likelihood(
+        self, logits: torch.Tensor, actions: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy of the correct symbol (batch["targets"], info["target"]) on the real
+        steps that wrote, as RL-NTM trains its outputs."""
+        if "targets" not in batch:
+            raise AgentError(
+                "symbol_loss: likelihood needs the env's info['target'] (the correct symbol at "
+                "each step) in the episode batches; this env gives none"
+            )
+        targets = batch["targets"].reshape(-1).long()
+        written = (actions[:, -2] == 1) & (batch["mask"].reshape(-1) > 0) & (targets >= 0)
+        weight = written.to(logits.dtype)
+        safe = torch.where(written, targets, torch.zeros_like(targets))
+        nll = nn.functional.cross_entropy(logits, safe, reduction="none")
+        loss = (nll * weight).sum() / weight.sum().clamp_min(1.0)
+        with torch.no_grad():
+            right = ((logits.argmax(-1) == safe).to(logits.dtype) * weight).sum()
+            accuracy = right / weight.sum().clamp_min(1.0)
+        return loss, {"symbol_loss": loss.detach(), "symbol_accuracy": accuracy}

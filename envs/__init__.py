@@ -95,6 +95,26 @@ MEMRL_ENVS: dict[str, tuple[str, str]] = {
         "envs.formal_languages:BinaryAddition",
         "Stack RNN binary addition: x+y= then the sum, least significant bit first",
     ),
+    "memrl/TapeCopy-v0": (
+        "envs.tape:TapeCopy",
+        "RL-NTM tape copy (gym's Copy rules): move a read head, write the input; solved at 25",
+    ),
+    "memrl/TapeDuplicatedInput-v0": (
+        "envs.tape:TapeDuplicatedInput",
+        "RL-NTM duplicated input: every symbol comes twice, write it once; solved at 9",
+    ),
+    "memrl/TapeReverse-v0": (
+        "envs.tape:TapeReverse",
+        "RL-NTM reverse: write the input tape backwards; solved at 25",
+    ),
+    "memrl/TapeRepeatCopy-v0": (
+        "envs.tape:TapeRepeatCopy",
+        "RL-NTM repeat copy: input, reversed input, input; solved at 75",
+    ),
+    "memrl/TapeReversedAddition-v0": (
+        "envs.tape:TapeReversedAddition",
+        "RL-NTM reversed addition: add two base-3 numbers on a 2-row grid; solved at 25",
+    ),
     "memrl/BAbI-v0": (
         "envs.babi.env:BabiEnv",
         "bAbI question answering (Weston et al. 2015): one question per episode, answer word id",

@@ -142,6 +142,9 @@ class RunConfig:
     eval_every_epochs: int = 1  # dataset tasks: a full pass over 'valid' every this many epochs
     eval_episodes: int = 20
     stop_return: float | None = None  # stop once the evaluation mean reaches this
+    # stop once the mean return of the last 100 training episodes reaches this (gym's "solved"
+    # rule, e.g. the tape tasks' reward_threshold; episodes follow the env's own curriculum)
+    stop_train_return: float | None = None
     checkpoint_every_steps: int = 20_000
     keep_checkpoints: int = 3
     save_replay: bool = True

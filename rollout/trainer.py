@@ -426,6 +426,17 @@ class Trainer:
                 f"evaluation {what} {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
             )
             return True
+        recent = loop.recent_returns
+        if (
+            run.stop_train_return is not None
+            and len(recent) == recent.maxlen
+            and float(np.mean(recent)) >= run.stop_train_return
+        ):
+            loop.stop_reason = (
+                f"mean return of the last {recent.maxlen} training episodes "
+                f"{float(np.mean(recent)):.4g} >= stop_train_return {run.stop_train_return:g}"
+            )
+            return True
         if run.max_time_s > 0 and self.elapsed() >= run.max_time_s:
             loop.stop_reason = f"max_time_s {run.max_time_s:g} reached"
             return True
