@@ -139,6 +139,37 @@ def test_learned_controller_init_is_the_first_state_and_is_trained():
         ntm.Config(controller="feedforward", controller_init="learned").validate()
 
 
+def test_heads_and_controller_layers_shape_the_state():
+    """read_heads/write_heads give one weighting per head; controller_layers stacks LSTM layers
+    whose (h, c) sit side by side in the state, the heads reading the top one."""
+    cfg = ntm.Config(
+        memory_n=16,
+        memory_m=8,
+        controller_size=16,
+        controller_layers=2,
+        read_heads=3,
+        write_heads=2,
+        compile=False,
+    )
+    core = make_agent(cfg, *spaces()).core
+    h, c, memory, w_read, w_write, reads = core.initial_state(4)
+    assert h.shape == c.shape == (4, 32) and memory.shape == (4, 16, 8)
+    assert w_read.shape == (4, 3, 16) and w_write.shape == (4, 2, 16) and reads.shape == (4, 3, 8)
+    y, (h, c, memory, w_read, w_write, reads) = core.step(
+        torch.rand(4, 5), (h, c, memory, w_read, w_write, reads)
+    )
+    assert y.shape == (4, 4) and h.shape == (4, 32)
+    torch.testing.assert_close(w_read.sum(-1), torch.ones(4, 3))
+    torch.testing.assert_close(w_write.sum(-1), torch.ones(4, 2))
+    assert len(core.upper) == 1 and core.heads.in_features == 16
+    # head parameters: (3 + 2) x (key 8 + beta, gate, gamma + 3 shifts) + 2 x (erase + add)
+    assert core.heads.out_features == 5 * (8 + 3 + 3) + 2 * 16
+    with pytest.raises(ValueError, match="controller_layers > 1 stacks LSTM layers"):
+        ntm.Config(controller="feedforward", controller_layers=2).validate()
+    with pytest.raises(ValueError, match="controller_layers must be >= 1"):
+        ntm.Config(controller_layers=0).validate()
+
+
 def fixed_copy_batch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8 copy sequences of 3 4-bit vectors: inputs [7, 8, 5], targets [7, 8, 4], mask [7, 8]."""
     seq = np.random.default_rng(0).integers(0, 2, (3, 8, 4)).astype(np.float32)
@@ -244,6 +275,30 @@ def test_failed_backward_compile_falls_back_before_the_learner_sees_it(monkeypat
         (
             ntm,
             ntm.Config(memory_n=16, memory_m=8, controller_size=16, compile=False, **COLLIER_BEEL),
+        ),
+        (  # the paper's priority-sort shapes, small: several heads, a 2-layer LSTM controller
+            ntm,
+            ntm.Config(
+                memory_n=16,
+                memory_m=8,
+                controller_size=16,
+                controller_layers=2,
+                read_heads=3,
+                write_heads=2,
+                compile=False,
+            ),
+        ),
+        (  # feed-forward controller with several heads (the paper's sort: 8 of each)
+            ntm,
+            ntm.Config(
+                memory_n=16,
+                memory_m=8,
+                controller_size=32,
+                controller="feedforward",
+                read_heads=2,
+                write_heads=2,
+                compile=False,
+            ),
         ),
         (lstm, lstm.Config(hidden_size=16, layers=2)),
     ],
