@@ -49,6 +49,24 @@ def test_interpolate_shift_sharpen_hand_computed():
     torch.testing.assert_close(sharp[0, 0], expected, atol=1e-6, rtol=0)
 
 
+def test_sharpen_stays_finite_for_spread_weightings_and_large_gamma():
+    """A weighting spread over 128 rows with gamma 20-200 (gamma is unbounded): the direct
+    w**gamma / sum form gave inf gradients at 20 and NaN from ~30 in float32."""
+    for g in (1.0, 20.0, 30.0, 200.0):
+        w = torch.full((1, 1, 128), 1 / 128).requires_grad_(True)
+        gamma = torch.tensor([[[g]]], requires_grad=True)
+        out = sharpen(w, gamma)
+        torch.testing.assert_close(out, torch.full((1, 1, 128), 1 / 128))
+        out[..., 0].sum().backward()
+        assert torch.isfinite(w.grad).all() and torch.isfinite(gamma.grad).all()
+        assert w.grad.abs().max() < 10 * g
+    # a focused weighting: the large gamma keeps the focus, no NaN from the tiny rows
+    w = torch.full((1, 1, 128), 1e-9)
+    w[..., 5] = 1.0
+    out = sharpen(w / w.sum(), torch.tensor([[[100.0]]]))
+    assert torch.isfinite(out).all() and out[0, 0, 5] > 0.999
+
+
 def test_read_and_erase_add_write_hand_computed():
     memory = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
     w = torch.tensor([[[0.5, 0.5]]])
