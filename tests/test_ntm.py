@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import envs
 from agents import Learner, lstm, make_agent, ntm
 from agents.ntm import content_weights, interpolate, read, sharpen, shift, write
 from agents.sequence import sequence_loss
@@ -373,3 +374,25 @@ def test_trace_window_handles_heads_that_wrap_around_memory():
     visited[2:5] = True
     assert _visited_window(visited) == (2, 3)
     assert _visited_window(np.zeros(4, bool)) == (0, 4)
+
+
+def test_repeat_copy_report_scores_by_repeat_count_and_draws_every_head(tmp_path):
+    """The end-of-run report of a repeat-copy NTM: rows by repeat count and length (a variant
+    that needs more memory rows than the model has is skipped, not crashed), and pictures with
+    a weighting panel per head."""
+    from rollout.sequence_report import write_report
+
+    kwargs = {"bits": 4, "min_len": 1, "max_len": 3, "min_repeats": 1, "max_repeats": 3}
+    env = envs.make("memrl/RepeatCopy-v0", **kwargs).unwrapped
+    cfg = ntm.Config(
+        memory_n=16, memory_m=8, controller_size=16, read_heads=2, write_heads=2, compile=False
+    )
+    torch.manual_seed(0)
+    agent = make_agent(cfg, env.observation_space, env.action_space)
+    report = write_report(agent, "memrl/RepeatCopy-v0", kwargs, tmp_path, sequences=4)
+    rows = {row["variant"]: row for row in report["rows"]}
+    assert {"length 10 x 5 repeats", "length 10 x 20 repeats"} <= set(rows)
+    assert rows["length 10 x 20 repeats"]["bit_errors_per_seq"] > 0  # untrained
+    assert "memory rows" in rows["length 20 x 10 repeats"]["skipped"]
+    pictures = sorted(p.name for p in tmp_path.glob("trace_*.png"))
+    assert len(pictures) == 3 and (tmp_path / "generalisation.json").is_file()
