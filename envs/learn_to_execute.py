@@ -20,7 +20,9 @@ characters one-hot, then the output phase (a flag channel on) in which each step
 previous target character (teacher forcing, as the paper trains and scores) and predicts the
 next: T = len(program) + len(output), the output ending with '.'.
 The outputs are symbols (Discrete(len(VOCAB))). As a Gymnasium env one step is one character and
-an output step's reward is -1 for a wrong character (the algorithmic base's rules).
+an output step's reward is minus 1/(output characters) for a wrong character, so an episode's
+return is the per-character accuracy minus 1: evaluation scores and `env.curriculum_threshold`
+read as the paper's accuracy (-0.05 = 95% of characters right).
 
 Curricula (the paper's section 4, `strategy`): `baseline` draws every program at the target
 (`target_length`, `target_nesting`); `naive` at the current level (`length`, `nesting`), which
@@ -31,7 +33,7 @@ mix program with probability 1/5 and a naive one otherwise.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -247,9 +249,11 @@ def run_program(code: str) -> int:
 
 
 class LearnToExecute(AlgorithmicTask):
-    """Programs in, their printed output out, one character per step (see the module docstring)."""
+    """Programs in, their printed output out, one character per step (see the module docstring).
 
-    report_variants: ClassVar[list] = []
+    The end-of-run report scores the paper's test grid at every difficulty up to the target, each
+    drawn as `baseline` programs at exactly that difficulty: lengths 1..target for addition,
+    lengths x nestings for programs (`report_variants`, set per instance)."""
 
     def __init__(
         self,
@@ -276,6 +280,30 @@ class LearnToExecute(AlgorithmicTask):
         n = len(VOCAB)
         # channels: the character read (one-hot), then a flag that the output phase has begun
         super().__init__(n + 1, 1, classes=n)
+        self.report_variants = self._test_grid()
+
+    def _test_grid(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """(label, length, env kwargs) of every difficulty up to the target, as baseline draws."""
+        if self.task == "addition":
+            return [
+                (f"{k} digits", k, {"length": k, "target_length": k, "strategy": "baseline"})
+                for k in range(1, self.target_length + 1)
+            ]
+        return [
+            (
+                f"length {k}, nesting {m}",
+                k,
+                {
+                    "length": k,
+                    "nesting": m,
+                    "target_length": k,
+                    "target_nesting": m,
+                    "strategy": "baseline",
+                },
+            )
+            for k in range(1, self.target_length + 1)
+            for m in range(1, max(self.target_nesting, 1) + 1)
+        ]
 
     def _difficulty(self, rng: np.random.Generator) -> tuple[int, int]:
         """(length, nesting) of the next program under the strategy."""
@@ -298,6 +326,11 @@ class LearnToExecute(AlgorithmicTask):
         else:
             code, value = generate_program(length, nesting, rng)
         return code, f"{value}."
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """The base's step, its -1 per wrong character scaled by the output's length."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward / float(self._mask.sum()), terminated, truncated, info
 
     def _generate(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         pairs = [self.draw(rng) for _ in range(batch_size)]

@@ -36,6 +36,9 @@ class EvalResult:
     figures: dict[str, float]  # logged to metrics.jsonl under these names
     weights: dict[str, torch.Tensor]
     returns: list[float] = field(default_factory=list)
+    # with a curriculum evaluated at a fixed target (`env.eval_kwargs`): the score at the
+    # current level, which moves the curriculum (the target's score picks the best weights)
+    level_score: float | None = None
 
     @property
     def mean(self) -> float:
@@ -43,10 +46,17 @@ class EvalResult:
 
 
 def episodic_result(
-    env_steps: int, returns: list[float], weights: dict[str, torch.Tensor]
+    env_steps: int,
+    returns: list[float],
+    weights: dict[str, torch.Tensor],
+    level_returns: list[float] | None = None,
 ) -> EvalResult:
     mean = float(np.mean(returns))
-    return EvalResult(env_steps, mean, {"eval_return_mean": mean}, weights, returns)
+    result = EvalResult(env_steps, mean, {"eval_return_mean": mean}, weights, returns)
+    if level_returns is not None:
+        result.level_score = float(np.mean(level_returns))
+        result.figures["eval_level_return_mean"] = result.level_score
+    return result
 
 
 def snapshot(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -89,7 +99,7 @@ class PeriodicEvaluator:
                 RolloutWorker
             )
             self.actor = cls.remote(*args, seed=run.seed + 99991, evaluation=True)
-        self.pending: tuple[Any, int, dict[str, torch.Tensor]] | None = None
+        self.pending: tuple[Any, Any, int, dict[str, torch.Tensor]] | None = None
         self.ready: list[EvalResult] = []
 
     @property
@@ -101,19 +111,30 @@ class PeriodicEvaluator:
         weights: dict[str, torch.Tensor],
         env_steps: int,
         env_kwargs: dict[str, Any] | None = None,
+        level_kwargs: dict[str, Any] | None = None,
     ) -> bool:
         """Start evaluating `weights` (snapshotted here) in envs built with `env_kwargs` (None:
-        the evaluator's own); False if one is still in flight."""
+        the evaluator's own), and first at `level_kwargs` when given (a curriculum's current
+        level, while `env_kwargs` hold its target); False if one is still in flight."""
         if self.busy:
             return False
         weights = snapshot(weights)
         if self.local is not None:
+            level_returns = None
+            if level_kwargs is not None:
+                self.local.set_weights(weights, level_kwargs)
+                level_returns = self.local.evaluate(self.episodes, seed=self.seed)
             self.local.set_weights(weights, env_kwargs)
             returns = self.local.evaluate(self.episodes, seed=self.seed)
-            self.ready.append(episodic_result(env_steps, returns, weights))
+            self.ready.append(episodic_result(env_steps, returns, weights, level_returns))
             return True
-        self.actor.set_weights.remote(weights, env_kwargs)  # calls on one actor run in order
-        self.pending = (self.actor.evaluate.remote(self.episodes, self.seed), env_steps, weights)
+        level_ref = None  # calls on one actor run in the order they are made
+        if level_kwargs is not None:
+            self.actor.set_weights.remote(weights, level_kwargs)
+            level_ref = self.actor.evaluate.remote(self.episodes, self.seed)
+        self.actor.set_weights.remote(weights, env_kwargs)
+        ref = self.actor.evaluate.remote(self.episodes, self.seed)
+        self.pending = (ref, level_ref, env_steps, weights)
         return True
 
     def poll(self, block: bool = False) -> list[EvalResult]:
@@ -121,11 +142,12 @@ class PeriodicEvaluator:
         if self.pending is not None:
             import ray
 
-            ref, env_steps, weights = self.pending
+            ref, level_ref, env_steps, weights = self.pending
             done, _ = ray.wait([ref], timeout=None if block else 0)
-            if done:
+            if done:  # the level's evaluation ran before it, on the same actor
                 self.pending = None
-                self.ready.append(episodic_result(env_steps, ray.get(ref), weights))
+                level = ray.get(level_ref) if level_ref is not None else None
+                self.ready.append(episodic_result(env_steps, ray.get(ref), weights, level))
         ready, self.ready = self.ready, []
         return ready
 
@@ -134,10 +156,11 @@ class PeriodicEvaluator:
         weights: dict[str, torch.Tensor],
         env_steps: int,
         env_kwargs: dict[str, Any] | None = None,
+        level_kwargs: dict[str, Any] | None = None,
     ) -> EvalResult:
         """A blocking evaluation (before training, at the end); earlier results stay queued."""
         queued = self.poll(block=True)
-        self.submit(weights, env_steps, env_kwargs)
+        self.submit(weights, env_steps, env_kwargs, level_kwargs)
         result = self.poll(block=True)[-1]
         self.ready = queued
         return result

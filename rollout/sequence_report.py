@@ -18,6 +18,7 @@ import torch
 
 import envs
 from agents import AgentError
+from agents.losses import sequence_cross_entropy_loss
 from agents.sequence import sequence_loss
 from rollout.files import atomic_write, atomic_write_text
 
@@ -29,22 +30,41 @@ MAX_HEADS_SHOWN = 4  # weighting panels per kind of head in a picture
 def score(
     agent: Any, task: Any, sequences: int, rng: np.random.Generator, chunk: int = 64
 ) -> dict[str, float]:
-    """Mean bit errors and cost (bits) per sequence over `sequences` fresh sequences."""
-    errors = cost = 0.0
-    optimal = 0.0
+    """Per-sequence figures over `sequences` fresh sequences, the training loss's own: mean bit
+    errors and cost (bits) for bit outputs; for symbol outputs (Learning to Execute, the
+    languages) wrong symbols and cost per sequence, the fraction of scored symbols right
+    (`token_accuracy`, the paper's per-character accuracy under teacher forcing) and of
+    sequences entirely right (`sequence_accuracy`)."""
+    symbols = bool(getattr(agent, "symbols", False))
+    totals: dict[str, float] = {}
+    scored_tokens = optimal = 0.0
     done = 0
     while done < sequences:
         n = min(chunk, sequences - done)
         inputs, targets, mask = task.sample_batch(n, rng)
         logits, _ = agent.core(torch.as_tensor(inputs, dtype=torch.float32))
-        # the training loss's own per-sequence figures, weighted by this chunk's size
-        _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
-        errors += float(figures["bit_errors"]) * n
-        cost += float(figures["cost_bits"]) * n
+        if symbols:
+            _, figures = sequence_cross_entropy_loss(
+                logits, torch.as_tensor(targets), torch.as_tensor(mask)
+            )
+            scored_tokens += float(mask.sum())
+        else:
+            _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
+        for key, value in figures.items():  # per-sequence means, weighted by the chunk size
+            totals[key] = totals.get(key, 0.0) + float(value) * n
         if hasattr(task, "bayes_optimal_cost"):
             optimal += task.bayes_optimal_cost(inputs, targets, mask) * n
         done += n
-    out = {"bit_errors_per_seq": errors / sequences, "cost_bits_per_seq": cost / sequences}
+    mean = {key: value / sequences for key, value in totals.items()}
+    if symbols:
+        out = {
+            "token_errors_per_seq": mean["token_errors"],
+            "cost_bits_per_seq": mean["cost_bits"],
+            "token_accuracy": 1.0 - totals["token_errors"] / max(scored_tokens, 1.0),
+            "sequence_accuracy": mean["sequence_accuracy"],
+        }
+    else:
+        out = {"bit_errors_per_seq": mean["bit_errors"], "cost_bits_per_seq": mean["cost_bits"]}
     if hasattr(task, "bayes_optimal_cost"):
         out["bayes_optimal_cost_bits_per_seq"] = optimal / sequences
     return out
@@ -57,10 +77,13 @@ def _plot_generalisation(rows: list[dict], title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    scored = [r for r in rows if "bit_errors_per_seq" in r]
-    ax.plot([r["length"] for r in scored], [r["bit_errors_per_seq"] for r in scored], "o-")
-    ax.set_xlabel("sequence length")
-    ax.set_ylabel("bit errors per sequence")
+    key, label = "bit_errors_per_seq", "bit errors per sequence"
+    if any("token_accuracy" in r for r in rows):
+        key, label = "token_accuracy", "symbols right (teacher forcing)"
+    scored = [r for r in rows if key in r]
+    ax.plot([r["length"] for r in scored], [r[key] for r in scored], "o-")
+    ax.set_xlabel("length")
+    ax.set_ylabel(label)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -150,11 +173,17 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
     else:
         logits, _ = agent.core(x)
         weights = []
+    if getattr(agent, "symbols", False):  # one row per symbol: targets one-hot, softmax outputs
+        classes = logits.shape[-1]
+        target_rows = np.eye(classes, dtype=np.float32)[targets[:, 0].astype(np.int64)]
+        outputs = torch.softmax(logits[:, 0], -1).numpy()
+    else:
+        target_rows, outputs = targets[:, 0], torch.sigmoid(logits[:, 0]).numpy()
     plot_sequence_trace(
         inputs[:, 0],
-        targets[:, 0] * mask[:, 0:1],
+        target_rows * mask[:, 0:1],
         mask[:, 0],
-        torch.sigmoid(logits[:, 0]).numpy(),
+        outputs,
         weights,
         f"{type(task).__name__}, {label}",
         path,
@@ -216,10 +245,25 @@ def write_report(
 
 
 def format_table(report: dict[str, Any]) -> str:
+    rows = report["rows"]
+    if any("token_accuracy" in row for row in rows):
+        lines = [
+            f"{report['agent']} on {report['task']}: symbols right (teacher forcing) and whole "
+            f"sequences right ({report['sequences_per_row']} sequences)"
+        ]
+        for row in rows:
+            if "skipped" in row:
+                lines.append(f"  {row['variant']:<28} skipped: {row['skipped']}")
+                continue
+            lines.append(
+                f"  {row['variant']:<28} {100 * row['token_accuracy']:7.2f}%  "
+                f"{100 * row['sequence_accuracy']:7.2f}%"
+            )
+        return "\n".join(lines)
     lines = [
         f"{report['agent']} on {report['task']}: bit errors per sequence ({report['sequences_per_row']} sequences)"
     ]
-    for row in report["rows"]:
+    for row in rows:
         if "skipped" in row:
             lines.append(f"  {row['variant']:<28} skipped: {row['skipped']}")
             continue

@@ -139,6 +139,8 @@ class Trainer:
         probe, self.agent, warnings = probe_and_check(cfg)
         for warning in warnings:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
+        for note in envs.adapter_notes(probe):  # Dict/Tuple flattened, images channels-first
+            self.console.print(f"env '{cfg.env.id}': {note}", highlight=False, markup=False)
         self.task = probe.unwrapped
         # a supervised agent on a task with splits: dataset source, full-pass evaluation
         self.dataset_run = learns_from_dataset(self.agent, self.task)
@@ -270,12 +272,21 @@ class Trainer:
             return None
         return {**self.curriculum.env_kwargs(), **self.cfg.env.eval_kwargs}
 
+    def _level_kwargs(self) -> dict[str, Any] | None:
+        """The curriculum's current level, evaluated beside a fixed target (`env.eval_kwargs`):
+        its score moves the level, as a curriculum advances on its own level's validation."""
+        if not self.curriculum.active or not self.cfg.env.eval_kwargs:
+            return None
+        return {**self.curriculum.env_kwargs(), **self.cfg.env.curriculum_eval_kwargs}
+
     def evaluate(self) -> float:
         """Evaluate the current weights now, blocking (before training and at its end)."""
         for earlier in self.evaluator.poll(block=True):  # one still in flight counts for best
             self._record_eval(earlier)
         weights = self.agent.acting_state_dict()
-        result = self.evaluator.evaluate_now(weights, self.counters.step, self._eval_kwargs())
+        result = self.evaluator.evaluate_now(
+            weights, self.counters.step, self._eval_kwargs(), self._level_kwargs()
+        )
         return self._record_eval(result)
 
     def _record_eval(self, result: EvalResult) -> float:
@@ -292,10 +303,11 @@ class Trainer:
         on_evaluation = getattr(self.learner, "on_evaluation", None)
         if on_evaluation is not None:  # step-on-plateau learning-rate schedules
             on_evaluation(result.score)
-        if self.curriculum.update(result.score):
+        level_score = result.score if result.level_score is None else result.level_score
+        if self.curriculum.update(level_score):
             self.console.print(
                 f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
-                f"({self.curriculum.env_kwargs()}) after evaluation score {result.score:.4g}",
+                f"({self.curriculum.env_kwargs()}) after evaluation score {level_score:.4g}",
                 highlight=False,
             )
             self._broadcast()
@@ -391,7 +403,9 @@ class Trainer:
         if loop.next_eval and self._clock()[0] >= loop.next_eval and not self.evaluator.busy:
             loop.next_eval = self._next_multiple(self._clock())
             weights = self.agent.acting_state_dict()
-            self.evaluator.submit(weights, self.counters.step, self._eval_kwargs())
+            self.evaluator.submit(
+                weights, self.counters.step, self._eval_kwargs(), self._level_kwargs()
+            )
         for result in self.evaluator.poll():
             self._record_eval(result)
             loop.evaluated = True
@@ -526,7 +540,7 @@ class Trainer:
             report = write_report(
                 self.best_agent(),
                 self.cfg.env.id,
-                self.cfg.env.kwargs,
+                {**self.cfg.env.kwargs, **self.cfg.env.eval_kwargs},
                 folder,
                 seed=self.cfg.run.seed,
             )

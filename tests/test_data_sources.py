@@ -182,6 +182,41 @@ def test_curriculum_level_rises_and_changes_the_workers_data(tmp_path):
     assert state["curriculum"] == {"level": 1}
 
 
+def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(tmp_path):
+    """With `env.eval_kwargs` (the target), the level is evaluated too and its score moves the
+    curriculum: an untrained LSTM gets ~-3 at max_len 2 (above the threshold) and ~-40 at the
+    target length 20 (far below it)."""
+    cfg = load_config(
+        "configs/lstm_copy.yaml",
+        [
+            "agent.hidden_size=8",
+            "agent.layers=1",
+            "agent.batch_size=8",
+            "rollout.num_workers=0",
+            "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
+            "env.curriculum=[{max_len: 2}, {max_len: 3}, {max_len: 4}]",
+            "env.curriculum_threshold=-12",
+            "env.curriculum_eval_kwargs={min_len: 1}",  # laid over the level for its evaluation
+            "env.eval_kwargs={min_len: 20, max_len: 20}",
+            "run.total_sequences=80",
+            "run.eval_every_steps=50",
+            "run.eval_episodes=4",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    trainer.train()
+    rows = [r for r in read_metrics(run.metrics) if "eval_level_return_mean" in r]
+    assert rows and all(r["eval_level_return_mean"] > -12 for r in rows)
+    assert all(r["eval_return_mean"] < -12 for r in rows)  # the target: never passed
+    assert trainer.curriculum.level >= 1
+    assert trainer.best_eval is not None and trainer.best_eval < -12  # selection: the target's
+    level = trainer._level_kwargs()
+    assert level is not None and level["min_len"] == 1 and level["max_len"] >= 3
+
+
 def test_episode_batches_carry_extras_and_targets():
     from agents import reinforce
     from rollout.worker import RolloutWorker

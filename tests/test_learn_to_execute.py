@@ -118,3 +118,36 @@ def test_env_checker_and_registered_id():
         envs.make("memrl/LearnToExecute-v0", strategy="random")
     with pytest.raises(envs.EnvSpecError, match="length"):
         envs.make("memrl/LearnToExecute-v0", length=0)
+
+
+def test_episode_return_is_character_accuracy_minus_one():
+    """The curriculum threshold and the evaluation read as the paper's per-character accuracy."""
+    env = LearnToExecute(task="addition", length=3, target_length=3, strategy="baseline")
+
+    def episode(right_chars: int) -> tuple[float, int]:
+        """Answer the first `right_chars` output characters right and the rest wrong."""
+        env.reset(seed=3)
+        total, outputs, done = 0.0, 0, False
+        while not done:
+            t = env._t
+            target = int(env._targets[t])
+            action = target if outputs < right_chars else (target + 1) % len(VOCAB)
+            outputs += int(bool(env._mask[t]))
+            _, reward, done, _, _ = env.step(np.int64(action))
+            total += reward
+        return total, outputs
+
+    total, outputs = episode(0)
+    assert outputs >= 4  # e.g. "1234." for two 3-digit numbers
+    assert total == pytest.approx(-1.0)
+    assert episode(2)[0] == pytest.approx(2 / outputs - 1.0)
+    assert episode(outputs)[0] == 0.0
+
+
+def test_report_grid_covers_every_difficulty_up_to_the_target():
+    addition = LearnToExecute(task="addition", length=1, target_length=4, strategy="combined")
+    assert [v[1] for v in addition.report_variants] == [1, 2, 3, 4]
+    assert all(v[2]["strategy"] == "baseline" for v in addition.report_variants)
+    programs = LearnToExecute(length=1, nesting=1, target_length=3, target_nesting=2)
+    cells = {(v[2]["length"], v[2]["nesting"]) for v in programs.report_variants}
+    assert cells == {(k, m) for k in (1, 2, 3) for m in (1, 2)}

@@ -195,3 +195,8 @@ def test_lstm_learns_to_execute_through_ray(tmp_path, ray_local):
     rows = read_metrics(run.metrics)
     assert max(r.get("curriculum_level", 0) for r in rows) >= 1
     assert "token_errors" in rows[-1] and "cost_bits" in rows[-1]
+    assert any("eval_level_return_mean" in r for r in rows)  # the level, beside the target
+    # the end-of-run table: per-character accuracy at every addition length up to the target
+    report = json.loads((run.path / "evaluation/final/generalisation.json").read_text())
+    assert [r["variant"] for r in report["rows"][1:]] == [f"{k} digits" for k in range(1, 10)]
+    assert all(0.0 <= r["token_accuracy"] <= 1.0 for r in report["rows"])
