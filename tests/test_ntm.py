@@ -295,6 +295,30 @@ def test_failed_backward_compile_falls_back_before_the_learner_sees_it(monkeypat
             ntm,
             ntm.Config(memory_n=16, memory_m=8, controller_size=16, compile=False, **COLLIER_BEEL),
         ),
+        (  # the paper's priority-sort shapes, small: several heads, a 2-layer LSTM controller
+            ntm,
+            ntm.Config(
+                memory_n=16,
+                memory_m=8,
+                controller_size=16,
+                controller_layers=2,
+                read_heads=3,
+                write_heads=2,
+                compile=False,
+            ),
+        ),
+        (  # feed-forward controller with several heads (the paper's sort: 8 of each)
+            ntm,
+            ntm.Config(
+                memory_n=16,
+                memory_m=8,
+                controller_size=32,
+                controller="feedforward",
+                read_heads=2,
+                write_heads=2,
+                compile=False,
+            ),
+        ),
         (lstm, lstm.Config(hidden_size=16, layers=2)),
     ],
 )
