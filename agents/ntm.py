@@ -54,8 +54,11 @@ def shift(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def sharpen(w: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    w = (w + 1e-12) ** gamma
-    return w / w.sum(dim=-1, keepdim=True)
+    """w^gamma / sum(w^gamma), computed as softmax(gamma * log w). The direct form underflows in
+    float32 once a weighting is spread and gamma is large (uniform over 128 rows: the gradient
+    is inf at gamma 20, the output 0/0 = NaN from gamma ~30); gamma = 1 + softplus is unbounded
+    and grows after convergence, since sharper addressing always lowers the copy loss."""
+    return torch.softmax(gamma * torch.log(w + 1e-12), dim=-1)
 
 
 def read(memory: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -85,6 +88,9 @@ class Config:
     name: str = "ntm"
     controller: Literal["lstm", "feedforward"] = "lstm"
     controller_size: int = 100
+    # stacked LSTM layers of controller_size each (the paper's priority-sort LSTM controller is
+    # 2 x 100, Table 2); the heads and the output read the top layer
+    controller_layers: int = 1
     memory_n: int = 128
     memory_m: int = 20
     read_heads: int = 1
@@ -114,6 +120,7 @@ class Config:
     def validate(self) -> None:
         for key in (
             "controller_size",
+            "controller_layers",
             "memory_n",
             "memory_m",
             "read_heads",
@@ -122,6 +129,11 @@ class Config:
         ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.controller_layers > 1 and self.controller != "lstm":
+            raise ValueError(
+                "controller_layers > 1 stacks LSTM layers; the feed-forward controller is one "
+                "layer (use controller: lstm, or controller_layers: 1)"
+            )
         if self.controller_init == "learned" and self.controller != "lstm":
             raise ValueError(
                 "controller_init: learned is the LSTM controller's initial state; the "
@@ -144,9 +156,14 @@ class NTMCore(RecurrentCore):
             self.controller: nn.Module = nn.LSTMCell(in_size, c)
             with torch.no_grad():  # gate order i, f, g, o; the bias is b_ih + b_hh
                 self.controller.bias_ih[c : 2 * c] += cfg.forget_bias
+            # layers 2.. beside the first (which keeps its name, so one-layer checkpoints load)
+            self.upper = nn.ModuleList(nn.LSTMCell(c, c) for _ in range(cfg.controller_layers - 1))
+            with torch.no_grad():
+                for cell in self.upper:
+                    cell.bias_ih[c : 2 * c] += cfg.forget_bias
             if cfg.controller_init == "learned":
-                self.h0 = nn.Parameter(torch.randn(c) * 0.05)
-                self.c0 = nn.Parameter(torch.randn(c) * 0.05)
+                self.h0 = nn.Parameter(torch.randn(c * cfg.controller_layers) * 0.05)
+                self.c0 = nn.Parameter(torch.randn(c * cfg.controller_layers) * 0.05)
         else:
             self.controller = nn.Sequential(nn.Linear(in_size, c), nn.Tanh())
         # per head: key (m), beta, gate, shift weights, gamma; write heads add erase (m) and add (m)
@@ -160,7 +177,8 @@ class NTMCore(RecurrentCore):
     def initial_state(self, batch_size: int) -> State:
         cfg = self.cfg
         device = self.read_init.device
-        zeros = torch.zeros(batch_size, cfg.controller_size, device=device)
+        # every LSTM layer's (h, c), side by side: [B, layers * controller_size]
+        zeros = torch.zeros(batch_size, cfg.controller_size * cfg.controller_layers, device=device)
         h, c = zeros, zeros
         if cfg.controller == "lstm" and cfg.controller_init == "learned":
             h, c = self.h0.expand(batch_size, -1), self.c0.expand(batch_size, -1)
@@ -218,10 +236,11 @@ class NTMCore(RecurrentCore):
         batch = x.shape[0]
         ctrl_in = torch.cat([x, reads.reshape(batch, -1)], dim=-1)
         if cfg.controller == "lstm":
-            h, c = self.controller(ctrl_in, (h, c))
+            h, c = self._lstm(ctrl_in, h, c)
+            top = h[:, -cfg.controller_size :]
         else:
-            h = self.controller(ctrl_in)
-        params = self.heads(h)
+            h = top = self.controller(ctrl_in)
+        params = self.heads(top)
         if cfg.clip > 0:
             params = params.clamp(-cfg.clip, cfg.clip)
         r, w, m = cfg.read_heads, cfg.write_heads, cfg.memory_m
@@ -245,8 +264,23 @@ class NTMCore(RecurrentCore):
             reads = read(memory, w_read)
         # No clamp on the logits: clamp has zero gradient outside its range, so a bit saturated
         # on the wrong side could never be corrected (seeds plateaued at ~1 wrong bit/sequence).
-        logits = self.output(torch.cat([h, reads.reshape(batch, -1)], dim=-1))
+        logits = self.output(torch.cat([top, reads.reshape(batch, -1)], dim=-1))
         return logits, (h, c, memory, w_read, w_write, reads)
+
+    def _lstm(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stacked LSTM controller; h and c hold every layer's state side by side."""
+        if not len(self.upper):
+            return self.controller(x, (h, c))
+        size = self.cfg.controller_size
+        hs, cs = [], []
+        for i, cell in enumerate([self.controller, *self.upper]):
+            hi, ci = cell(x, (h[:, i * size : (i + 1) * size], c[:, i * size : (i + 1) * size]))
+            hs.append(hi)
+            cs.append(ci)
+            x = hi
+        return torch.cat(hs, dim=-1), torch.cat(cs, dim=-1)
 
 
 _compiler_failed = False

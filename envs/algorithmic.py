@@ -201,21 +201,32 @@ class RepeatCopy(AlgorithmicTask):
     """Repeat copy (NTM paper, section 4.2): output a sequence R times, then an end marker.
 
     Input (bits+2 channels: bits, delimiter, repeat count): L vectors of Bernoulli(0.5) bits (L
-    uniform in [min_len, max_len]); one step with the delimiter on and R (uniform in
-    [min_repeats, max_repeats]) on the count channel, normalised to mean 0 and variance 1 under
-    the discrete uniform distribution of R (0 when min_repeats == max_repeats; see
-    `encode_repeats`); L*R+1 blank steps. Target (bits+1 channels, the last the end marker): the
-    L vectors repeated R times, then one step with only the end marker on. T = L*(R+1)+2.
+    uniform in [min_len, max_len]); one step with only the delimiter on; one step with only the
+    repeat count R (uniform in [min_repeats, max_repeats]) on its own channel, normalised to mean
+    0 and variance 1 under the discrete uniform distribution of R (0 when min_repeats ==
+    max_repeats; see `encode_repeats`); then L*R+1 blank steps. The paper: the sequence is
+    "followed by a scalar value indicating the desired number of copies, which appears on a
+    separate input channel", and "no inputs are provided to the network after the initial
+    sequence and repeat number"; the count comes after the delimiter, as in pytorch-ntm's task.
+    Target (bits+1 channels, the last the end marker): nothing (masked) while input is given;
+    the L vectors repeated R times during the blank steps, the end-marker channel 0 there; then
+    one step with only the end marker on. Every output step scores all bits+1 channels.
+    T = L*(R+1)+3.
     """
 
-    report_variants: ClassVar[Variants] = [
-        (
-            f"length {n} x {r} repeats",
-            n * r,
-            {"min_len": n, "max_len": n, "min_repeats": r, "max_repeats": r},
-        )
-        for n, r in ((10, 5), (10, 10), (10, 15), (10, 20), (20, 10))
-    ]
+    @property  # type: ignore[override]
+    def report_variants(self) -> Variants:
+        """By repeat count (length 10) and by length (10 repeats); the count channel keeps this
+        task's normalisation, so 20 repeats reads as 20 (beyond training), not as the mean."""
+        norm = {"count_mean": self.count_mean, "count_std": self.count_std}
+        return [
+            (
+                f"length {n} x {r} repeats",
+                n * r,
+                {"min_len": n, "max_len": n, "min_repeats": r, "max_repeats": r, **norm},
+            )
+            for n, r in ((10, 5), (10, 10), (10, 15), (10, 20), (20, 10))
+        ]
 
     def __init__(
         self,
@@ -224,7 +235,12 @@ class RepeatCopy(AlgorithmicTask):
         max_len: int = 10,
         min_repeats: int = 1,
         max_repeats: int = 10,
+        count_mean: float | None = None,
+        count_std: float | None = None,
     ) -> None:
+        """`count_mean`/`count_std` fix the count channel's normalisation (default: the uniform
+        R of this task's own range). The generalisation report passes the training task's, so
+        20 repeats is shown as the value it has beyond the training range, as in the paper."""
         self.bits = self._int_arg("bits", bits, 1)
         self.min_len = self._int_arg("min_len", min_len, 1)
         self.max_len = self._int_arg(
@@ -234,6 +250,17 @@ class RepeatCopy(AlgorithmicTask):
         self.max_repeats = self._int_arg(
             "max_repeats", max_repeats, self.min_repeats, valid=f">= min_repeats={self.min_repeats}"
         )
+        lo, hi = self.min_repeats, self.max_repeats
+        self.count_mean = float((lo + hi) / 2.0 if count_mean is None else count_mean)
+        if count_std is None:
+            count_std = math.sqrt(((hi - lo + 1) ** 2 - 1) / 12.0)
+        if not (
+            isinstance(count_std, numbers.Real) and count_std >= 0 and math.isfinite(count_std)
+        ):
+            raise ValueError(
+                f"RepeatCopy: count_std={count_std!r} is invalid; valid range: a finite number >= 0"
+            )
+        self.count_std = float(count_std)
         low = np.zeros(self.bits + 2, np.float32)
         high = np.ones(self.bits + 2, np.float32)
         low[-1], high[-1] = self.encode_repeats(np.array([self.min_repeats, self.max_repeats]))
@@ -245,29 +272,28 @@ class RepeatCopy(AlgorithmicTask):
 
     def encode_repeats(self, repeats: np.ndarray) -> np.ndarray:
         """The count channel's value for R: (R - mean) / std of the uniform R (float32)."""
-        lo, hi = self.min_repeats, self.max_repeats
         repeats = np.asarray(repeats, np.float64)
-        if lo == hi:
+        if self.count_std == 0:
             return np.zeros_like(repeats, np.float32)
-        std = math.sqrt(((hi - lo + 1) ** 2 - 1) / 12.0)
-        return ((repeats - (lo + hi) / 2.0) / std).astype(np.float32)
+        return ((repeats - self.count_mean) / self.count_std).astype(np.float32)
 
     def _generate(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         lens = rng.integers(self.min_len, self.max_len + 1, batch_size)
         reps = rng.integers(self.min_repeats, self.max_repeats + 1, batch_size)
         longest, outs, cols = int(lens.max()), lens * reps, np.arange(batch_size)
-        steps = outs + lens + 2
+        first_out = lens + 2  # after the delimiter step and the count step
+        steps = first_out + outs + 1
         data = rng.integers(0, 2, (longest, batch_size, self.bits)).astype(np.float32)
         data *= (np.arange(longest)[:, None] < lens[None, :])[..., None]
         inputs = np.zeros((steps.max(), batch_size, self.input_size), np.float32)
         inputs[:longest, :, : self.bits] = data
         inputs[lens, cols, self.bits] = 1.0
-        inputs[lens, cols, self.bits + 1] = self.encode_repeats(reps)
+        inputs[lens + 1, cols, self.bits + 1] = self.encode_repeats(reps)
         repeated = data[np.arange(outs.max())[:, None] % lens[None, :], cols[None, :]]
         targets = np.zeros((steps.max(), batch_size, self.output_size), np.float32)
-        _scatter(targets[..., : self.bits], lens + 1, repeated, outs)
-        targets[lens + 1 + outs, cols, self.bits] = 1.0
-        return inputs, targets, _window(steps.max(), lens + 1, steps), steps
+        _scatter(targets[..., : self.bits], first_out, repeated, outs)
+        targets[first_out + outs, cols, self.bits] = 1.0
+        return inputs, targets, _window(steps.max(), first_out, steps), steps
 
 
 class AssociativeRecall(AlgorithmicTask):
@@ -327,9 +353,11 @@ class DynamicNGrams(AlgorithmicTask):
 
     For each sequence a fresh table of 2^(n-1) probabilities is drawn from Beta(alpha, alpha),
     one per context of n-1 bits; the first n-1 bits are Bernoulli(0.5) and each later bit is 1
-    with the table's probability for its n-1 predecessors. The model sees bit t and predicts bit
-    t+1 (one channel in, one out): T = length-1, inputs[t] = b_t, targets[t] = b_{t+1}, and
-    mask[t] = 1 for t >= n-2, once a full context has been seen.
+    with the table's probability for its n-1 predecessors. The model predicts every one of the
+    `length` bits, each from the bits before it (one channel in, one out): T = length,
+    inputs[0] = 0 (nothing seen yet), inputs[t] = b_(t-1), targets[t] = b_t, mask 1 everywhere.
+    So the cost is over all 200 bits, as the paper's (its Bayes-optimal cost, 133 bits per
+    sequence, includes the first bits, which cost 1 bit each to any predictor).
     """
 
     report_variants: ClassVar[Variants] = [("200 bits", 200, {})]
@@ -362,40 +390,31 @@ class DynamicNGrams(AlgorithmicTask):
         for t in range(self.n - 1, self.length):  # each bit depends on the previous ones
             bits[t] = uniform[t] < table[cols, ctx]
             ctx = ((ctx << 1) | bits[t]) & (contexts - 1)
-        steps = self.length - 1
-        inputs = bits[:-1, :, None].astype(np.float32)
-        targets = bits[1:, :, None].astype(np.float32)
-        mask = np.repeat((np.arange(steps) >= self.n - 2)[:, None], batch_size, 1)
-        return inputs, targets, mask, np.full(batch_size, steps)
+        inputs = np.zeros((self.length, batch_size, 1), np.float32)
+        inputs[1:, :, 0] = bits[:-1]
+        targets = bits[:, :, None].astype(np.float32)
+        mask = np.ones((self.length, batch_size), np.float32)
+        return inputs, targets, mask, np.full(batch_size, self.length)
 
     def bayes_optimal_predictions(self, inputs: np.ndarray) -> np.ndarray:
-        """[T, B] P(next bit = 1) of the paper's Bayes-optimal estimator: (N1 + alpha) /
-        (N1 + N0 + 2 alpha), N1/N0 counting the 1s/0s that followed the current n-1-bit context
-        earlier in the same sequence. 0.5 where the context is not yet complete (t < n-2)."""
-        bits = np.rint(np.asarray(inputs)[..., 0]).astype(np.int64)
-        steps, batch_size = bits.shape
-        first = max(self.n - 2, 0)
+        """[T, B] P(b_t = 1) of the paper's Bayes-optimal estimator: (N1 + alpha) /
+        (N1 + N0 + 2 alpha), N1/N0 counting the 1s/0s that followed the same n-1-bit context
+        earlier in the same sequence; 0.5 for the first n-1 bits (no full context yet). The
+        bits come from `inputs` (inputs[t] = b_(t-1))."""
+        seen = np.rint(np.asarray(inputs)[1:, :, 0]).astype(np.int64)  # b_0 .. b_(T-2)
+        steps, batch_size = seen.shape[0] + 1, seen.shape[1]
+        contexts, cols = 2 ** (self.n - 1), np.arange(batch_size)
+        counts = np.zeros((batch_size, contexts, 2))
         out = np.full((steps, batch_size), 0.5)
-        if first >= steps:
-            return out
-        ctx = np.zeros((steps - first, batch_size), np.int64)
-        for i in range(self.n - 1):  # context at t: bits t-n+2..t, bit t lowest
-            ctx |= bits[first - i : steps - i] << i
-        following = np.zeros_like(ctx)  # the bit after step t, known for t < steps-1
-        following[:-1] = bits[first + 1 :]
-        # Group (sequence, context) pairs in time order; counts are exclusive running sums.
-        key = (np.arange(batch_size)[None, :] * 2 ** (self.n - 1) + ctx).ravel()
-        time = np.broadcast_to(np.arange(steps - first)[:, None], ctx.shape).ravel()
-        order = np.lexsort((time, key))
-        ks, ys = key[order], following.ravel()[order]
-        before = np.cumsum(ys) - ys
-        pos = np.arange(len(ks))
-        group_start = np.maximum.accumulate(np.where(np.r_[True, ks[1:] != ks[:-1]], pos, 0))
-        ones = before - before[group_start]
-        seen = pos - group_start
-        prob = np.empty(len(ks))
-        prob[order] = (ones + self.alpha) / (seen + 2 * self.alpha)
-        out[first:] = prob.reshape(ctx.shape)
+        ctx = np.zeros(batch_size, np.int64)  # bits t-n+1 .. t-1, the most recent lowest
+        for t in range(steps):
+            if t >= self.n - 1:
+                ones, zeros = counts[cols, ctx, 1], counts[cols, ctx, 0]
+                out[t] = (ones + self.alpha) / (ones + zeros + 2 * self.alpha)
+                if t < steps - 1:  # b_t is the next input: count it after its context
+                    counts[cols, ctx, seen[t]] += 1
+            if t < steps - 1:
+                ctx = ((ctx << 1) | seen[t]) & (contexts - 1)
         return out
 
     def bayes_optimal_cost(

@@ -26,6 +26,7 @@ from agents.sequence import sequence_loss
 from rollout.files import atomic_write, atomic_write_text
 
 TRACE_COUNT = 3  # pictures for this many variants: the training length and two longer ones
+MAX_HEADS_SHOWN = 4  # weighting panels per kind of head in a picture
 
 
 @torch.no_grad()
@@ -182,10 +183,12 @@ def _plot_trace(agent: Any, task: Any, label: str, rng: np.random.Generator, pat
     elif hasattr(agent, "trace"):
         traced = agent.trace(x)
         logits = traced["logits"]
-        weights = [
-            ("write weighting", traced["write_weights"][:, 0, 0].numpy()),
-            ("read weighting", traced["read_weights"][:, 0, 0].numpy()),
-        ]
+        weights = []
+        for kind in ("write", "read"):  # every head (the paper's sort has 8 of each), up to 4
+            stacked = traced[f"{kind}_weights"][:, 0]  # [T, heads, rows]
+            for h in range(min(stacked.shape[1], MAX_HEADS_SHOWN)):
+                suffix = f" {h}" if stacked.shape[1] > 1 else ""
+                weights.append((f"{kind} weighting{suffix}", stacked[:, h].numpy()))
     else:
         logits, _ = agent.core(x)
         weights = []

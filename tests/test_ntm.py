@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import envs
 from agents import Learner, lstm, make_agent, ntm
 from agents.ntm import content_weights, interpolate, read, sharpen, shift, write
 from agents.sequence import sequence_loss
@@ -47,6 +48,24 @@ def test_interpolate_shift_sharpen_hand_computed():
     sharp = sharpen(torch.tensor([[[0.2, 0.5, 0.3, 0.0]]]), torch.tensor([[[2.0]]]))
     expected = torch.tensor([0.04, 0.25, 0.09, 0.0]) / 0.38
     torch.testing.assert_close(sharp[0, 0], expected, atol=1e-6, rtol=0)
+
+
+def test_sharpen_stays_finite_for_spread_weightings_and_large_gamma():
+    """A weighting spread over 128 rows with gamma 20-200 (gamma is unbounded): the direct
+    w**gamma / sum form gave inf gradients at 20 and NaN from ~30 in float32."""
+    for g in (1.0, 20.0, 30.0, 200.0):
+        w = torch.full((1, 1, 128), 1 / 128).requires_grad_(True)
+        gamma = torch.tensor([[[g]]], requires_grad=True)
+        out = sharpen(w, gamma)
+        torch.testing.assert_close(out, torch.full((1, 1, 128), 1 / 128))
+        out[..., 0].sum().backward()
+        assert torch.isfinite(w.grad).all() and torch.isfinite(gamma.grad).all()
+        assert w.grad.abs().max() < 10 * g
+    # a focused weighting: the large gamma keeps the focus, no NaN from the tiny rows
+    w = torch.full((1, 1, 128), 1e-9)
+    w[..., 5] = 1.0
+    out = sharpen(w / w.sum(), torch.tensor([[[100.0]]]))
+    assert torch.isfinite(out).all() and out[0, 0, 5] > 0.999
 
 
 def test_read_and_erase_add_write_hand_computed():
@@ -137,6 +156,37 @@ def test_learned_controller_init_is_the_first_state_and_is_trained():
     assert not hasattr(zeros, "h0") and zeros.initial_state(3)[0].abs().sum() == 0
     with pytest.raises(ValueError, match="controller_init: learned is the LSTM controller"):
         ntm.Config(controller="feedforward", controller_init="learned").validate()
+
+
+def test_heads_and_controller_layers_shape_the_state():
+    """read_heads/write_heads give one weighting per head; controller_layers stacks LSTM layers
+    whose (h, c) sit side by side in the state, the heads reading the top one."""
+    cfg = ntm.Config(
+        memory_n=16,
+        memory_m=8,
+        controller_size=16,
+        controller_layers=2,
+        read_heads=3,
+        write_heads=2,
+        compile=False,
+    )
+    core = make_agent(cfg, *spaces()).core
+    h, c, memory, w_read, w_write, reads = core.initial_state(4)
+    assert h.shape == c.shape == (4, 32) and memory.shape == (4, 16, 8)
+    assert w_read.shape == (4, 3, 16) and w_write.shape == (4, 2, 16) and reads.shape == (4, 3, 8)
+    y, (h, c, memory, w_read, w_write, reads) = core.step(
+        torch.rand(4, 5), (h, c, memory, w_read, w_write, reads)
+    )
+    assert y.shape == (4, 4) and h.shape == (4, 32)
+    torch.testing.assert_close(w_read.sum(-1), torch.ones(4, 3))
+    torch.testing.assert_close(w_write.sum(-1), torch.ones(4, 2))
+    assert len(core.upper) == 1 and core.heads.in_features == 16
+    # head parameters: (3 + 2) x (key 8 + beta, gate, gamma + 3 shifts) + 2 x (erase + add)
+    assert core.heads.out_features == 5 * (8 + 3 + 3) + 2 * 16
+    with pytest.raises(ValueError, match="controller_layers > 1 stacks LSTM layers"):
+        ntm.Config(controller="feedforward", controller_layers=2).validate()
+    with pytest.raises(ValueError, match="controller_layers must be >= 1"):
+        ntm.Config(controller_layers=0).validate()
 
 
 def fixed_copy_batch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -245,6 +295,30 @@ def test_failed_backward_compile_falls_back_before_the_learner_sees_it(monkeypat
             ntm,
             ntm.Config(memory_n=16, memory_m=8, controller_size=16, compile=False, **COLLIER_BEEL),
         ),
+        (  # the paper's priority-sort shapes, small: several heads, a 2-layer LSTM controller
+            ntm,
+            ntm.Config(
+                memory_n=16,
+                memory_m=8,
+                controller_size=16,
+                controller_layers=2,
+                read_heads=3,
+                write_heads=2,
+                compile=False,
+            ),
+        ),
+        (  # feed-forward controller with several heads (the paper's sort: 8 of each)
+            ntm,
+            ntm.Config(
+                memory_n=16,
+                memory_m=8,
+                controller_size=32,
+                controller="feedforward",
+                read_heads=2,
+                write_heads=2,
+                compile=False,
+            ),
+        ),
         (lstm, lstm.Config(hidden_size=16, layers=2)),
     ],
 )
@@ -300,3 +374,25 @@ def test_trace_window_handles_heads_that_wrap_around_memory():
     visited[2:5] = True
     assert _visited_window(visited) == (2, 3)
     assert _visited_window(np.zeros(4, bool)) == (0, 4)
+
+
+def test_repeat_copy_report_scores_by_repeat_count_and_draws_every_head(tmp_path):
+    """The end-of-run report of a repeat-copy NTM: rows by repeat count and length (a variant
+    that needs more memory rows than the model has is skipped, not crashed), and pictures with
+    a weighting panel per head."""
+    from rollout.sequence_report import write_report
+
+    kwargs = {"bits": 4, "min_len": 1, "max_len": 3, "min_repeats": 1, "max_repeats": 3}
+    env = envs.make("memrl/RepeatCopy-v0", **kwargs).unwrapped
+    cfg = ntm.Config(
+        memory_n=16, memory_m=8, controller_size=16, read_heads=2, write_heads=2, compile=False
+    )
+    torch.manual_seed(0)
+    agent = make_agent(cfg, env.observation_space, env.action_space)
+    report = write_report(agent, "memrl/RepeatCopy-v0", kwargs, tmp_path, sequences=4)
+    rows = {row["variant"]: row for row in report["rows"]}
+    assert {"length 10 x 5 repeats", "length 10 x 20 repeats"} <= set(rows)
+    assert rows["length 10 x 20 repeats"]["bit_errors_per_seq"] > 0  # untrained
+    assert "memory rows" in rows["length 20 x 10 repeats"]["skipped"]
+    pictures = sorted(p.name for p in tmp_path.glob("trace_*.png"))
+    assert len(pictures) == 3 and (tmp_path / "generalisation.json").is_file()
