@@ -11,7 +11,8 @@ beside the paper's figure (9-digit addition: 99% per character with the combined
     python benchmarks/l2e.py                                  # addition, all four strategies
     python benchmarks/l2e.py --strategies combined baseline   # some of them
     python benchmarks/l2e.py --task programs --target-length 4 --target-nesting 2
-    python benchmarks/l2e.py agent.hidden_size=400 run.max_time_s=7200   # config overrides
+    python benchmarks/l2e.py agent.hidden_size=400 run.max_time_s=7200 --strategies combined
+                                             # config overrides go before the options
 
 Each finished strategy is stored at once (the file is locked while it is updated), so two
 processes may run different strategies side by side and a killed benchmark keeps what it
