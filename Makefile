@@ -33,8 +33,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/rollout_throughput.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check agents envs rollout tests benchmarks examples
-	$(VENV)/bin/ruff format --check agents envs rollout tests benchmarks examples
+	$(VENV)/bin/ruff check agents envs rollout memrl tests benchmarks examples
+	$(VENV)/bin/ruff format --check agents envs rollout memrl tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

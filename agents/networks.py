@@ -29,7 +29,9 @@ def check_image(space: gym.Box) -> None:
         raise AgentError(
             f"image observations {space.shape} do not fit the Nature CNN torso, which takes "
             "channels-first frame stacks [C <= 16, H >= 36, W >= 36] such as Atari's [4, 84, 84]; "
-            "move channels first (gymnasium.wrappers.TransposeObservation-style) or resize."
+            "memrl moves channels-last images [H, W, C <= 4] first itself; for other layouts "
+            "wrap the env in gymnasium.wrappers.TransformObservation with the transposed Box, "
+            "and resize with gymnasium.wrappers.ResizeObservation."
         )
 
 

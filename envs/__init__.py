@@ -33,6 +33,12 @@ from typing import Any
 import gymnasium as gym
 
 from envs import atari
+from envs.observations import (
+    ObservationSpaceError,
+    adapt_observations,
+    adapter_notes,
+    observation_adapters,
+)
 
 ENTRY_POINT_GROUP = "memrl.envs"
 # Folders (os.pathsep-separated) searched for the top-level module of a `module:attr` spec when
@@ -173,6 +179,12 @@ def _construct(
         return build()
     except EnvSpecError:
         raise
+    except gym.error.DependencyNotInstalled as exc:  # a listed env whose extra is missing
+        raise EnvSpecError(_missing_dependency(spec, exc)) from None
+    except ImportError as exc:
+        if plugin:
+            raise EnvSpecError(_plugin_failure(spec, "building it", exc)) from None
+        raise EnvSpecError(_missing_dependency(spec, exc)) from None
     except TypeError as exc:
         if "argument" in str(exc):
             raise EnvSpecError(f"could not build '{spec}' with kwargs {kwargs}: {exc}") from None
@@ -185,6 +197,25 @@ def _construct(
         if not plugin:
             raise
         raise EnvSpecError(_plugin_failure(spec, "building it", exc)) from None
+
+
+def _extra_of(spec: str) -> str | None:
+    """The pip extra of Gymnasium that provides a registered id (box2d, mujoco, ...), from
+    where its entry point lives: gymnasium.envs.<family>.<module>."""
+    env_id = spec.split(":", 1)[1] if is_module_spec(spec) else spec  # gymnasium:Id-v0
+    entry = getattr(gym.registry.get(env_id), "entry_point", None)
+    match = isinstance(entry, str) and re.match(r"gymnasium\.envs\.(\w+)\.", entry)
+    return match.group(1) if match else None
+
+
+def _missing_dependency(spec: str, exc: BaseException) -> str:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    extra = _extra_of(spec)
+    how = f'`pip install "gymnasium[{extra}]"`' if extra else "the package that provides it"
+    return (
+        f"env '{spec}' is listed but cannot be built here: a package it needs is not "
+        f"installed ({detail}). Install it with {how}."
+    )
 
 
 def _plugin_failure(spec: str, what: str, exc: BaseException) -> str:
@@ -305,11 +336,23 @@ _GYM_ID = re.compile(r"-v\d+$")
 
 
 def make(spec: str, **kwargs: Any) -> gym.Env:
-    """Build one environment from any spec memrl accepts (see the module docstring).
+    """Build one environment from any spec memrl accepts (see the module docstring), with its
+    observations adapted to memrl's agents by Gymnasium wrappers where needed (Dict/Tuple
+    flattened, channels-last images moved channels-first: envs/observations.py;
+    `adapter_notes(env)` says what was done).
 
     Registered ids (memrl's, Gymnasium's, ALE's) take precedence over plug-in entry points of the
     same name, so a plug-in cannot silently replace a built-in environment.
     """
+    env = _make_unadapted(spec, **kwargs)
+    try:
+        return adapt_observations(env, spec)
+    except ObservationSpaceError as exc:
+        env.close()
+        raise EnvSpecError(str(exc)) from None
+
+
+def _make_unadapted(spec: str, **kwargs: Any) -> gym.Env:
     if not isinstance(spec, str) or not spec:
         raise EnvSpecError(f"an env spec must be a non-empty string, got {spec!r}.")
     env_id = spec
@@ -435,6 +478,8 @@ def env_factory(spec: str, kwargs: dict[str, Any] | None = None) -> Callable[[],
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "adapter_notes",
+    "observation_adapters",
     "EnvSpecError",
     "MEMRL_ENVS",
     "check",

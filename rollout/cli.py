@@ -132,7 +132,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(console: Console, message: str, code: int = EXIT_USAGE) -> int:
-    console.print(f"[bold red]memrl: error:[/] {message}", highlight=False)
+    # escaped: a message may hold brackets (`pip install "gymnasium[box2d]"`) that rich would
+    # take for markup and drop
+    console.print(f"[bold red]memrl: error:[/] {escape(message)}", highlight=False)
     return code
 
 
@@ -171,12 +173,11 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         ConfigError,
         apply_overrides,
         build_config,
-        dump_config,
         load_config,
         read_yaml,
     )
-    from rollout.run_dir import RunDir, RunDirError, check_root
-    from rollout.warm_start import WarmStartError, warm_start
+    from rollout.run_dir import RunDir, RunDirError
+    from rollout.warm_start import WarmStartError
 
     positional = list(args.args)
     try:
@@ -208,53 +209,25 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
                 )
             cfg = load_config(positional[0], positional[1:])
             run = None
-            check_root(cfg.run.dir)  # a run.dir that is a file fails here, with nothing written
-        from agents.learner import resolve_device, use_cuda_graphs
-        from rollout.trainer import probe_and_check
+        from rollout.launch import check_before_start
 
         # a bad env id, an agent that cannot learn the task or a broken plug-in env fails here,
         # before Ray starts, not deep inside a worker
-        probe, agent, warnings = probe_and_check(cfg)
-        for warning in warnings:
-            note = escape(f"env '{cfg.env.id}': {warning}")
-            err.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
-        use_cuda_graphs(cfg.learner, resolve_device(cfg.learner.device), agent)
-        if cfg.run.init_from and not args.resume:  # a missing or unfit source fails before Ray
-            warm_start(agent, cfg.run.init_from)
-        probe.close()
+        check_before_start(cfg, err, resume=bool(args.resume))
     except (ConfigError, envs.EnvSpecError, AgentError, RunDirError, WarmStartError) as exc:
         return _fail(err, str(exc))
     if args.trust and not args.resume:
         err.print("memrl: note: --trust only matters with --resume", highlight=False)
 
-    from rollout.ray_runtime import learner_placement_note, start_ray, stop_ray
-    from rollout.trainer import Trainer, TrainingError
+    from rollout.launch import train_run
+    from rollout.trainer import TrainingError
     from rollout.worker_group import WorkerError
 
-    started = False
     # `kill PID` (SIGTERM, also what job schedulers send) stops a run like Ctrl-C: a checkpoint is
     # saved first. (A shell starts background jobs with SIGINT ignored, so `kill -INT` may not.)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        if cfg.rollout.num_workers > 0:
-            started = start_ray(args.address, cfg.rollout.num_workers, cfg.env.id)
-            # ray.init gives the driver Ray's own SIGTERM handler (a stack dump, then the process
-            # dies without a checkpoint): take SIGTERM back
-            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-            note = learner_placement_note(cfg.learner.device)
-            if note:
-                err.print(note, highlight=False)
-        if getattr(cfg.agent, "compile", False):
-            err.print(
-                "memrl: note: the first update compiles the training step (torch.compile; ~40 s "
-                "on 2 CPU cores, seconds once cached; agent.compile=false skips it)",
-                highlight=False,
-            )
-        if run is None:
-            run = RunDir.create(cfg.run.dir, cfg.run.name, dump_config(cfg))
-            err.print(f"run dir {run.path}", highlight=False)
-        trainer = Trainer(cfg, run, resume=bool(args.resume), console=err)
-        trainer.train()
+        train_run(cfg, err, run, resume=bool(args.resume), address=args.address)
     except (CheckpointError, RunDirError) as exc:
         if isinstance(exc, OSError):  # CheckpointWriteError: a runtime failure (disk full)
             return _fail(err, str(exc), code=1)
@@ -273,8 +246,6 @@ def cmd_train(args: argparse.Namespace, err: Console) -> int:
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if started:
-            stop_ray()
     return 0
 
 
@@ -343,8 +314,23 @@ def _plugins_from_cwd() -> None:
         os.environ[PLUGIN_PATH_ENV] = os.pathsep.join([*paths, cwd])
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line. Overrides (`key=value`) may stand anywhere, also after an option
+    (`memrl train CONFIG --address HEAD:6379 rollout.num_workers=16`): argparse gives a
+    subcommand's positionals one run of words, so later ones come back as extras and join the
+    `args` list of the subcommands that take overrides, in command-line order."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    takes_overrides = isinstance(getattr(args, "args", None), list)
+    if extra and (not takes_overrides or any(word.startswith("-") for word in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.args = [*args.args, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     _plugins_from_cwd()
     out, err = Console(soft_wrap=True), stderr_console()
     if args.command == "envs":

@@ -90,6 +90,10 @@ class EnvConfig:
     # when an evaluation's score (mean return, or accuracy on datasets) >= curriculum_threshold
     curriculum: list[dict[str, Any]] = field(default_factory=list)
     curriculum_threshold: float | None = None
+    # with `eval_kwargs` (a fixed target), the current level is evaluated too, in the level's
+    # kwargs with these laid over (e.g. {strategy: naive}: only the level's own difficulty, not
+    # a mixture's share of harder ones); its score is what moves the level
+    curriculum_eval_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -396,6 +400,10 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "'run.total_sequences', 'run.total_epochs' or 'run.max_time_s' above 0",
         ),
         (run.eval_every_epochs >= 1, "'run.eval_every_epochs' must be >= 1"),
+        (
+            not cfg.env.curriculum_eval_kwargs or bool(cfg.env.curriculum),
+            "'env.curriculum_eval_kwargs' is set but 'env.curriculum' has no levels",
+        ),
         (
             not cfg.env.curriculum or cfg.env.curriculum_threshold is not None,
             "'env.curriculum' needs 'env.curriculum_threshold' (the evaluation score that "

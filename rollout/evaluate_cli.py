@@ -21,8 +21,9 @@ def add_evaluation_parsers(sub: Any) -> None:
         "evaluate",
         help="evaluate a run's checkpoint in recorded, replayable episodes",
         description=(
-            "Load RUN_DIR/config.yaml and a checkpoint, run the agent greedily (or with "
-            "--epsilon / --temperature, drawn from seeded generators) for --episodes episodes "
+            "Load RUN_DIR/config.yaml and a checkpoint (best, else latest), run the agent "
+            "greedily (or with --epsilon / --temperature, drawn from seeded generators) for "
+            "--episodes episodes "
             "seeded SEED, SEED+1, ..., and write RUN_DIR/evaluation/<time>/: episodes.jsonl, "
             "episodes/*.npz, summary.json, recordings/ (the first 3 episodes) and report.html."
         ),
@@ -34,8 +35,10 @@ def add_evaluation_parsers(sub: Any) -> None:
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument(
         "--checkpoint",
-        default="latest",
-        help="N (the env step of a checkpoint), 'latest' (default) or 'best'",
+        default=None,
+        help="'best' (the default when the run has one: the weights of its best evaluation), "
+        "'latest' (the default otherwise), N (the env step of a checkpoint) or a checkpoint "
+        "folder's path",
     )
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the first episode")

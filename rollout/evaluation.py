@@ -50,7 +50,9 @@ class EvaluationError(ValueError):
 
 @dataclass
 class EvaluationOptions:
-    checkpoint: str = "latest"  # N (env steps) | latest | best
+    # N (env steps) | latest | best | a checkpoint folder; None: best if the run has one, else
+    # latest (resolve_checkpoint)
+    checkpoint: str | None = None
     episodes: int = 10
     seed: int = 0
     record: str = "video"  # video | frames | none
@@ -74,11 +76,15 @@ def open_run(path: str | Path) -> RunDir:
     return run
 
 
-def resolve_checkpoint(run: RunDir, which: str) -> Path:
-    """The checkpoint folder that `--checkpoint which` names (N, latest or best)."""
+def resolve_checkpoint(run: RunDir, which: str | None) -> Path:
+    """The checkpoint folder that `--checkpoint which` names: N (a checkpoint's env step),
+    'latest', 'best', or the path of a complete checkpoint folder. None picks 'best' when the run
+    has one (the weights of its best evaluation; training can end in a late dip), else 'latest'."""
     steps = [int(p.name) for p in complete_checkpoints(run.checkpoints)]
     has_best = (run.checkpoints / BEST / MARKER).is_file()
     available = ", ".join([*(str(s) for s in steps), *(["best"] if has_best else [])]) or "none"
+    if which is None:
+        which = BEST if has_best else "latest"
     if which == "latest":
         path = latest_checkpoint(run.checkpoints)
         if path is None:
@@ -95,9 +101,13 @@ def resolve_checkpoint(run: RunDir, which: str) -> Path:
             )
         return run.checkpoints / BEST
     if not which.isdigit():
+        folder = Path(which)
+        if folder.is_dir() and (folder / MARKER).is_file():  # a checkpoint folder by its path
+            return folder
         raise EvaluationError(
-            f"--checkpoint must be N (a checkpoint's env step), 'latest' or 'best', got "
-            f"'{which}'. Available checkpoints: {available}."
+            f"--checkpoint must be N (a checkpoint's env step), 'latest' or 'best', or the path "
+            f"of a complete checkpoint folder (RUN/checkpoints/N), got '{which}'. Available "
+            f"checkpoints: {available}."
         )
     if int(which) not in steps:
         raise EvaluationError(
@@ -105,6 +115,20 @@ def resolve_checkpoint(run: RunDir, which: str) -> Path:
             f"Available checkpoints: {available}."
         )
     return run.checkpoints / f"{int(which):012d}"
+
+
+def run_config(run: RunDir, trust: bool, consent: str = "pass --trust") -> Any:
+    """The run folder's config.yaml, validated; its env spec is data, so a `module:Class` spec
+    is refused unless `trust` (envs.refuse_untrusted; `consent` says how to give it)."""
+    try:
+        cfg = build_config(read_yaml(run.config), source=str(run.config))
+    except ConfigError as exc:
+        raise EvaluationError(str(exc)) from None
+    if not trust:
+        envs.refuse_untrusted(
+            cfg.env.id, f"the run folder's config '{run.config}' (key env.id)", consent
+        )
+    return cfg
 
 
 def load_agent(cfg: Any, checkpoint: Path, env_kwargs: dict[str, Any]) -> tuple[Any, int]:
@@ -289,17 +313,12 @@ def evaluate_run(
             f"got {options.episodes:,}."
         )
     run = open_run(run_path)
-    try:
-        cfg = build_config(read_yaml(run.config), source=str(run.config))
-    except ConfigError as exc:
-        raise EvaluationError(str(exc)) from None
-    if not options.trust:
-        envs.refuse_untrusted(
-            cfg.env.id, f"the run folder's config '{run.config}' (key env.id)", "pass --trust"
-        )
+    cfg = run_config(run, options.trust)
     checkpoint = resolve_checkpoint(run, options.checkpoint)
     env_kwargs = {**cfg.env.kwargs, **options.env_overrides}
     agent, step = load_agent(cfg, checkpoint, env_kwargs)
+    how = "" if options.checkpoint is not None else " (the default: best if the run has one)"
+    console.print(f"checkpoint {checkpoint} (env step {step:,}){how}", highlight=False)
     out = _output_dir(run)
     try:
         _, summary = _evaluate_into(

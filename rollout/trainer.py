@@ -139,6 +139,8 @@ class Trainer:
         probe, self.agent, warnings = probe_and_check(cfg)
         for warning in warnings:
             self.console.print(f"env '{cfg.env.id}': {warning}", highlight=False, markup=False)
+        for note in envs.adapter_notes(probe):  # Dict/Tuple flattened, images channels-first
+            self.console.print(f"env '{cfg.env.id}': {note}", highlight=False, markup=False)
         self.task = probe.unwrapped
         # a supervised agent on a task with splits: dataset source, full-pass evaluation
         self.dataset_run = learns_from_dataset(self.agent, self.task)
@@ -275,7 +277,7 @@ class Trainer:
         its score moves the level, as a curriculum advances on its own level's validation."""
         if not self.curriculum.active or not self.cfg.env.eval_kwargs:
             return None
-        return self.curriculum.env_kwargs()
+        return {**self.curriculum.env_kwargs(), **self.cfg.env.curriculum_eval_kwargs}
 
     def evaluate(self) -> float:
         """Evaluate the current weights now, blocking (before training and at its end)."""

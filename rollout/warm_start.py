@@ -64,7 +64,7 @@ def find_weights(source: str | Path) -> Path:
             "best one); train it longer, or resume it until a checkpoint is written."
         )
     try:
-        return resolve_checkpoint(run, BEST if has_best else "latest") / "state.pt"
+        return resolve_checkpoint(run, None) / "state.pt"  # best, else latest
     except EvaluationError as exc:
         raise WarmStartError(f"{where}: {exc}") from None
 

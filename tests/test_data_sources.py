@@ -196,6 +196,7 @@ def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(
             "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
             "env.curriculum=[{max_len: 2}, {max_len: 3}, {max_len: 4}]",
             "env.curriculum_threshold=-12",
+            "env.curriculum_eval_kwargs={min_len: 1}",  # laid over the level for its evaluation
             "env.eval_kwargs={min_len: 20, max_len: 20}",
             "run.total_sequences=80",
             "run.eval_every_steps=50",
@@ -212,6 +213,8 @@ def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(
     assert all(r["eval_return_mean"] < -12 for r in rows)  # the target: never passed
     assert trainer.curriculum.level >= 1
     assert trainer.best_eval is not None and trainer.best_eval < -12  # selection: the target's
+    level = trainer._level_kwargs()
+    assert level is not None and level["min_len"] == 1 and level["max_len"] >= 3
 
 
 def test_episode_batches_carry_extras_and_targets():

@@ -68,7 +68,8 @@ def test_training_tracks_the_best_checkpoint(trained_run):
 def test_evaluate_writes_all_files(trained_run, capsys):
     run, _ = trained_run
     before = eval_dirs(run)
-    assert main(["evaluate", str(run.path), "--episodes", "4", "--seed", "7"]) == 0
+    args = ["evaluate", str(run.path), "--checkpoint", "latest", "--episodes", "4", "--seed", "7"]
+    assert main(args) == 0
     out = only_eval_dir(run, before)
     lines = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert [x["episode"] for x in lines] == [0, 1, 2, 3]
@@ -103,9 +104,8 @@ def test_evaluate_writes_all_files(trained_run, capsys):
 
     # the same options give the same episodes (greedy, seeded resets)
     before = eval_dirs(run)
-    assert (
-        main(["evaluate", str(run.path), "--episodes", "2", "--seed", "7", "--record", "none"]) == 0
-    )
+    again_args = ["--checkpoint", "latest", "--episodes", "2", "--seed", "7", "--record", "none"]
+    assert main(["evaluate", str(run.path), *again_args]) == 0
     again = [
         json.loads(x)
         for x in (only_eval_dir(run, before) / "episodes.jsonl").read_text().splitlines()
@@ -154,6 +154,42 @@ def test_evaluate_best_and_numbered_checkpoints_with_gif(trained_run):
         json.loads((only_eval_dir(run, before) / "summary.json").read_text())["checkpoint_step"]
         == 2048
     )
+
+
+def test_evaluate_defaults_to_best_and_says_so(trained_run, capsys):
+    """Without --checkpoint, a run with a `best` checkpoint is evaluated with it (training can end
+    in a dip: issue 26's CartPole scored 124.4 on the latest weights, 500 on the best); the
+    choice is printed. A checkpoint folder's path works as --checkpoint too."""
+    run, _ = trained_run
+    best = load_checkpoint(run.checkpoints / "best")["best"]
+    before = eval_dirs(run)
+    assert main(["evaluate", str(run.path), "--episodes", "1", "--record", "none"]) == 0
+    summary = json.loads((only_eval_dir(run, before) / "summary.json").read_text())
+    assert summary["checkpoint"] == "best" and summary["checkpoint_step"] == best["env_steps"]
+    err = capsys.readouterr().err
+    assert f"checkpoint {run.checkpoints / 'best'} (env step {best['env_steps']:,})" in err
+    assert "the default: best if the run has one" in err
+
+    before = eval_dirs(run)
+    folder = run.checkpoints / "000000002048"
+    assert main(["evaluate", str(run.path), "--checkpoint", str(folder), "--record", "none"]) == 0
+    summary = json.loads((only_eval_dir(run, before) / "summary.json").read_text())
+    assert summary["checkpoint"] == "000000002048" and summary["checkpoint_step"] == 2048
+    assert "the default" not in capsys.readouterr().err
+
+
+def test_evaluate_without_best_uses_latest(tmp_path, capsys):
+    cfg = load_config("configs/dqn_cartpole.yaml", [f"run.dir={tmp_path}"])
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    env = envs.make("CartPole-v1")
+    agent = make_agent(cfg.agent, env.observation_space, env.action_space)
+    for step in (10, 20):
+        state = {"learner": {"agent": agent.state_dict()}, "counters": {"env_steps": step}}
+        save_checkpoint(run.checkpoints, step, state)
+    assert main(["evaluate", str(run.path), "--episodes", "1", "--record", "none"]) == 0
+    (out,) = (run.path / "evaluation").iterdir()
+    assert json.loads((out / "summary.json").read_text())["checkpoint_step"] == 20
+    assert "(env step 20)" in capsys.readouterr().err
 
 
 def test_sampled_evaluation_is_reproducible(trained_run):

@@ -45,14 +45,6 @@ class SpaceEnv(gym.Env):
         return self.observation_space.sample(), 0.0, True, False, {}
 
 
-class DictObs(SpaceEnv):
-    observation_space = gym.spaces.Dict({"x": gym.spaces.Box(0.0, 1.0, (2,), np.float32)})
-
-
-class TupleObs(SpaceEnv):
-    observation_space = gym.spaces.Tuple((gym.spaces.Discrete(3), gym.spaces.Discrete(2)))
-
-
 class TextObs(SpaceEnv):
     observation_space = gym.spaces.Text(5)
 
@@ -107,14 +99,13 @@ def no_ray(monkeypatch):
 @pytest.mark.parametrize(
     ("agent", "env", "match"),
     [
+        # Dict and Tuple observations are flattened (tests/test_observation_spaces.py)
         (
-            "reinforce",
-            "DictObs",
-            r"observation space Dict.*supported observations: Box \(vector\), Discrete, "
+            "dqn",
+            "TextObs",
+            r"observation space Text.*supported observations: Box \(vector\), Discrete, "
             r"MultiBinary, MultiDiscrete",
         ),
-        ("reinforce", "TupleObs", r"observation space Tuple.*supported observations"),
-        ("dqn", "TextObs", r"observation space Text.*supported observations"),
         (
             "reinforce",
             "BoxAction",
@@ -122,7 +113,7 @@ def no_ray(monkeypatch):
         ),
         ("dqn", "BoxAction", r"DQN needs a Discrete action space, got Box"),
         ("dqn", "MultiDiscreteEnv", r"DQN needs a Discrete action space, got MultiDiscrete"),
-        ("lstm", "DictObs", r"lstm needs vector observations \(a 1-D Box\)"),
+        ("lstm", "TextObs", r"lstm needs vector observations \(a 1-D Box\)"),
     ],
 )
 def test_unsupported_spaces_are_refused_before_ray(agent, env, match, capsys, no_ray, tmp_path):
