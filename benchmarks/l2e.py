@@ -51,7 +51,9 @@ def _curriculum(task: str, target_length: int, target_nesting: int) -> list[str]
         levels = [f"{{length: {k}}}" for k in range(1, target_length + 1)]
     else:
         levels = [f"{{length: {k}, nesting: 1}}" for k in range(1, target_length + 1)]
-        levels += [f"{{length: {target_length}, nesting: {m}}}" for m in range(2, target_nesting + 1)]
+        levels += [
+            f"{{length: {target_length}, nesting: {m}}}" for m in range(2, target_nesting + 1)
+        ]
     return [f"env.curriculum=[{', '.join(levels)}]"]
 
 
