@@ -158,7 +158,7 @@ def test_resume_falls_back_from_a_damaged_newest_checkpoint(run_dir, capsys):
 def test_a_full_disk_while_training_is_one_message_and_exit_1(run_dir, capsys, monkeypatch):
     from rollout.run_dir import MetricsLog
 
-    def full(self, row):
+    def full(self, row, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
 
     monkeypatch.setattr(MetricsLog, "write", full)
