@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
+from rollout.files import atomic_write_text  # noqa: E402
 
 CONFIG = ROOT / "configs" / "lstm_learn_to_execute.yaml"
 OUT = ROOT / "benchmarks" / "results" / "l2e.json"
@@ -128,12 +128,7 @@ def store(out: Path, key: str, row: dict[str, Any]) -> None:
         result.setdefault("paper", PAPER)
         result["machine"] = machine_info()
         result.setdefault("rows", {})[key] = row
-        tmp = out.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(result, indent=1) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
+        atomic_write_text(out, json.dumps(result, indent=1) + "\n")
 
 
 def table(result: dict[str, Any]) -> str:
