@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/memrl train configs/ntm_copy.yaml
 
+# Two pytest processes, one test file each at a time (a file's Ray fixture starts Ray once):
+# much of a Ray test is waiting (start-up, actors, subprocesses), so 2 beat 1 on 2 cores.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -s
