@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import ENV, train_subprocess  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 
 MEMRL = {
     "memrl_dqn": "configs/dqn_cartpole.yaml",

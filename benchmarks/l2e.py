@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 
 CONFIG = ROOT / "configs" / "lstm_learn_to_execute.yaml"
 OUT = ROOT / "benchmarks" / "results" / "l2e.json"

@@ -36,8 +36,8 @@ import envs  # noqa: E402
 from agents import Learner, lstm, make_agent, ntm  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 from rollout.config import LearnerConfig  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
 
 TARGET = -0.1  # evaluation return = minus wrong bits per sequence
 

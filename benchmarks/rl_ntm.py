@@ -44,10 +44,10 @@ import envs  # noqa: E402
 from agents import make_agent  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 from envs.tape import TAPE_TASKS  # noqa: E402
 from rollout.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
 from rollout.config import load_config  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "rl_ntm.json"
 # input length at which a perfect episode earns the threshold (duplicated input: 9 outputs)

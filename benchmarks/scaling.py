@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 
 
 def reference_steps_per_s(env_id: str, num_envs: int, seconds: float) -> float:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 
 MIB = 2**20
 

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 from rollout.config import build_config, read_yaml  # noqa: E402
 from rollout.evaluation import load_agent, open_run, resolve_checkpoint  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
 from rollout.sequence_report import score  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "stack_rnn.json"

@@ -41,8 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from envs.clevr.env import ClevrVQA  # noqa: E402
+from envs.files import atomic_write_text  # noqa: E402
 from rollout.config import dump_config, load_config  # noqa: E402
-from rollout.files import atomic_write_text  # noqa: E402
 from rollout.run_dir import RunDir  # noqa: E402
 from rollout.trainer import Trainer  # noqa: E402
 

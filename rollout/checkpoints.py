@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rollout.files import atomic_write, fsync_dir
+from envs.files import atomic_write, fsync_dir
 
 MARKER = "COMPLETE"
 

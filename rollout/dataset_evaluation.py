@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rollout.files import atomic_write_text
+from envs.files import atomic_write_text
 from rollout.periodic_evaluation import EvalResult, snapshot
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import envs
-from rollout.files import atomic_write
+from envs.files import atomic_write
 
 # Observations are stored whole when the episode's observations take at most this many bytes.
 MAX_STORED_OBS_BYTES = 4 * 1024 * 1024

@@ -32,10 +32,10 @@ from rich.table import Table
 
 import envs
 from agents import AgentError, make_agent
+from envs.files import atomic_write, atomic_write_text, fsync_dir
 from rollout.checkpoints import MARKER, complete_checkpoints, latest_checkpoint, load_checkpoint
 from rollout.config import ConfigError, build_config, read_yaml
 from rollout.episode_record import AgentPolicy, Episode, Sampling, run_episode, save_episode
-from rollout.files import atomic_write, atomic_write_text, fsync_dir
 from rollout.progress import stderr_console
 from rollout.run_dir import RunDir
 

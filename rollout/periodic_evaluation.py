@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from envs.files import atomic_write
 from rollout.checkpoints import MARKER
 from rollout.config import ExperimentConfig
-from rollout.files import atomic_write
 from rollout.worker import RolloutWorker
 
 BEST = "best"

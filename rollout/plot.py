@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rollout.files import atomic_write
+from envs.files import atomic_write
 from rollout.run_dir import RunDir, read_metrics
 
 # Short names for the metrics users ask for most; any other key of metrics.jsonl works as is.

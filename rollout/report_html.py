@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rollout.files import atomic_write_text
+from envs.files import atomic_write_text
 
 MIME = {".png": "image/png", ".gif": "image/gif", ".mp4": "video/mp4"}
 

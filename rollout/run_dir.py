@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rollout.files import atomic_write_text
+from envs.files import atomic_write_text
 
 
 class RunDirError(ValueError):

@@ -23,7 +23,7 @@ import envs
 from agents import AgentError
 from agents.losses import sequence_cross_entropy_loss
 from agents.sequence import sequence_loss
-from rollout.files import atomic_write, atomic_write_text
+from envs.files import atomic_write, atomic_write_text
 
 TRACE_COUNT = 3  # pictures for this many variants: the training length and two longer ones
 MAX_HEADS_SHOWN = 4  # weighting panels per kind of head in a picture

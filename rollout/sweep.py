@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.files import atomic_write_text
 from rollout.config import ConfigError, build_config, dump_config, read_yaml
-from rollout.files import atomic_write_text
 from rollout.sweep_space import SweepSpec, parse_sweep
 
 SEED_KEY = "run.seed"

@@ -15,8 +15,6 @@ Tasks: see `GENERATED_TASKS`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -25,6 +23,7 @@ from envs.babi import fact_tasks, world_tasks
 from envs.babi.lexicon import Lexicon, default_lexicon
 from envs.babi.reader import TASK_NAMES, BabiDataError, Sample, parse_lines
 from envs.babi.story import Rng, Story
+from envs.files import atomic_write_text
 
 # Tasks whose official question lines have a space before the tab ("Where is Mary? \t...").
 _SPACED = {1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
@@ -89,14 +88,5 @@ def write_task_file(
     path = Path(path)
     text = "".join(line + "\n" for line in generate_lines(task, n_questions, seed, lexicon))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
     return path

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from envs.clevr.catalog import ATTRIBUTE_OF_TYPE, ATTRIBUTES, FUNCTIONS, SYNONYMS
 from envs.clevr.executor import Answer, Node, check_scene
+from envs.files import atomic_write_text
 
 
 class ClevrFormatError(ValueError):
@@ -332,16 +332,7 @@ def _atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     sees half a file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, json.dumps(data))
 
 
 def write_questions(

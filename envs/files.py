@@ -1,6 +1,8 @@
 """Atomic file writes: temp file in the same folder, fsync, rename, fsync the folder.
 
-A crash at any point leaves either the old file or the new one, never a torn one.
+A crash at any point leaves either the old file or the new one, never a torn one. It lives in
+`envs`, the lowest layer, so the data writers there (bAbI and CLEVR files) and everything in
+`rollout` share one implementation.
 """
 
 from __future__ import annotations
@@ -37,4 +39,5 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
+    """Write `text` (UTF-8) to `path` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
