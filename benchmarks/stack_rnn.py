@@ -212,12 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{agent}/{task}" + (f" ({args.label})" if args.label else "")
             entry = result["entries"].get(key) or {"agent": agent, "task": task, "runs": []}
             setup = {"overrides": args.overrides, "max_time_s": args.max_time}
-            if entry["runs"] and entry.get("setup") != setup:
+            stored = {k: v for k, v in entry.get("setup", {}).items() if k != "note"}
+            if entry["runs"] and stored != setup:
                 raise SystemExit(
-                    f"{key}: stored runs used {entry.get('setup')}, this run {setup}; "
+                    f"{key}: stored runs used {stored}, this run {setup}; "
                     "use --label for a new entry"
                 )
-            entry["setup"] = setup
+            entry["setup"] = {**entry.get("setup", {}), **setup}  # keeps a stored note
             entry["selection"] = "none: every seed run is reported"
             for seed in args.seeds:
                 print(f"{key} seed {seed} ...", file=sys.stderr, flush=True)
