@@ -263,7 +263,9 @@ class RepeatCopy(AlgorithmicTask):
         self.count_std = float(count_std)
         low = np.zeros(self.bits + 2, np.float32)
         high = np.ones(self.bits + 2, np.float32)
-        low[-1], high[-1] = self.encode_repeats(np.array([self.min_repeats, self.max_repeats]))
+        # the count channel holds 0 on every step but the count's own
+        lo_count, hi_count = self.encode_repeats(np.array([self.min_repeats, self.max_repeats]))
+        low[-1], high[-1] = min(lo_count, 0.0), max(hi_count, 0.0)
         super().__init__(self.bits + 2, self.bits + 1, low, high)
 
     @property

@@ -140,6 +140,12 @@ def test_repeat_copy_report_keeps_the_training_count_scale():
     expected = (20 - 5.5) / math.sqrt(99 / 12)
     np.testing.assert_allclose(inputs[11, :, 9], expected, rtol=1e-6)
     assert long.observation_space.contains(inputs[11, 0])
+    # a curriculum level with one repeat count on the training scale: the count step and the
+    # steps around it (count channel 0) are all inside the observation space
+    one = RepeatCopy(min_repeats=1, max_repeats=1, count_mean=5.5, count_std=math.sqrt(99 / 12))
+    inputs, _, _ = batch(one, 4)
+    assert all(one.observation_space.contains(step) for step in inputs[:, 0])
+    assert one.observation_space.low[9] < 0 == one.observation_space.high[9]
     with pytest.raises(ValueError, match=r"count_std=-1 .*>= 0"):
         RepeatCopy(count_std=-1)
 
