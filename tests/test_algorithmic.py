@@ -4,6 +4,7 @@ the step-per-time-step env API, bad configs, determinism, shapes."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from envs.algorithmic import (
     PrioritySort,
     RepeatCopy,
 )
+from rollout.config import load_config
 
 IDS = [
     "memrl/Copy-v0",
@@ -336,3 +338,21 @@ def test_sample_batch_shapes_and_determinism(env_id, size):
     assert ((inputs >= task.observation_space.low) & (inputs <= task.observation_space.high)).all()
     other = batch(task, size, seed=12)
     assert any(a.shape != b.shape or (a != b).any() for a, b in zip(first, other))
+
+
+def test_repeat_copy_curriculum_keeps_the_count_scale():
+    """configs/ntm_repeat_copy.yaml grows the repeat count level by level: every level's envs
+    must encode a count as the full task does, or a count learned at one level means another
+    later; the levels end at the full task, which every evaluation measures."""
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "ntm_repeat_copy.yaml")
+    full = RepeatCopy(**cfg.env.kwargs)
+    assert (full.count_mean, full.count_std) == (5.5, math.sqrt(99 / 12))
+    tops = []
+    for level in cfg.env.curriculum:
+        env = RepeatCopy(**{**cfg.env.kwargs, **level})
+        tops.append(env.max_repeats)
+        counts = np.arange(env.min_repeats, env.max_repeats + 1)
+        np.testing.assert_array_equal(env.encode_repeats(counts), full.encode_repeats(counts))
+    assert tops == sorted(tops) and tops[-1] == full.max_repeats
+    evaluated = RepeatCopy(**{**cfg.env.kwargs, **cfg.env.curriculum[0], **cfg.env.eval_kwargs})
+    assert (evaluated.min_repeats, evaluated.max_repeats) == (1, 10)
