@@ -55,6 +55,9 @@ class LearnerConfig:
     eps: float = 1e-8
     # Adam's decay of its squared-gradient average (torch's betas[1]); beta1 is 0.9
     beta2: float = 0.999
+    # Adam's AMSGrad variant: steps are scaled by the largest squared-gradient average so far,
+    # so a quiet stretch (near convergence) cannot shrink it and make the next gradient's step huge
+    amsgrad: bool = False
     momentum: float = 0.0
     alpha: float = 0.95
     # RMSProp: True is the centered variant of Nature DQN (eps inside the root; agents/learner.py)
@@ -137,6 +140,10 @@ class LearnerConfig:
             (
                 0 < self.beta2 < 1,
                 "'learner.beta2' must be in (0, 1) (Adam's decay of the squared gradients)",
+            ),
+            (
+                not self.amsgrad or self.optimizer == "adam",
+                "'learner.amsgrad' is an Adam option: set 'learner.optimizer: adam' or drop it",
             ),
             (
                 self.cuda_graphs != "on" or (self.optimizer == "adam" and schedule == "constant"),
@@ -231,13 +238,20 @@ def make_optimizer(params: Any, cfg: Any, capturable: bool = False) -> torch.opt
             betas=betas,
             eps=cfg.eps,
             weight_decay=cfg.weight_decay,
+            amsgrad=getattr(cfg, "amsgrad", False),
             foreach=True,
             capturable=True,
         )
     if cfg.optimizer == "adam":
         # the fused kernel: 16% faster DQN updates on CPU than the per-tensor loop
         return torch.optim.Adam(
-            params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True
+            params,
+            lr=cfg.lr,
+            betas=betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            amsgrad=getattr(cfg, "amsgrad", False),
+            fused=True,
         )
     if cfg.optimizer == "rmsprop" and getattr(cfg, "centered", False):
         if cfg.weight_decay:

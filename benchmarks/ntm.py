@@ -18,6 +18,7 @@ time) and prints a table.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import statistics
@@ -195,16 +196,27 @@ def store_entry(
     result: dict, path: Path, task: str, name: str, entry: dict, runs: list[dict], pending: int
 ) -> None:
     """Write `entry` with the runs so far into `result` and `path` (atomically); `pending` seeds
-    still running are named in the entry until it is complete."""
+    still running are named in the entry until it is complete. The entries on disk are read
+    again under a lock first, so two benchmark processes (other tasks or labels) running side by
+    side do not drop each other's stored entries."""
     entry["summary"] = summarise(runs)
     entry["runs"] = runs
     if pending:
         entry["pending_seeds"] = pending
     else:
         entry.pop("pending_seeds", None)
-    result["tasks"].setdefault(task, {})[name] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            on_disk = json.loads(path.read_text()).get("tasks", {})
+            for disk_task, disk_entries in on_disk.items():
+                mine = result["tasks"].setdefault(disk_task, {})
+                for disk_name, disk_entry in disk_entries.items():
+                    if (disk_task, disk_name) != (task, name):  # another process's, maybe newer
+                        mine[disk_name] = disk_entry
+        result["tasks"].setdefault(task, {})[name] = entry
+        atomic_write_text(path, json.dumps(result, indent=1) + "\n")
 
 
 def main() -> None:

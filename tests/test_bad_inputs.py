@@ -236,6 +236,7 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("beta2-one", [*T, "learner.beta2=1"], 2, r"'learner.beta2' must be in \(0, 1\)", None),
     ("beta2-zero", [*T, "learner.beta2=0"], 2, r"'learner.beta2' must be in \(0, 1\)", None),
     ("eps-zero", [*T, "learner.eps=0"], 2, r"'learner.eps' must be > 0", None),
+    ("amsgrad-sgd", [*T, "learner.optimizer=sgd", "learner.amsgrad=true"], 2, r"'learner.amsgrad' is an Adam option", None),
     ("momentum", [*T, "learner.momentum=1"], 2, r"'learner.momentum' must be in \[0, 1\)", None),
     ("alpha", [*T, "learner.alpha=0"], 2, r"'learner.alpha' must be in \(0, 1\)", None),
     ("weight-decay", [*T, "learner.weight_decay=-0.1"], 2, r"'learner.weight_decay' must be >= 0", None),

@@ -75,3 +75,30 @@ def test_resumed_optimiser_keeps_its_own_hyperparameters_and_takes_the_saved_mom
     assert torch.equal(moments["exp_avg_sq"], saved_moments["exp_avg_sq"])
     assert float(moments["step"]) == 1.0
     assert moments["exp_avg"].data_ptr() != saved_moments["exp_avg"].data_ptr()  # a copy
+
+
+def test_amsgrad_bounds_the_step_after_a_quiet_stretch():
+    """learner.amsgrad: after many tiny gradients (a converged model), Adam's squared-gradient
+    average has shrunk, so one ordinary gradient moves a weight by more than lr (2.5 lr here);
+    AMSGrad divides by the largest average so far and keeps the step below lr (0.32 lr)."""
+    from types import SimpleNamespace
+
+    from agents.learner import make_optimizer
+
+    def final_step(amsgrad: bool) -> float:
+        weight = torch.nn.Parameter(torch.zeros(1))
+        cfg = SimpleNamespace(
+            optimizer="adam", lr=1e-3, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=amsgrad
+        )
+        opt = make_optimizer([weight], cfg)
+        for grad in [1.0] * 100 + [1e-4] * 5000:  # learning, then a long converged stretch
+            weight.grad = torch.tensor([grad])
+            opt.step()
+        before = weight.detach().clone()
+        weight.grad = torch.tensor([1.0])
+        opt.step()
+        assert opt.param_groups[0]["amsgrad"] == amsgrad
+        return float((weight.detach() - before).abs())
+
+    plain, bounded = final_step(False), final_step(True)
+    assert bounded < 5e-4 < 1e-3 < plain and plain > 5 * bounded

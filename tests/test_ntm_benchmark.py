@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.ntm import kept_runs, summarise
+from benchmarks.ntm import kept_runs, store_entry, summarise
 
 
 def run(seed: int, sequences: int | None) -> dict:
@@ -104,3 +104,22 @@ def test_finished_seeds_are_stored_when_another_seed_fails(tmp_path, monkeypatch
     assert [r["seed"] for r in entry["runs"]] == [0, 2]
     assert entry["failed_seeds"] == [1] and "pending_seeds" not in entry
     assert entry["summary"]["reached"] == "2/2"
+
+
+def test_two_benchmark_processes_keep_each_others_entries(tmp_path):
+    """Two runs of the benchmark side by side (each read ntm.json at its start): storing one's
+    entry must not drop the entry the other stored meanwhile."""
+    import json
+
+    path = tmp_path / "ntm.json"
+    path.write_text(json.dumps({"tasks": {"copy": {"old": {"runs": []}}}}))
+    first = json.loads(path.read_text())
+    second = json.loads(path.read_text())
+    run = {"seed": 0, "reached": True, "sequences": 100, "time_s": 1.0}
+    store_entry(first, path, "copy", "a", {}, [run], pending=1)
+    store_entry(second, path, "repeat_copy", "b", {}, [run], pending=0)
+    store_entry(first, path, "copy", "a", {}, [run, {**run, "seed": 1}], pending=0)
+    stored = json.loads(path.read_text())["tasks"]
+    assert set(stored["copy"]) == {"old", "a"} and set(stored["repeat_copy"]) == {"b"}
+    assert [r["seed"] for r in stored["copy"]["a"]["runs"]] == [0, 1]
+    assert "pending_seeds" not in stored["copy"]["a"]
