@@ -106,6 +106,13 @@ class Agent(nn.Module):
         actions from them must equal `act(obs, state, explore=False)`. None: act through `act`."""
         return None
 
+    def clip_gradients(self, max_norm: float) -> torch.Tensor | None:
+        """Clip (or otherwise adjust) this agent's gradients before the optimiser step, in its
+        own way (e.g. MemN2N clips each embedding table on its own, as its reference code does);
+        returns the gradient norm before clipping. None (the default): the learner clips all
+        parameters together at `max_norm` (learner.grad_clip; 0: no clipping)."""
+        return None
+
     def on_update(self, updates: int) -> None:
         """Called by the learner after each optimiser step (e.g. target network sync)."""
 

@@ -433,11 +433,14 @@ class Learner:
         # gradients stay where a CUDA graph of the update reads them
         self.optimizer.zero_grad(set_to_none=self.graphed is None)
         loss.backward()
-        if self.cfg.grad_clip > 0:  # without clipping the norm is not computed (4% of a DQN update)
+        grad_norm = self.agent.clip_gradients(self.cfg.grad_clip)  # None: the learner's way
+        if grad_norm is None and self.cfg.grad_clip > 0:
+            # without clipping the norm is not computed (4% of a DQN update)
             params = [
                 p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
             ]
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if grad_norm is not None:
             if not torch.isfinite(grad_norm):
                 self._non_finite(float(loss.detach()), float(grad_norm))
             metrics["grad_norm"] = grad_norm

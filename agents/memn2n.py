@@ -1,6 +1,22 @@
 """End-To-End Memory Networks (Sukhbaatar, Szlam, Weston & Fergus 2015, arXiv:1503.08895) for
 bAbI question answering, with the paper's bAbI choices: position encoding (PE), temporal
-encoding with random noise (RN), adjacent weight tying, linear start (LS) and 3 hops.
+encoding with random noise (RN), adjacent weight tying, linear start (LS) and 3 hops, and the
+details of the authors' reference code (facebook/MemNN, MemN2N-babi-matlab), which the paper's
+figures come from:
+
+- PE as build_model.m computes it (`pe_formula: reference`): l_kj = 1 + 4 (k - (d+1)/2)
+  (j - (J+1)/2) / (d J), with J the padded sentence size plus one (the reference's time word
+  is the last word of every memory, and it is weighted by column J too); the paper's formula,
+  with J each sentence's own length, is `pe_formula: paper`.
+- Empty memory slots (the memory holds `memory_size` sentences, 50) take part in the attention
+  softmax with score 0, as the reference's all-nil memories (zero vectors) do
+  (`attend_empty`); their output vector is zero.
+- Temporal slots are recency (0 = the latest sentence), with random noise inserting up to 10%
+  empty memories, and are clipped to the memory size (the reference's `rt(rt > sz) = sz`).
+- The gradient of each embedding table (with its time rows, which the reference keeps in the
+  same table) is clipped separately at `learner.grad_clip` (`per_table_clip`), by the matrix
+  2-norm MATLAB's `norm` computes (`clip_norm: spectral`) or the Frobenius norm.
+- The nil (padding) word's row is zero in every table and gets no gradient.
 
 Inputs (a dataset task's batch, batch axis 0): `stories` [B, M, S] word ids, oldest sentence
 first with zero rows after the story, `questions` [B, S], `answers` [B] (answer word ids, the
@@ -10,15 +26,16 @@ question), the observation of `memrl/BAbI-v0`.
 
 Adjacent tying: hop k reads memory with A^k = C^(k-1), writes with C^k, the question is
 embedded with B = A^1 and the answer layer is W = (C^K)^T, so K hops use K + 1 embedding tables
-(and K + 1 temporal tables). Temporal encoding indexes memories by recency (0 = the latest
-sentence), so a fact's time code does not depend on how long the story is.
+(and K + 1 temporal tables). Sentences are embedded with fused `embedding_bag` calls over the
+occupied memory rows only (PE is rank 2 in word position x embedding component, so two weighted
+bags give it exactly).
 
 Linear start: the attention softmax is removed for the first `linear_start_epochs`
 evaluations (the trainer evaluates once per epoch with `run.eval_every_epochs: 1`); the count
-is a buffer, so checkpoints, resumed runs and the best weights keep their phase. The paper's
-LS learning rate (0.005 against 0.01) is obtained by scaling the loss by `linear_start_lr_scale`
-during LS: with plain SGD that is exactly a smaller learning rate (the gradient clipping sees
-the scaled gradient).
+is a buffer, so checkpoints, resumed runs and the best weights keep their phase. The
+reference's LS learning rate (0.005 against 0.01) is applied by scaling the clipped gradients
+by `linear_start_lr_scale` during LS (`clip_gradients`): with plain SGD that is exactly the
+smaller learning rate, clipped as the reference clips.
 
 New words at question time (`unknown_words: true`, after Weston et al. 2014's unseen-word
 experiments): words the model never saw in a training batch are replaced, story by story, by
@@ -33,7 +50,7 @@ a buffer filled by `loss`, so it travels with the weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -44,21 +61,28 @@ from torch import nn
 from agents.base import Agent, AgentError, SupervisedSpec
 
 NEG = -1e9  # attention score of padded memories (finite, so an empty story gives no NaN)
+PE_FORMULAS = ("reference", "paper")
+CLIP_NORMS = ("spectral", "frobenius")
 
 
 @dataclass
 class Config:
     """MemN2N, Sukhbaatar et al. 2015 (section 4, bAbI): embedding 50, 3 hops, PE, temporal
-    encoding with 10% random noise, adjacent tying, linear start, batch 32."""
+    encoding with 10% random noise, adjacent tying, linear start, batch 32; the reference code's
+    PE, attention over empty slots and per-table gradient clipping (see the module docstring)."""
 
     name: str = "memn2n"
     embedding_size: int = 50
     hops: int = 3
     position_encoding: bool = True
+    pe_formula: Literal["reference", "paper"] = "reference"
     temporal_encoding: bool = True
     random_noise: float = 0.1  # up to this fraction of empty memories inserted at training time
+    attend_empty: bool = True  # empty memory slots take part in the softmax (score 0)
     linear_start_epochs: int = 20  # evaluations (epochs) without the attention softmax; 0: none
-    linear_start_lr_scale: float = 0.5  # loss scale during LS: lr 0.005 under SGD at lr 0.01
+    linear_start_lr_scale: float = 0.5  # gradient scale during LS: lr 0.005 under SGD at 0.01
+    per_table_clip: bool = True  # clip each embedding table's gradient at learner.grad_clip
+    clip_norm: Literal["spectral", "frobenius"] = "spectral"  # MATLAB's norm(matrix): spectral
     init_std: float = 0.1
     batch_size: int = 32
     # the reference code sums the loss over the batch (its lr 0.01 and gradient clip 40 are
@@ -77,18 +101,31 @@ class Config:
             raise ValueError("linear_start_epochs must be >= 0, linear_start_lr_scale > 0")
         if self.placeholders < 1:
             raise ValueError("placeholders must be >= 1")
+        if self.pe_formula not in PE_FORMULAS:
+            raise ValueError(f"pe_formula must be one of {PE_FORMULAS}, got {self.pe_formula!r}")
+        if self.clip_norm not in CLIP_NORMS:
+            raise ValueError(f"clip_norm must be one of {CLIP_NORMS}, got {self.clip_norm!r}")
 
 
 def position_encoding(tokens: torch.Tensor, dim: int) -> torch.Tensor:
-    """Weights [..., S, dim] of the words of sentences `tokens` [..., S] (id 0 pads):
+    """The paper's weights [..., S, dim] of the words of sentences `tokens` [..., S] (id 0 pads):
     l_kj = (1 - j/J) - (k/d)(1 - 2j/J) for word j = 1..J of a J-word sentence and embedding
-    component k = 1..d (the paper's eq. in section 4.1); 0 on padding."""
+    component k = 1..d (section 4.1); 0 on padding."""
     present = (tokens != 0).to(torch.float32)
     length = present.sum(-1, keepdim=True).clamp(min=1.0)  # J, per sentence
     j = torch.arange(1, tokens.shape[-1] + 1, device=tokens.device, dtype=torch.float32)
     k = torch.arange(1, dim + 1, device=tokens.device, dtype=torch.float32) / dim
     a = (j / length)[..., None]  # j/J [..., S, 1]
     return ((1.0 - a) - k * (1.0 - 2.0 * a)) * present[..., None]
+
+
+def reference_position_encoding(words: int, dim: int) -> torch.Tensor:
+    """The reference code's weights [words, dim] (build_model.m, `config.weight` transposed):
+    l_kj = 1 + 4 (k - (d+1)/2) (j - (J+1)/2) / (d J) for position j = 1..J = `words` (the padded
+    sentence size, plus one for the time word with temporal encoding) and component k = 1..d."""
+    j = torch.arange(1, words + 1, dtype=torch.float32)[:, None]
+    k = torch.arange(1, dim + 1, dtype=torch.float32)[None, :]
+    return 1.0 + 4.0 * (k - (dim + 1) / 2) * (j - (words + 1) / 2) / (dim * words)
 
 
 class MemN2NAgent(Agent):
@@ -111,14 +148,28 @@ class MemN2NAgent(Agent):
             )
         self.vocab = int(action_space.n)
         self.memory_size = int(shape[0]) - 1
+        self.sentence_size = int(shape[1])
         extra = cfg.placeholders if cfg.unknown_words else 0
         d = cfg.embedding_size
-        # time slots: the memory plus room for the empty memories of random noise
-        slots = self.memory_size + int(np.ceil(cfg.random_noise * self.memory_size))
-        self.embeddings = nn.Parameter(
-            torch.randn(cfg.hops + 1, self.vocab + extra, d) * cfg.init_std
-        )
-        self.temporal = nn.Parameter(torch.randn(cfg.hops + 1, slots, d) * cfg.init_std)
+        tables = torch.randn(cfg.hops + 1, self.vocab + extra, d) * cfg.init_std
+        tables[:, 0] = 0.0  # the nil word: zero in every table, and no gradient reaches it
+        self.embeddings = nn.Parameter(tables)
+        # time slots: one per memory row (noisy recencies beyond it are clipped to the last)
+        self.temporal = nn.Parameter(torch.randn(cfg.hops + 1, self.memory_size, d) * cfg.init_std)
+        # PE as rank-2 factors: l[j, k] = sum_r alpha[r, k] * beta[r, j] (reference formula)
+        words = self.sentence_size + int(cfg.temporal_encoding)
+        if cfg.position_encoding and cfg.pe_formula == "reference":
+            table = reference_position_encoding(words, d)
+            alpha = torch.stack([torch.ones(d), 4.0 * (torch.arange(1, d + 1) - (d + 1) / 2) / d])
+            beta = torch.stack(
+                [torch.ones(words), (torch.arange(1, words + 1) - (words + 1) / 2) / words]
+            )
+            time_weight = table[-1] if cfg.temporal_encoding else torch.ones(d)
+        else:
+            alpha, beta, time_weight = torch.ones(1, d), torch.ones(1, words), torch.ones(d)
+        self.register_buffer("pe_alpha", alpha.float(), persistent=False)
+        self.register_buffer("pe_beta", beta[:, : self.sentence_size].float(), persistent=False)
+        self.register_buffer("time_weight", time_weight.float(), persistent=False)
         self.register_buffer("evaluations", torch.zeros((), dtype=torch.long))
         self.register_buffer("seen", torch.zeros(self.vocab, dtype=torch.bool))
 
@@ -141,34 +192,120 @@ class MemN2NAgent(Agent):
     def on_evaluation(self, result: dict[str, float]) -> None:
         self.evaluations += 1  # one evaluation per epoch with run.eval_every_epochs: 1
 
+    def clip_gradients(self, max_norm: float) -> torch.Tensor:
+        """The reference's update (nn/Weight.m): each embedding table's gradient (word and time
+        rows of one tied table together) is clipped to `max_norm` on its own; during linear
+        start the clipped gradients are then scaled by `linear_start_lr_scale` (the reference's
+        LS learning rate). Returns the norm of the whole gradient before clipping."""
+        for p in (self.embeddings, self.temporal):
+            if p.grad is None:  # e.g. no temporal encoding
+                p.grad = torch.zeros_like(p)
+        grads = [self.embeddings.grad, self.temporal.grad]
+        total = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+        if max_norm > 0 and self.cfg.per_table_clip:
+            for h in range(self.cfg.hops + 1):
+                table = torch.cat([grads[0][h], grads[1][h]])
+                if self.cfg.clip_norm == "spectral":  # the largest singular value
+                    norm = torch.linalg.eigvalsh(table.T @ table)[-1].clamp(min=0.0).sqrt()
+                else:
+                    norm = table.norm()
+                scale = (max_norm / norm.clamp(min=1e-12)).clamp(max=1.0)
+                for g in grads:
+                    g[h].mul_(scale)
+        elif max_norm > 0:
+            scale = (max_norm / total.clamp(min=1e-12)).clamp(max=1.0)
+            for g in grads:
+                g.mul_(scale)
+        if self.linear and self.cfg.linear_start_lr_scale != 1.0:
+            for g in grads:
+                g.mul_(self.cfg.linear_start_lr_scale)
+        return total
+
     # ------------------------------------------------------------------ the network
+    def _sentence_weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Per-word bag weights [R, N, S] for sentences `tokens` [N, S] (0 on padding); with
+        `pe_alpha` [R, d] they give the PE: l[j, k] = sum_r alpha[r, k] * beta[r, n, j]."""
+        present = (tokens != 0).to(torch.float32)
+        if not self.cfg.position_encoding or self.cfg.pe_formula == "reference":
+            return self.pe_beta[:, None, : tokens.shape[-1]] * present[None]
+        length = present.sum(-1, keepdim=True).clamp(min=1.0)  # the paper: J per sentence
+        j = torch.arange(1, tokens.shape[-1] + 1, device=tokens.device, dtype=torch.float32)
+        a = j / length
+        return torch.stack([(1.0 - a) * present, -(1.0 - 2.0 * a) * present])
+
+    def _paper_alpha(self) -> torch.Tensor:
+        d = self.cfg.embedding_size
+        k = torch.arange(1, d + 1, device=self.embeddings.device, dtype=torch.float32) / d
+        return torch.stack([torch.ones_like(k), k])
+
+    def _embed(self, tokens: torch.Tensor, tables: list[int]) -> torch.Tensor:
+        """Sentences `tokens` [N, S] embedded with each of `tables` (hop indices): [T, N, d].
+        One `embedding_bag` per PE factor over the words present only (padding is skipped, so
+        the nil rows get no gradient), all tables at once (ids offset into the stacked
+        tables)."""
+        n, s = tokens.shape
+        v, d = self.embeddings.shape[1], self.embeddings.shape[2]
+        t = len(tables)
+        beta = self._sentence_weights(tokens)  # [R, N, S]
+        if self.cfg.position_encoding and self.cfg.pe_formula == "paper":
+            alpha = self._paper_alpha()
+        else:
+            alpha = self.pe_alpha
+        present = tokens != 0
+        counts = present.sum(1)  # words per sentence
+        offsets = torch.zeros(t * n, dtype=torch.long, device=tokens.device)
+        offsets[1:] = counts.repeat(t).cumsum(0)[:-1]
+        words = tokens[present]  # [W], sentence by sentence
+        shift = torch.tensor(tables, device=tokens.device)[:, None] * v
+        ids = (words[None] + shift).reshape(-1)  # [T * W]
+        flat = self.embeddings.reshape(-1, d)
+        out = 0.0
+        for r in range(beta.shape[0]):
+            weights = beta[r][present].repeat(t)
+            bag = F.embedding_bag(ids, flat, offsets, mode="sum", per_sample_weights=weights)
+            out = out + bag.view(t, n, d) * alpha[r]
+        return out
+
     def _encode(self, tokens: torch.Tensor, hop: int) -> torch.Tensor:
         """Sentences [..., S] -> [..., d] with embedding table `hop` (PE or bag of words)."""
-        words = F.embedding(tokens, self.embeddings[hop])
-        if self.cfg.position_encoding:
-            weights = position_encoding(tokens, self.cfg.embedding_size)
-        else:
-            weights = (tokens != 0).to(words.dtype)[..., None]
-        return (words * weights).sum(-2)
+        shape = tokens.shape
+        return self._embed(tokens.reshape(-1, shape[-1]), [hop])[0].view(*shape[:-1], -1)
 
     def _times(self, lengths: torch.Tensor, noise: bool) -> torch.Tensor:
         """Temporal slot [B, M] of each memory row: its recency (the latest sentence 0). With
         `noise`, up to `random_noise` * L empty memories are inserted at random places among a
-        story's L sentences, so the recencies skip the empty slots."""
+        story's L sentences, so the recencies skip the empty slots (train.m). Slots are clipped
+        to the memory size, as the reference clips its time words."""
         b, m = lengths.shape[0], self.memory_size
-        device, slots = lengths.device, self.temporal.shape[1]
+        device = lengths.device
         row = torch.arange(m, device=device)[None, :]
         recency = (lengths[:, None] - 1 - row).clamp(min=0)  # [B, M]
         if not noise or self.cfg.random_noise <= 0:
-            return recency.clamp(max=slots - 1)
+            return recency.clamp(max=m - 1)
+        width = m + int(np.ceil(self.cfg.random_noise * m))
         extra = torch.ceil(self.cfg.random_noise * lengths.float())
         empty = (torch.rand(b, device=device) * (extra + 1)).floor().long()  # 0..extra
-        keys = torch.rand(b, slots, device=device)
-        span = torch.arange(slots, device=device)[None, :]
-        keys = torch.where(span < (lengths + empty)[:, None], keys, 2.0)  # slots past L + n: never
+        keys = torch.rand(b, width, device=device)
+        span = torch.arange(width, device=device)[None, :]
+        keys = torch.where(span < (lengths + empty)[:, None], keys, 2.0)  # past L + n: never
         kept = keys.argsort(1).argsort(1) < lengths[:, None]  # L random slots among L + n
-        ordered = torch.where(kept, span, slots).sort(1).values[:, :m]  # kept slots, ascending
-        return ordered.gather(1, recency).clamp(max=slots - 1)
+        ordered = torch.where(kept, span, width).sort(1).values[:, :m]  # kept, ascending
+        return ordered.gather(1, recency).clamp(max=m - 1)
+
+    def _attend(self, scores: torch.Tensor, valid: torch.Tensor, empty: torch.Tensor):
+        """Attention [B, L] over the occupied rows from `scores` [B, L]: the raw scores during
+        linear start, else a softmax that (with `attend_empty`) also counts the `empty` [B]
+        unoccupied slots of the memory, whose score is 0 and whose output is zero."""
+        if self.linear:
+            return scores * valid
+        scores = scores.masked_fill(~valid, NEG)
+        if not self.cfg.attend_empty:
+            return torch.softmax(scores, dim=1) * valid
+        top = scores.max(1).values
+        top = torch.where(empty > 0, top.clamp(min=0.0), top).detach()
+        e = torch.exp(scores - top[:, None]) * valid
+        z = e.sum(1) + empty * torch.exp(-top)
+        return e / z[:, None]
 
     def forward(
         self,
@@ -178,22 +315,28 @@ class MemN2NAgent(Agent):
         noise: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(answer logits [B, vocab (+ placeholders)], attention [B, hops, M])."""
-        valid = torch.arange(stories.shape[1], device=stories.device)[None, :] < lengths[:, None]
-        times = self._times(lengths, noise)
-        memories = [self._encode(stories, h) for h in range(self.cfg.hops + 1)]
+        b, m, s = stories.shape
+        hops = self.cfg.hops
+        used = max(int(lengths.max()), 1) if b else 1  # rows past every story are empty
+        rows = stories[:, :used]
+        valid = torch.arange(used, device=stories.device)[None, :] < lengths[:, None]
+        memories = self._embed(rows.reshape(-1, s), list(range(hops + 1))).view(
+            hops + 1, b, used, -1
+        )
         if self.cfg.temporal_encoding:
-            memories = [mem + self.temporal[h][times] for h, mem in enumerate(memories)]
-        u = self._encode(questions, 0)
+            times = self._times(lengths, noise)[:, :used]
+            memories = memories + self.temporal[:, times] * self.time_weight
+        u = self._embed(questions, [0])[0]
+        empty = (self.memory_size - lengths).clamp(min=0).to(u.dtype)
         attention = []
-        for hop in range(self.cfg.hops):
+        for hop in range(hops):
             scores = torch.einsum("bmd,bd->bm", memories[hop], u)
-            if self.linear:
-                p = scores * valid
-            else:
-                p = torch.softmax(scores.masked_fill(~valid, NEG), dim=1) * valid
+            p = self._attend(scores, valid, empty)
             u = u + torch.einsum("bm,bmd->bd", p, memories[hop + 1])
-            attention.append(p)
-        return u @ self.embeddings[self.cfg.hops].T, torch.stack(attention, 1)
+            attention.append(F.pad(p, (0, m - used)))
+        answer = self.embeddings[hops]  # W = (C^K)^T; its nil row stays zero (no gradient)
+        answer = torch.cat([answer[:1].detach(), answer[1:]])
+        return u @ answer.T, torch.stack(attention, 1)
 
     # ------------------------------------------------------------------ new words
     def _placeholders(
@@ -268,9 +411,8 @@ class MemN2NAgent(Agent):
             )
         logits, _ = self(stories, questions, lengths, noise=True)
         total = F.cross_entropy(logits, answers, reduction="sum")
-        scale = self.cfg.linear_start_lr_scale if self.linear else 1.0
-        if not self.cfg.sum_loss:
-            scale = scale / stories.shape[0]
+        # the LS learning rate is applied to the clipped gradients (clip_gradients)
+        scale = 1.0 if self.cfg.sum_loss else 1.0 / stories.shape[0]
         metrics = {
             "cross_entropy": total.detach() / stories.shape[0],
             "train_accuracy": (logits.detach().argmax(-1) == answers).float().mean(),

@@ -1,5 +1,6 @@
-"""MemN2N: position encoding against the paper's formula by hand, temporal encoding with random
-noise, linear start switching, the placeholders for new words, acting in the episodic env, a
+"""MemN2N: position encoding against the paper's and the reference code's formulas by hand, the
+fused network against a plain transcription of the reference (empty slots in the softmax, time
+words), temporal encoding with random noise, per-table gradient clipping, linear start switching, the placeholders for new words, acting in the episodic env, a
 smoke training run with a checkpoint round trip, and (slow) learning bAbI task 1."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 
 import envs
 from agents import make_agent
-from agents.memn2n import Config, MemN2NAgent, position_encoding
+from agents.learner import Learner, LearnerConfig
+from agents.memn2n import Config, MemN2NAgent, position_encoding, reference_position_encoding
 from envs.babi.env import default_babi_root
 from rollout.checkpoints import latest_checkpoint, load_checkpoint
 from rollout.config import dump_config, load_config
@@ -61,6 +63,129 @@ def test_position_encoding_matches_the_paper_formula_by_hand():
     assert position_encoding(torch.tensor([[5, 6, 0, 0]]), 4)[0, 1, 0].item() == pytest.approx(0.25)
 
 
+def test_reference_position_encoding_by_hand():
+    # build_model.m: l_kj = 1 + 4 (k - (d+1)/2) (j - (J+1)/2) / (d J); J = 4, d = 4
+    table = reference_position_encoding(4, 4)
+    assert table.shape == (4, 4)  # [j, k]
+    assert table[0, 0].item() == pytest.approx(1 + 4 * (-1.5) * (-1.5) / 16)  # 25/16
+    assert table[3, 0].item() == pytest.approx(1 - 9 / 16)  # j = J, k = 1
+    assert table[1, 2].item() == pytest.approx(1 + 4 * 0.5 * (-0.5) / 16)  # j = 2, k = 3: 15/16
+    assert table[3, 3].item() == pytest.approx(25 / 16)
+    # symmetric about the middle word and the middle component, mean 1
+    torch.testing.assert_close(table, table.flip(0).flip(1))
+    assert table.mean().item() == pytest.approx(1.0)
+
+
+def test_sentences_are_encoded_with_the_reference_weights_and_the_padded_length():
+    # WORDS = 4 per sentence plus the time word: J = 5 for every sentence, however short
+    agent = _agent(embedding_size=6)
+    table = reference_position_encoding(WORDS + 1, 6)
+    sentence = torch.tensor([[3, 4, 7, 0]])
+    by_hand = sum(table[j] * agent.embeddings[2, w] for j, w in enumerate([3, 4, 7]))
+    torch.testing.assert_close(agent._encode(sentence, 2)[0], by_hand)
+    torch.testing.assert_close(agent.time_weight, table[WORDS])  # the time word: column J
+    # without temporal encoding J is the sentence size itself
+    plain = _agent(embedding_size=6, temporal_encoding=False)
+    table = reference_position_encoding(WORDS, 6)
+    by_hand = sum(table[j] * plain.embeddings[0, w] for j, w in enumerate([3, 4, 7]))
+    torch.testing.assert_close(plain._encode(sentence, 0)[0], by_hand)
+    # the paper's formula, J the sentence's own length
+    paper = _agent(embedding_size=6, pe_formula="paper")
+    weights = position_encoding(sentence, 6)[0]
+    by_hand = sum(weights[j] * paper.embeddings[1, w] for j, w in enumerate([3, 4, 7]))
+    torch.testing.assert_close(paper._encode(sentence, 1)[0], by_hand)
+
+
+def _reference_forward(agent: MemN2NAgent, batch: dict, linear: bool) -> torch.Tensor:
+    """A plain transcription of the reference model (MemoryL.m, build_model.m): every one of
+    the M memory slots is a sum of PE-weighted word vectors plus its time word, empty slots are
+    all nil (a zero vector), the attention softmax runs over all M slots."""
+    d, hops = agent.cfg.embedding_size, agent.cfg.hops
+    table = reference_position_encoding(WORDS + 1, d)  # [J, d], J = words + time word
+    emb, tem = agent.embeddings.detach(), agent.temporal.detach()
+    logits = []
+    for b in range(batch["answers"].shape[0]):
+        n = int(batch["story_lengths"][b])
+        story, question = batch["stories"][b], batch["questions"][b]
+
+        def sentence(words, h):
+            return sum(table[j] * emb[h, w] for j, w in enumerate(words.tolist()) if w != 0)
+
+        mem = torch.zeros(hops + 1, MEMORY, d)
+        for h in range(hops + 1):
+            for i in range(n):
+                mem[h, i] = sentence(story[i], h) + table[WORDS] * tem[h, n - 1 - i]
+        u = sentence(question, 0)
+        for h in range(hops):
+            scores = mem[h] @ u
+            p = scores if linear else torch.softmax(scores, 0)  # all M slots, empty ones too
+            u = u + p @ mem[h + 1]
+        logits.append(emb[hops] @ u)
+    return torch.stack(logits)
+
+
+def test_the_fused_network_matches_a_plain_transcription_of_the_reference():
+    agent = _agent(linear_start_epochs=1)
+    batch = _batch()
+    with torch.no_grad():
+        linear, _ = agent(batch["stories"], batch["questions"], batch["story_lengths"])
+        torch.testing.assert_close(linear, _reference_forward(agent, batch, linear=True))
+        agent.on_evaluation({})
+        logits, attention = agent(batch["stories"], batch["questions"], batch["story_lengths"])
+    torch.testing.assert_close(logits, _reference_forward(agent, batch, linear=False))
+    # the empty slots take their share: a 1-sentence story's attention sums to less than 1
+    assert attention[0, 0].sum().item() < 1.0
+    assert torch.all(attention[0, :, 1:] == 0)
+    alone = _agent(linear_start_epochs=0, attend_empty=False)
+    with torch.no_grad():
+        _, attention = alone(batch["stories"], batch["questions"], batch["story_lengths"])
+    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 3))
+
+
+def test_nil_rows_stay_zero_through_training():
+    agent = _agent(linear_start_epochs=0)
+    learner = Learner(agent, LearnerConfig(optimizer="sgd", lr=0.01, grad_clip=40.0))
+    batch = {k: v.numpy() for k, v in _batch().items()}
+    for _ in range(3):
+        figures = learner.update(batch)
+    assert figures["grad_norm"] > 0
+    assert torch.all(agent.embeddings[:, 0] == 0)
+    assert agent.embeddings[:, 2:].abs().sum() > 0
+
+
+def test_each_table_is_clipped_on_its_own_then_scaled_during_linear_start():
+    agent = _agent(linear_start_epochs=1, linear_start_lr_scale=0.5)
+    agent.embeddings.grad = torch.zeros_like(agent.embeddings)
+    agent.temporal.grad = torch.zeros_like(agent.temporal)
+    agent.embeddings.grad[0, 2, :] = 30.0  # table 0: rank 1, norm 30 * sqrt(d) (both norms)
+    agent.temporal.grad[0, 1, :] = 40.0  # its time rows count with it
+    agent.embeddings.grad[1, 3, 0] = 3.0  # table 1: norm 3, below the limit
+    d = agent.cfg.embedding_size
+    table0 = np.hypot(30.0, 40.0) * np.sqrt(d)  # spectral = Frobenius for this rank-1 matrix
+    total = agent.clip_gradients(40.0)
+    assert total.item() == pytest.approx(np.sqrt(table0**2 + 9.0), rel=1e-5)
+    # table 0 clipped to 40, then halved (linear start); table 1 only halved
+    clipped = torch.cat([agent.embeddings.grad[0], agent.temporal.grad[0]])
+    assert clipped.norm().item() == pytest.approx(0.5 * 40.0, rel=1e-4)
+    assert agent.embeddings.grad[1, 3, 0].item() == pytest.approx(1.5)
+    # after linear start no scaling; the spectral norm is the largest singular value
+    agent.on_evaluation({})
+    g = torch.zeros(VOCAB + MEMORY, d)
+    g[2, 0], g[3, 1] = 50.0, 30.0  # singular values 50 and 30: Frobenius 58.3, spectral 50
+    agent.embeddings.grad = torch.zeros_like(agent.embeddings)
+    agent.temporal.grad = torch.zeros_like(agent.temporal)
+    agent.embeddings.grad[2] = g[:VOCAB]
+    agent.clip_gradients(40.0)
+    assert agent.embeddings.grad[2, 2, 0].item() == pytest.approx(40.0, rel=1e-4)
+    assert agent.embeddings.grad[2, 3, 1].item() == pytest.approx(24.0, rel=1e-4)
+    frob = _agent(linear_start_epochs=0, clip_norm="frobenius")
+    frob.embeddings.grad = torch.zeros_like(frob.embeddings)
+    frob.temporal.grad = torch.zeros_like(frob.temporal)
+    frob.embeddings.grad[2] = g[:VOCAB]
+    frob.clip_gradients(40.0)
+    assert frob.embeddings.grad[2].norm().item() == pytest.approx(40.0, rel=1e-4)
+
+
 def test_position_encoding_distinguishes_word_order():
     agent = _agent(temporal_encoding=False)
     ab = agent._encode(torch.tensor([[3, 4, 0, 0]]), 0)
@@ -84,8 +209,10 @@ def test_temporal_slots_are_recency_with_random_empty_memories():
         for b, n in enumerate(lengths.tolist()):
             rows = noisy[b, :n]
             # still ordered: older sentences sit further back; at most ceil(0.1 n) slots skipped
-            assert torch.all(rows[:-1] > rows[1:])
-            assert rows.max().item() <= n - 1 + int(np.ceil(0.1 * n))
+            assert torch.all(rows[:-1] >= rows[1:])
+            assert torch.all((rows[:-1] > rows[1:]) | (rows[:-1] == MEMORY - 1))
+            # clipped to the memory size, as the reference clips its time words
+            assert rows.max().item() <= min(n - 1 + int(np.ceil(0.1 * n)), MEMORY - 1)
         shifted += int(not torch.equal(noisy[2], plain[2]))
     assert 0 < shifted < 50
     assert torch.equal(_agent(random_noise=0.0)._times(lengths, noise=True), plain)
@@ -101,29 +228,27 @@ def test_linear_start_removes_the_softmax_then_puts_it_back():
     assert not torch.allclose(attention.sum(-1), torch.ones(3, 3))  # raw scores, not a softmax
     linear_loss, metrics = agent.loss(batch)
     assert metrics["linear_start"].item() == 1.0 and metrics["cross_entropy"].dim() == 0
+    # the loss itself is not scaled during LS (clip_gradients scales the clipped gradients)
+    assert linear_loss.item() == pytest.approx(3 * metrics["cross_entropy"].item(), rel=1e-5)
     agent.on_evaluation({"score": 0.1})
     assert agent.linear
     agent.on_evaluation({"score": 0.2})
     assert not agent.linear
     attention = agent.attention(batch)
-    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 3))
+    # a softmax over the memory: the full story's rows sum to 1, the empty slots of the
+    # shorter stories take the rest
+    torch.testing.assert_close(attention[2].sum(-1), torch.ones(3))
+    assert torch.all(attention[:2].sum(-1) < 1.0)
     torch.manual_seed(0)
     loss, metrics = agent.loss(batch)
     assert metrics["linear_start"].item() == 0.0
-    # the loss is summed over the batch (the reference code), scaled by 0.5 while linear
+    # the loss is summed over the batch (the reference code); LS scales the clipped gradients
     assert loss.item() == pytest.approx(3 * metrics["cross_entropy"].item(), rel=1e-5)
     # the phase travels with the weights
     fresh = _agent(linear_start_epochs=2)
     fresh.load_state_dict(agent.state_dict())
     assert not fresh.linear
     assert _agent(linear_start_epochs=0).linear is False
-
-
-def test_linear_start_scales_the_loss():
-    agent = _agent(linear_start_epochs=1, linear_start_lr_scale=0.5, random_noise=0.0)
-    batch = _batch()
-    linear_loss, m = agent.loss(batch)
-    assert linear_loss.item() == pytest.approx(0.5 * 3 * m["cross_entropy"].item(), rel=1e-5)
 
 
 def test_placeholders_number_new_words_by_first_appearance():
