@@ -35,6 +35,8 @@ class Seq2SeqConfig:
     hidden_size: int = 256
     layers: int = 2
     bidirectional: bool = True
+    # dropout on the source and target embeddings, between stacked LSTM layers and on the
+    # decoder outputs before attention (NS-VQA's input_dropout_p / dropout_p); 0 is none
     dropout: float = 0.0
     start_id: int = 1
     end_id: int = 2
@@ -99,6 +101,7 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.LSTM(cfg.embed_dim, h, cfg.layers, batch_first=True, dropout=drop)
         self.combine = nn.Linear(2 * h, h)
         self.out = nn.Linear(h, cfg.tgt_vocab)
+        self.drop = nn.Dropout(cfg.dropout)  # identity at 0 and in eval mode
 
     # ------------------------------------------------------------------ encoder
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[Encoded, DecoderState]:
@@ -114,7 +117,7 @@ class Seq2Seq(nn.Module):
         mask[:, 0] = True  # an empty source still attends to its first position (no NaN)
         lengths = mask.sum(1).clamp_min(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(
-            self.src_embed(src.long()), lengths, batch_first=True, enforce_sorted=False
+            self.drop(self.src_embed(src.long())), lengths, batch_first=True, enforce_sorted=False
         )
         out, (h, c) = self.encoder(packed)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(
@@ -148,8 +151,8 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, DecoderState]:
         """Teacher forcing from `state`: tgt_in [B, T] ids -> logits [B, T, V] and the state
         after the last step."""
-        dec_out, (h, c) = self.decoder(self.tgt_embed(tgt_in.long()), tuple(state))
-        return self._logits(dec_out, enc), DecoderState(h, c)
+        dec_out, (h, c) = self.decoder(self.drop(self.tgt_embed(tgt_in.long())), tuple(state))
+        return self._logits(self.drop(dec_out), enc), DecoderState(h, c)
 
     def step(
         self, prev: torch.Tensor, state: DecoderState, enc: Encoded

@@ -116,3 +116,28 @@ def test_bad_config_and_shapes_are_clear_errors() -> None:
         Seq2Seq(Seq2SeqConfig(src_vocab=3, tgt_vocab=2))
     with pytest.raises(ValueError, match=r"src and src_mask \[B, S\]"):
         _model().encode(torch.zeros(3, dtype=torch.long), torch.ones(3))
+
+
+def test_dropout_acts_in_training_only_and_zero_is_the_old_model() -> None:
+    """`dropout` (embeddings, decoder outputs) changes the training pass only: in eval mode
+    the model equals the same weights without dropout, and dropout 0 is deterministic in
+    training mode (the default other users of the module keep)."""
+    src, mask = _source()
+    tgt_in = torch.randint(0, 7, (4, 5), generator=torch.Generator().manual_seed(2))
+    plain, dropped = _model(), _model(dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(dropped(src, mask, tgt_in), plain(src, mask, tgt_in))
+    plain.train()
+    torch.testing.assert_close(plain(src, mask, tgt_in), plain.eval()(src, mask, tgt_in))
+    dropped.train()
+    torch.manual_seed(3)
+    first = dropped(src, mask, tgt_in)
+    assert not torch.allclose(first, plain(src, mask, tgt_in))
+    assert not torch.allclose(first, dropped(src, mask, tgt_in))  # a fresh mask each pass
+    # one layer: no LSTM inter-layer dropout, but the embeddings and outputs still drop
+    one = Seq2Seq(
+        Seq2SeqConfig(src_vocab=11, tgt_vocab=7, embed_dim=8, hidden_size=12, layers=1, dropout=0.5)
+    ).train()
+    assert not torch.allclose(one(src, mask, tgt_in), one.eval()(src, mask, tgt_in))
+    with pytest.raises(ValueError, match="dropout must be in"):
+        Seq2SeqConfig(src_vocab=3, tgt_vocab=3, dropout=1.0).validate()
