@@ -222,6 +222,16 @@ class ProgramGenerator(Agent):
         return tokens
 
     @torch.no_grad()
+    def decode_beam(self, question: torch.Tensor, max_len: int, beam: int) -> torch.Tensor:
+        """The `beam` most probable programs [B, beam, max_len] by beam search, best first."""
+        out, _ = self.model.beam_search(question.long(), question != 0, max_len, beam)
+        tokens = torch.zeros(
+            question.shape[0], beam, max_len, dtype=torch.long, device=question.device
+        )
+        tokens[..., : out.shape[2]] = out
+        return tokens
+
+    @torch.no_grad()
     def score_examples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """`correct`: the greedy program equals the ground truth token for token, up to <END>."""
         target = batch["program"][:, 1:].long()

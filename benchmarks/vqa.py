@@ -81,13 +81,29 @@ def wrong_example(env: ClevrVQA, split: str, row: int, pred: np.ndarray) -> dict
     }
 
 
+def _decode(
+    agent: Any, env: ClevrVQA, split: str, batch: dict[str, np.ndarray], width: int, beam: int
+) -> np.ndarray:
+    """Greedy programs [N, width]; with `beam` > 0, execution-guided decoding (Wang et al.
+    2018): the most probable of the beam search's `beam` programs that runs on the question's
+    scene without an execution error (the answer is not looked at), else the most probable."""
+    question = torch.as_tensor(batch["question"])
+    if beam <= 0:
+        return agent.decode(question, width).numpy()
+    beams = agent.decode_beam(question, width, beam).numpy()  # [N, beam, width]
+    rows = batch["question_index"]
+    runs = np.stack([env.programs_run(split, rows, beams[:, k]) for k in range(beam)], 1)
+    first = np.where(runs.any(1), runs.argmax(1), 0)
+    return beams[np.arange(len(beams)), first]
+
+
 @torch.no_grad()
 def measure(
-    agent: Any, env: ClevrVQA, split: str = "test", wrong_per_family: int = 3
+    agent: Any, env: ClevrVQA, split: str = "test", wrong_per_family: int = 3, beam: int = 0
 ) -> dict[str, Any]:
-    """Greedy programs for every question of `split`: program and answer accuracy, overall and
-    per family (question type and template), with up to `wrong_per_family` wrong answers'
-    programs per family."""
+    """Programs for every question of `split` (greedy; with `beam` > 0 execution-guided, see
+    `_decode`): program and answer accuracy, overall and per family (question type and
+    template), with up to `wrong_per_family` wrong answers' programs per family."""
     agent = agent.cpu().eval()
     d = env.dataset(split)
     width = d.arrays["program"].shape[1] - 1
@@ -95,7 +111,7 @@ def measure(
     for start in range(0, len(d), 256):
         rows = np.arange(start, min(start + 256, len(d)))
         batch = d.take(rows)
-        pred = agent.decode(torch.as_tensor(batch["question"]), width).numpy()
+        pred = _decode(agent, env, split, batch, width, beam)
         target = batch["program"][:, 1:]
         prog_ok.append((pred == target).all(1))
         ans_ok.append(env.answers_correct(split, batch["question_index"], pred))
@@ -133,6 +149,7 @@ def measure(
         for t, v in types.items()
     }
     return {
+        "decoding": f"beam {beam}, first that runs" if beam > 0 else "greedy",
         "questions": len(d),
         "program_accuracy": float(prog.mean()),
         "answer_accuracy": float(ans.mean()),
@@ -173,7 +190,10 @@ def _mle_stage(
         figures = measure(agent, env)
         if abs(figures["answer_accuracy"] - mle_row["mle"]["answer_accuracy"]) > 1e-9:
             raise SystemExit(f"--mle-from {folder}: the reloaded weights measure otherwise")
-        return agent, {**mle_row["mle"], "from": str(folder)}, folder
+        figures = {**mle_row["mle"], "from": str(folder)}
+        if args.beam > 0:
+            figures["guided"] = measure(agent, env, beam=args.beam)
+        return agent, figures, folder
     kept = len(env.dataset("train"))
     batch = min(64, kept)
     per_epoch = math.ceil(kept / batch)
@@ -202,6 +222,8 @@ def _mle_stage(
         "word_dropout": args.word_dropout,
         "wall_s": round(mle_s, 1),
     }
+    if args.beam > 0:
+        figures["guided"] = measure(agent, env, beam=args.beam)
     return agent, figures, mle.run_dir.path
 
 
@@ -250,6 +272,8 @@ def run_one(k: int, seed: int, args: argparse.Namespace, runs: Path) -> dict[str
             "steps_per_sample": args.rl_steps,
             "wall_s": round(rl_s, 1),
         }
+        if args.beam > 0:
+            row["reinforce"]["guided"] = measure(rl.agent, env, beam=args.beam)
         print(f"K={row['K']} seed {seed}: REINFORCE {_fmt(after)} in {rl_s:.0f} s", flush=True)
     return row
 
@@ -268,7 +292,10 @@ def _key(row: dict[str, Any]) -> tuple:
 
 
 def _fmt(m: dict[str, Any]) -> str:
-    return f"program {100 * m['program_accuracy']:.1f}%, answer {100 * m['answer_accuracy']:.1f}%"
+    out = f"program {100 * m['program_accuracy']:.1f}%, answer {100 * m['answer_accuracy']:.1f}%"
+    if "guided" in m:
+        out += f" (execution-guided beam: answer {100 * m['guided']['answer_accuracy']:.1f}%)"
+    return out
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -316,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rl-lr", type=float, default=1e-4)
     p.add_argument("--entropy", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--beam",
+        type=int,
+        default=8,
+        help="also measure execution-guided decoding with this beam (0: greedy only)",
+    )
     p.add_argument("--label", default="", help="a name for a variant's rows (kept apart)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

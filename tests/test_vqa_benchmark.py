@@ -3,6 +3,7 @@ wrong programs, and stored rows that a rerun supersedes but never deletes."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from agents import make_agent, program_generator
@@ -59,3 +60,30 @@ def test_a_rerun_supersedes_a_stored_row_and_the_table_shows_the_new_one() -> No
     assert [bool(r.get("superseded")) for r in rows] == [False, True, False]
     lines = vqa.table(rows).splitlines()[2:]
     assert len(lines) == 2 and "| 90.0 |" in lines[1] and "70.0" not in "".join(lines)
+
+
+def test_execution_guided_decoding_takes_the_first_beam_that_runs() -> None:
+    torch.manual_seed(0)
+    env = ClevrVQA(**DATA)
+    d = env.dataset("test")
+    batch = d.take(np.arange(len(d)))
+    rows, truth = batch["question_index"], batch["program"][:, 1:]
+    assert env.programs_run("test", rows, truth).all()  # every ground-truth program runs
+    assert env.answers_correct("test", rows, truth).all()
+    garbage = np.zeros_like(truth)
+    assert not env.programs_run("test", rows, garbage).any()
+    cfg = program_generator.Config(objective="mle", embed_dim=8, hidden_size=16, layers=1)
+    agent = make_agent(cfg, env.observation_space, env.action_space).eval()
+    width = truth.shape[1]
+    beams = agent.decode_beam(torch.as_tensor(batch["question"]), width, 4).numpy()
+    chosen = vqa._decode(agent, env, "test", batch, width, beam=4)
+    for i in range(len(d)):
+        runs = [env.programs_run("test", rows[i : i + 1], beams[i, k][None])[0] for k in range(4)]
+        want = runs.index(True) if any(runs) else 0
+        np.testing.assert_array_equal(chosen[i], beams[i, want])
+    report = vqa.measure(agent, env, beam=4)
+    assert report["decoding"] == "beam 4, first that runs"
+    np.testing.assert_array_equal(
+        vqa._decode(agent, env, "test", batch, width, 0),
+        agent.decode(torch.as_tensor(batch["question"]), width).numpy(),
+    )
