@@ -124,6 +124,7 @@ def measure(
         if not here.any():
             continue
         wrong = np.flatnonzero(here & ~ans)
+        other = np.flatnonzero(here & ans & ~prog)  # another program, the right answer
         families[name] = {
             "type": FAMILY_TYPE[name],
             "questions": int(here.sum()),
@@ -132,6 +133,9 @@ def measure(
             "wrong_answers": len(wrong),
             "wrong_examples": [
                 wrong_example(env, split, int(qrows[i]), pred[i]) for i in wrong[:wrong_per_family]
+            ],
+            "other_program_right_answer": [
+                wrong_example(env, split, int(qrows[i]), pred[i]) for i in other[:wrong_per_family]
             ],
         }
     types: dict[str, dict[str, Any]] = {}

@@ -46,6 +46,8 @@ def test_measure_reports_types_families_and_wrong_programs() -> None:
             assert w["answer"] == str(q.answer) and w["predicted_answer"] != w["answer"]
             truth = prefix_to_program(w["program"].split())
             assert execute(truth, env.data.scenes[q.image_index]) == q.answer
+        for w in f["other_program_right_answer"]:  # another program with the right answer
+            assert w["predicted"] != w["program"] and w["predicted_answer"] == w["answer"]
     assert shown > 0
 
 
