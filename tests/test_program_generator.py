@@ -194,7 +194,8 @@ def test_mle_on_the_dataset_source_then_reinforce_through_ray(tmp_path, ray_loca
     fresh = make_agent(cfg.agent, env.observation_space, env.action_space)
     fresh.load_state_dict(state["learner"]["agent"])
     batch = {k: torch.as_tensor(v) for k, v in env.dataset("valid").take(np.arange(16)).items()}
-    trained = mle.agent.cpu()
+    assert cfg.agent.dropout > 0  # the config's: eval mode compares the weights, not masks
+    fresh, trained = fresh.eval(), mle.agent.cpu().eval()
     torch.testing.assert_close(
         fresh.model(batch["question"], batch["question_mask"], batch["program"][:, :-1]),
         trained.model(batch["question"], batch["question_mask"], batch["program"][:, :-1]),
