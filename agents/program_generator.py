@@ -34,6 +34,7 @@ from agents.losses import (
 from agents.seq2seq import DecoderState, Encoded, Seq2Seq, Seq2SeqConfig
 
 OBJECTIVES = ("mle", "reinforce")
+UNK_ID = 3  # memrl's Vocab: <NULL>=0, <START>=1, <END>=2, <UNK>=3, then the words
 
 
 @dataclass
@@ -51,7 +52,10 @@ class Config:
     hidden_size: int = 256
     layers: int = 2
     bidirectional: bool = True
-    dropout: float = 0.0
+    dropout: float = 0.0  # the seq2seq's (embeddings, between layers, decoder outputs)
+    # mle: each question word (not <START>/<END>/<NULL>) is replaced by <UNK> with this
+    # probability in training batches (word dropout, Iyyer et al. 2015); 0 is none
+    word_dropout: float = 0.0
     batch_size: int = 64  # mle: examples per update (reinforce: rollout.steps_per_sample)
     baseline_decay: float = 0.9
     entropy_coef: float = 0.0
@@ -67,6 +71,8 @@ class Config:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
         if self.entropy_coef < 0:
             raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
 
@@ -173,7 +179,12 @@ class ProgramGenerator(Agent):
     def mle_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """Teacher forcing on the dataset's programs (batch-major; the loss is time-major)."""
         program = batch["program"].long()
-        logits = self.model(batch["question"], batch["question_mask"], program[:, :-1])
+        question = batch["question"].long()
+        if self.training and self.cfg.word_dropout > 0:
+            words = question > UNK_ID
+            drop = torch.rand(question.shape, device=question.device) < self.cfg.word_dropout
+            question = torch.where(words & drop, torch.full_like(question, UNK_ID), question)
+        logits = self.model(question, batch["question_mask"], program[:, :-1])
         return sequence_cross_entropy_loss(
             logits.transpose(0, 1), program[:, 1:].T, batch["program_mask"].T
         )
@@ -208,6 +219,16 @@ class ProgramGenerator(Agent):
         out = self.model.generate(question.long(), question != 0, max_len)
         tokens = torch.zeros(question.shape[0], max_len, dtype=torch.long, device=question.device)
         tokens[:, : out.tokens.shape[1]] = out.tokens
+        return tokens
+
+    @torch.no_grad()
+    def decode_beam(self, question: torch.Tensor, max_len: int, beam: int) -> torch.Tensor:
+        """The `beam` most probable programs [B, beam, max_len] by beam search, best first."""
+        out, _ = self.model.beam_search(question.long(), question != 0, max_len, beam)
+        tokens = torch.zeros(
+            question.shape[0], beam, max_len, dtype=torch.long, device=question.device
+        )
+        tokens[..., : out.shape[2]] = out
         return tokens
 
     @torch.no_grad()

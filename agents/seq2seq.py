@@ -35,6 +35,8 @@ class Seq2SeqConfig:
     hidden_size: int = 256
     layers: int = 2
     bidirectional: bool = True
+    # dropout on the source and target embeddings, between stacked LSTM layers and on the
+    # decoder outputs before attention (NS-VQA's input_dropout_p / dropout_p); 0 is none
     dropout: float = 0.0
     start_id: int = 1
     end_id: int = 2
@@ -99,6 +101,7 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.LSTM(cfg.embed_dim, h, cfg.layers, batch_first=True, dropout=drop)
         self.combine = nn.Linear(2 * h, h)
         self.out = nn.Linear(h, cfg.tgt_vocab)
+        self.drop = nn.Dropout(cfg.dropout)  # identity at 0 and in eval mode
 
     # ------------------------------------------------------------------ encoder
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> tuple[Encoded, DecoderState]:
@@ -114,7 +117,7 @@ class Seq2Seq(nn.Module):
         mask[:, 0] = True  # an empty source still attends to its first position (no NaN)
         lengths = mask.sum(1).clamp_min(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(
-            self.src_embed(src.long()), lengths, batch_first=True, enforce_sorted=False
+            self.drop(self.src_embed(src.long())), lengths, batch_first=True, enforce_sorted=False
         )
         out, (h, c) = self.encoder(packed)
         outputs, _ = nn.utils.rnn.pad_packed_sequence(
@@ -148,8 +151,8 @@ class Seq2Seq(nn.Module):
     ) -> tuple[torch.Tensor, DecoderState]:
         """Teacher forcing from `state`: tgt_in [B, T] ids -> logits [B, T, V] and the state
         after the last step."""
-        dec_out, (h, c) = self.decoder(self.tgt_embed(tgt_in.long()), tuple(state))
-        return self._logits(dec_out, enc), DecoderState(h, c)
+        dec_out, (h, c) = self.decoder(self.drop(self.tgt_embed(tgt_in.long())), tuple(state))
+        return self._logits(self.drop(dec_out), enc), DecoderState(h, c)
 
     def step(
         self, prev: torch.Tensor, state: DecoderState, enc: Encoded
@@ -200,6 +203,47 @@ class Seq2Seq(nn.Module):
             if not alive.any():
                 break
         return Decoded(torch.stack(tokens, 1), torch.stack(log_probs, 1), torch.stack(masks, 1))
+
+    @torch.no_grad()
+    def beam_search(
+        self, src: torch.Tensor, src_mask: torch.Tensor, max_len: int, beam: int, pad: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `beam` most probable outputs found by beam search: tokens [B, beam, T] (<END>
+        included where emitted, then `pad`) and their total log-probabilities [B, beam], best
+        first. No length normalisation; beam 1 is greedy decoding."""
+        if beam < 1:
+            raise ValueError(f"Seq2Seq.beam_search: beam must be >= 1, got {beam}")
+        enc, state = self.encode(src, src_mask)
+        b, v = src.shape[0], self.cfg.tgt_vocab
+
+        def flat(t: torch.Tensor, dim: int) -> torch.Tensor:  # each row `beam` times
+            return t.repeat_interleave(beam, dim)
+
+        enc = Encoded(flat(enc.outputs, 0), flat(enc.mask, 0))
+        state = DecoderState(flat(state.h, 1), flat(state.c, 1))
+        scores = torch.full((b, beam), float("-inf"), device=src.device)
+        scores[:, 0] = 0.0  # one live hypothesis to start: the copies would repeat it
+        done = torch.zeros(b, beam, dtype=torch.bool, device=src.device)
+        prev = self.start_tokens(b * beam, src.device)
+        tokens = torch.zeros(b, beam, 0, dtype=torch.long, device=src.device)
+        ended = torch.full((v,), float("-inf"), device=src.device)
+        ended[pad] = 0.0  # a finished hypothesis continues with `pad` at no cost
+        rows = torch.arange(b, device=src.device)[:, None]
+        for _ in range(max_len):
+            logits, state = self.step(prev, state, enc)
+            logp = torch.log_softmax(logits, -1).view(b, beam, v)
+            logp = torch.where(done[..., None], ended, logp)
+            top, index = (scores[..., None] + logp).view(b, -1).topk(beam, -1)
+            origin, token = index // v, index % v
+            scores = top
+            tokens = torch.cat([tokens[rows, origin], token[..., None]], -1)
+            done = done[rows, origin] | (token == self.cfg.end_id)
+            pick = (rows * beam + origin).reshape(-1)
+            state = DecoderState(state.h[:, pick], state.c[:, pick])
+            prev = token.reshape(-1)
+            if done.all():
+                break
+        return tokens, scores
 
     def sequence_log_probs(
         self, src: torch.Tensor, src_mask: torch.Tensor, tokens: torch.Tensor

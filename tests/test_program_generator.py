@@ -129,6 +129,37 @@ def test_the_same_reinforce_loss_as_the_reinforce_agent(monkeypatch) -> None:
     torch.testing.assert_close(args[1], torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]))
 
 
+def test_word_dropout_hides_question_words_in_training_only(monkeypatch) -> None:
+    """`word_dropout` replaces question words (never <NULL>/<START>/<END>) by <UNK> in the MLE
+    training pass, about the configured fraction of them; evaluation sees the question."""
+    env, agent = _agent("mle")
+    agent.cfg.word_dropout = 0.5
+    d = env.dataset("train")
+    batch = {k: torch.as_tensor(v) for k, v in d.take(np.arange(40)).items()}
+    seen = []
+    forward = agent.model.forward
+
+    def spy(src, src_mask, tgt_in):
+        seen.append(src.clone())
+        return forward(src, src_mask, tgt_in)
+
+    monkeypatch.setattr(agent.model, "forward", spy)
+    torch.manual_seed(0)
+    agent.train()
+    agent.loss(batch)
+    question = batch["question"]
+    words = question > program_generator.UNK_ID
+    hidden = seen[0] != question
+    assert (seen[0][hidden] == program_generator.UNK_ID).all()
+    assert not (hidden & ~words).any()  # specials and padding untouched
+    assert 0.4 < hidden.sum() / words.sum() < 0.6
+    agent.eval()
+    agent.loss(batch)
+    torch.testing.assert_close(seen[1], question)
+    with pytest.raises(ValueError, match="word_dropout"):
+        program_generator.Config(word_dropout=1.0).validate()
+
+
 def _mle_config(tmp_path, *extra):
     return load_config(
         "configs/vqa_mle.yaml",
@@ -163,7 +194,8 @@ def test_mle_on_the_dataset_source_then_reinforce_through_ray(tmp_path, ray_loca
     fresh = make_agent(cfg.agent, env.observation_space, env.action_space)
     fresh.load_state_dict(state["learner"]["agent"])
     batch = {k: torch.as_tensor(v) for k, v in env.dataset("valid").take(np.arange(16)).items()}
-    trained = mle.agent.cpu()
+    assert cfg.agent.dropout > 0  # the config's: eval mode compares the weights, not masks
+    fresh, trained = fresh.eval(), mle.agent.cpu().eval()
     torch.testing.assert_close(
         fresh.model(batch["question"], batch["question_mask"], batch["program"][:, :-1]),
         trained.model(batch["question"], batch["question_mask"], batch["program"][:, :-1]),

@@ -116,3 +116,57 @@ def test_bad_config_and_shapes_are_clear_errors() -> None:
         Seq2Seq(Seq2SeqConfig(src_vocab=3, tgt_vocab=2))
     with pytest.raises(ValueError, match=r"src and src_mask \[B, S\]"):
         _model().encode(torch.zeros(3, dtype=torch.long), torch.ones(3))
+
+
+def test_dropout_acts_in_training_only_and_zero_is_the_old_model() -> None:
+    """`dropout` (embeddings, decoder outputs) changes the training pass only: in eval mode
+    the model equals the same weights without dropout, and dropout 0 is deterministic in
+    training mode (the default other users of the module keep)."""
+    src, mask = _source()
+    tgt_in = torch.randint(0, 7, (4, 5), generator=torch.Generator().manual_seed(2))
+    plain, dropped = _model(), _model(dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(dropped(src, mask, tgt_in), plain(src, mask, tgt_in))
+    plain.train()
+    torch.testing.assert_close(plain(src, mask, tgt_in), plain.eval()(src, mask, tgt_in))
+    dropped.train()
+    torch.manual_seed(3)
+    first = dropped(src, mask, tgt_in)
+    assert not torch.allclose(first, plain(src, mask, tgt_in))
+    assert not torch.allclose(first, dropped(src, mask, tgt_in))  # a fresh mask each pass
+    # one layer: no LSTM inter-layer dropout, but the embeddings and outputs still drop
+    one = Seq2Seq(
+        Seq2SeqConfig(src_vocab=11, tgt_vocab=7, embed_dim=8, hidden_size=12, layers=1, dropout=0.5)
+    ).train()
+    assert not torch.allclose(one(src, mask, tgt_in), one.eval()(src, mask, tgt_in))
+    with pytest.raises(ValueError, match="dropout must be in"):
+        Seq2SeqConfig(src_vocab=3, tgt_vocab=3, dropout=1.0).validate()
+
+
+def _scored(model: Seq2Seq, src, mask, tokens: torch.Tensor) -> torch.Tensor:
+    """Total log-probability of each output [B, T] up to and with its <END> (teacher forcing)."""
+    chosen, _ = model.sequence_log_probs(src, mask, tokens)
+    ended = (tokens == model.cfg.end_id).long().cumsum(1)
+    live = (ended == 0) | ((ended == 1) & (tokens == model.cfg.end_id))
+    return (chosen * live).sum(1)
+
+
+def test_beam_search_scores_are_the_outputs_log_probs_and_beam_1_is_greedy() -> None:
+    torch.manual_seed(0)
+    cfg = Seq2SeqConfig(src_vocab=11, tgt_vocab=5, embed_dim=8, hidden_size=12, layers=2)
+    model = Seq2Seq(cfg).eval()  # a small target vocabulary: <END> comes within the length
+    src, mask = _source()
+    greedy = model.generate(src, mask, max_len=6)
+    one, one_scores = model.beam_search(src, mask, 6, beam=1)
+    n = greedy.tokens.shape[1]
+    assert torch.equal(one[:, 0, :n], greedy.tokens)
+    torch.testing.assert_close(one_scores[:, 0], greedy.log_probs.sum(1))
+    tokens, scores = model.beam_search(src, mask, 6, beam=4)
+    assert tokens.shape[:2] == (4, 4) and (scores[:, :-1] >= scores[:, 1:]).all()
+    assert (scores[:, 0] >= one_scores[:, 0] - 1e-5).all()  # never worse than greedy
+    for k in range(4):
+        torch.testing.assert_close(_scored(model, src, mask, tokens[:, k]), scores[:, k])
+    for row in range(4):  # distinct hypotheses
+        assert len({tuple(t.tolist()) for t in tokens[row]}) == 4
+    with pytest.raises(ValueError, match="beam must be"):
+        model.beam_search(src, mask, 6, beam=0)

@@ -257,14 +257,30 @@ class ClevrVQA(gym.Env):
             [self._correct(s.questions[int(r)], list(p)) for r, p in zip(rows, programs)], bool
         )
 
-    def _correct(self, q: Question, ids: list[int]) -> bool:
+    def programs_run(self, split: str, rows: np.ndarray, programs: np.ndarray) -> np.ndarray:
+        """Whether each program (token ids [N, T], read up to <END>) is a program that gives
+        an answer, right or wrong, on question `rows[i]`'s scene (no execution error): what a
+        decoder may check without the answer (execution-guided decoding)."""
+        s = self.data.splits[split]
+        return np.array(
+            [
+                not isinstance(self._answer(s.questions[int(r)], list(p)), ExecutionError)
+                for r, p in zip(rows, programs)
+            ],
+            bool,
+        )
+
+    def _answer(self, q: Question, ids: list[int]) -> Any:
         if self.end_id in ids:
             ids = ids[: ids.index(self.end_id)]
         tokens = [self.data.program_vocab.tokens[int(i)] for i in ids]
         program = prefix_to_program(tokens)
         if isinstance(program, ExecutionError):
-            return False
-        answer = execute(program, self.data.scenes[q.image_index])
+            return program
+        return execute(program, self.data.scenes[q.image_index])
+
+    def _correct(self, q: Question, ids: list[int]) -> bool:
+        answer = self._answer(q, ids)
         return not isinstance(answer, ExecutionError) and answer == q.answer
 
     # ------------------------------------------------------------------ episodes
