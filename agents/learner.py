@@ -230,29 +230,18 @@ def use_cuda_graphs(cfg: Any, device: torch.device, agent: Agent) -> bool:
 
 
 def make_optimizer(params: Any, cfg: Any, capturable: bool = False) -> torch.optim.Optimizer:
-    betas = (0.9, getattr(cfg, "beta2", 0.999))
-    if cfg.optimizer == "adam" and capturable:  # its step counts live on the GPU
-        return torch.optim.Adam(
-            params,
-            lr=cfg.lr,
-            betas=betas,
-            eps=cfg.eps,
-            weight_decay=cfg.weight_decay,
-            amsgrad=getattr(cfg, "amsgrad", False),
-            foreach=True,
-            capturable=True,
-        )
     if cfg.optimizer == "adam":
-        # the fused kernel: 16% faster DQN updates on CPU than the per-tensor loop
-        return torch.optim.Adam(
-            params,
+        adam = dict(
             lr=cfg.lr,
-            betas=betas,
+            betas=(0.9, getattr(cfg, "beta2", 0.999)),
             eps=cfg.eps,
             weight_decay=cfg.weight_decay,
             amsgrad=getattr(cfg, "amsgrad", False),
-            fused=True,
         )
+        if capturable:  # its step counts live on the GPU
+            return torch.optim.Adam(params, **adam, foreach=True, capturable=True)
+        # the fused kernel: 16% faster DQN updates on CPU than the per-tensor loop
+        return torch.optim.Adam(params, **adam, fused=True)
     if cfg.optimizer == "rmsprop" and getattr(cfg, "centered", False):
         if cfg.weight_decay:
             raise AgentError("learner.centered RMSProp takes no weight_decay; set it to 0.")
