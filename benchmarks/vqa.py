@@ -12,14 +12,22 @@ questions are asked over scenes no training question saw. For each K and seed:
    training questions; the final weights are measured.
 
 Both are measured on the whole test split with greedy decoding: program accuracy (exact token
-match with the ground truth) and answer accuracy (the executed program gives the answer).
+match with the ground truth) and answer accuracy (the executed program gives the answer), per
+question type and family, with examples of wrong programs (wrong answers, and other programs
+that give the right answer). `guided` (with `--beam` > 0) is execution-guided decoding beside
+it: the most probable of the beam's programs that runs on the scene (the answer unseen).
 Each stage's wall clock is the Trainer's, at `--threads` torch threads.
 
     python benchmarks/vqa.py [--ks 9 18 270 all] [--seeds 0] [--mle-updates 800]
-                             [--rl-updates 400] [--size small|paper] [--label NAME]
+                             [--mle-dropout 0.5] [--word-dropout 0] [--rl-updates 400]
+                             [--size small|paper] [--label NAME] [--runs DIR] [--beam 8]
+    python benchmarks/vqa.py --ks 270 --seeds 0 --mle-from DIR/mle-270-0/vqa_mle-TIME ...
 
-Writes benchmarks/results/vqa.json (merging with the rows there, keyed by K, seed and size)
-and prints a markdown table. `--label` keeps a variant's rows (e.g. a longer REINFORCE) apart.
+`--runs DIR` keeps the run folders (the MLE one with its figures), and `--mle-from` starts
+REINFORCE from such a kept MLE run instead of training one. Writes
+benchmarks/results/vqa.json and prints a markdown table: a new row joins the stored ones, and
+a stored row of the same K, seed, size and label stays, marked `superseded` (the table leaves
+it out). `--label` keeps a variant's rows (e.g. a longer REINFORCE) apart.
 """
 
 from __future__ import annotations
