@@ -422,7 +422,9 @@ class Learner:
         # gradients stay where a CUDA graph of the update reads them
         self.optimizer.zero_grad(set_to_none=self.graphed is None)
         loss.backward()
-        grad_norm = self.agent.clip_gradients(self.cfg.grad_clip)  # None: the learner's way
+        # an agent's own clipping (Agent.clip_gradients), else None: the learner's global clip
+        own_clip = getattr(self.agent, "clip_gradients", None)
+        grad_norm = own_clip(self.cfg.grad_clip) if own_clip is not None else None
         if grad_norm is None and self.cfg.grad_clip > 0:
             # without clipping the norm is not computed (4% of a DQN update)
             params = [
