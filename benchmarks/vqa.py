@@ -68,6 +68,14 @@ SIZES = {  # `paper`: NS-VQA's; `small`: what fits a shared CPU core in minutes
 }
 
 
+def family_type(name: str) -> str:
+    """A family's question type: memrl's templates by name; CLEVR's question files by their
+    template file, e.g. '1_compare_integer#2' -> 'compare_integer' (CLEVR's own groups)."""
+    if name in FAMILY_TYPE:
+        return FAMILY_TYPE[name]
+    return name.split("#")[0].lstrip("0123456789_") or name
+
+
 def wrong_example(env: ClevrVQA, split: str, row: int, pred: np.ndarray) -> dict[str, Any]:
     """One test question the generator got wrong: its text, the ground-truth and the predicted
     program (prefix tokens), the right answer and what the predicted program gives."""
@@ -134,7 +142,7 @@ def measure(
         wrong = np.flatnonzero(here & ~ans)
         other = np.flatnonzero(here & ans & ~prog)  # another program, the right answer
         families[name] = {
-            "type": FAMILY_TYPE[name],
+            "type": family_type(name),
             "questions": int(here.sum()),
             "program_accuracy": float(prog[here].mean()),
             "answer_accuracy": float(ans[here].mean()),
@@ -240,10 +248,10 @@ def _mle_stage(
 
 
 def run_one(k: int, seed: int, args: argparse.Namespace, runs: Path) -> dict[str, Any]:
-    kwargs = f"env.kwargs.num_programs={k}"
-    common = [kwargs, *SIZES[args.size], f"run.seed={seed}", "run.log_every_s=60"]
+    kwargs = [f"env.kwargs.num_programs={k}", f"env.kwargs.questions={args.questions}"]
+    common = [*kwargs, *SIZES[args.size], f"run.seed={seed}", "run.log_every_s=60"]
     common.append(f"learner.torch_threads={args.threads}")
-    env = ClevrVQA(**load_config(ROOT / "configs" / "vqa_mle.yaml", [kwargs]).env.kwargs)
+    env = ClevrVQA(**load_config(ROOT / "configs" / "vqa_mle.yaml", kwargs).env.kwargs)
     _, before, mle_dir = _mle_stage(k, seed, args, common, env, runs)
     row: dict[str, Any] = {
         "K": "all" if k < 0 else k,
@@ -251,6 +259,7 @@ def run_one(k: int, seed: int, args: argparse.Namespace, runs: Path) -> dict[str
         "seed": seed,
         "size": args.size,
         "label": args.label,
+        "questions": args.questions,
         "mle": before,
     }
     if args.mle_from is None:
@@ -300,7 +309,13 @@ def merge(rows: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any
 
 
 def _key(row: dict[str, Any]) -> tuple:
-    return row["K"], row["seed"], row["size"], row.get("label", "")
+    return (
+        row["K"],
+        row["seed"],
+        row["size"],
+        row.get("label", ""),
+        row.get("questions", "generated"),
+    )
 
 
 def _fmt(m: dict[str, Any]) -> str:
@@ -320,6 +335,9 @@ def table(rows: list[dict[str, Any]]) -> str:
         if r.get("superseded"):
             continue
         m, rl = r["mle"], r.get("reinforce")
+        label = r.get("label", "")
+        if r.get("questions", "generated") != "generated":
+            label = f"{label} ({r['questions']} questions)".strip()
         rl_cells = (
             f"{100 * rl['program_accuracy']:.1f} | {100 * rl['answer_accuracy']:.1f} | "
             f"{rl['updates']} | {rl['wall_s']:.0f}"
@@ -327,7 +345,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             else "- | - | - | -"
         )
         lines.append(
-            f"| {r['K']} | {r['seed']} | {r['size']} | {r.get('label', '')} | {100 * m['program_accuracy']:.1f} | "
+            f"| {r['K']} | {r['seed']} | {r['size']} | {label} | {100 * m['program_accuracy']:.1f} | "
             f"{100 * m['answer_accuracy']:.1f} | {m['wall_s']:.0f} | {rl_cells} |"
         )
     return "\n".join(lines)
@@ -338,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", nargs="+", default=["9", "18", "270", "all"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--size", choices=sorted(SIZES), default="small")
+    p.add_argument(
+        "--questions",
+        choices=["generated", "official"],
+        default="generated",
+        help="memrl's generated questions, or CLEVR's question files (env.kwargs.questions_path "
+        "in configs/vqa_mle.yaml; default the data folder's questions_train/)",
+    )
     p.add_argument("--mle-updates", type=int, default=800)
     p.add_argument("--mle-lr", type=float, default=1e-3)
     p.add_argument("--mle-dropout", type=float, default=0.0, help="the seq2seq's, MLE stage")

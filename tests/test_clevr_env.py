@@ -139,3 +139,55 @@ def test_real_scenes_with_generated_questions() -> None:
     assert len(d) > 0
     assert env.answers_correct("test", d.arrays["question_index"], d.arrays["program"][:, 1:]).all()
     assert {q.image_index for q in env.data.splits["test"].questions} <= set(range(40))
+
+
+@pytest.mark.skipif(clevr_data_dir() is None, reason="no CLEVR data folder")
+def test_official_questions_each_in_the_split_of_its_scene(tmp_path) -> None:
+    """questions='official': CLEVR's own question files (here the data folder's generator output,
+    per-template files whose family indices restart at 0), each question in its scene's split,
+    families numbered over (template file, index), K programs round-robin over them, and every
+    ground-truth program executes to the file's answer."""
+    env = ClevrVQA(scenes="real", questions="official", num_programs=30)
+    data = env.data
+    scenes_of = {split: {q.image_index for q in s.questions} for split, s in data.splits.items()}
+    assert not scenes_of["train"] & scenes_of["test"] and not scenes_of["valid"] & scenes_of["test"]
+    names = data.family_names
+    assert len(names) == len(set(names)) > 6  # files share indices: (file, index) keeps apart
+    train = data.splits["train"]
+    assert train.has_program.sum() == 30
+    assert len(set(train.families[train.has_program])) == min(30, len(set(train.families)))
+    assert env.dataset("train").group_names == names
+    for split in ("valid", "test"):
+        s = data.splits[split]
+        rows = np.arange(len(s.questions))
+        assert s.has_program.all()
+        assert env.answers_correct(split, rows, s.program_ids[:, 1:]).all()
+    with pytest.raises(ValueError, match="set scenes='real'"):
+        ClevrVQA(questions="official")
+    with pytest.raises(ValueError, match="needs CLEVR questions JSON at"):
+        ClevrVQA(scenes="real", questions="official", questions_path=str(tmp_path / "none.json"))
+    with pytest.raises(ValueError, match="questions must be one of"):
+        ClevrVQA(scenes="real", questions="real")
+    (tmp_path / "q.json").write_text(
+        '{"questions": [{"question": "Is there a cube?", "image_index": 999999, "answer": "yes",'
+        ' "program": [{"function": "scene", "inputs": [], "value_inputs": []}]}]}'
+    )
+    with pytest.raises(ValueError, match="none of the 1 questions"):
+        ClevrVQA(scenes="real", questions="official", questions_path=str(tmp_path / "q.json"))
+
+
+@pytest.mark.skipif(clevr_data_dir() is None, reason="no CLEVR data folder")
+def test_scenes_path_reads_a_scenes_file_of_any_name(tmp_path) -> None:
+    """CLEVR_v1.0 names its file CLEVR_train_scenes.json: scenes_path takes it as it is."""
+    import shutil
+
+    path = tmp_path / "CLEVR_train_scenes.json"
+    shutil.copy(clevr_data_dir() / "CLEVR_train_scenes_1000.json", path)
+    env = ClevrVQA(scenes="real", scenes_path=str(path), questions="official", num_programs=5)
+    default = ClevrVQA(scenes="real", questions="official", num_programs=5)
+    assert env.data.scenes.keys() == default.data.scenes.keys()
+    assert [q.question for q in env.data.splits["test"].questions] == [
+        q.question for q in default.data.splits["test"].questions
+    ]
+    with pytest.raises(ValueError, match="scenes_path .* is not a file"):
+        ClevrVQA(scenes="real", scenes_path=str(tmp_path / "missing.json"))

@@ -89,3 +89,18 @@ def test_execution_guided_decoding_takes_the_first_beam_that_runs() -> None:
         vqa._decode(agent, env, "test", batch, width, 0),
         agent.decode(torch.as_tensor(batch["question"]), width).numpy(),
     )
+
+
+def test_official_question_rows_are_kept_apart_and_typed_by_their_template_file() -> None:
+    """--questions official: a row on CLEVR's question files does not supersede the generated
+    questions' row of the same K/seed/size/label, the table says which it is, and families
+    named after CLEVR's template files get that file's group as their type."""
+    mle = {"program_accuracy": 0.5, "answer_accuracy": 0.5, "wall_s": 1.0}
+    generated = {"K": 72, "seed": 0, "size": "small", "label": "x", "mle": mle}
+    official = {**generated, "questions": "official"}
+    rows = vqa.merge(vqa.merge([], generated), official)
+    assert not any(r.get("superseded") for r in rows)
+    assert "x (official questions)" in vqa.table(rows)
+    assert vqa.family_type("1_compare_integer#2") == "compare_integer"
+    assert vqa.family_type("family 12") == "family 12"
+    assert vqa.family_type("exist_zero") == vqa.FAMILY_TYPE["exist_zero"]

@@ -3,7 +3,11 @@ episodic env for REINFORCE (issue 24; Johnson et al. 2017, Yi et al. 2018).
 
 The data: scenes (CLEVR's 1000 real train scenes from the data folder, or seeded generated
 ones), split by scene into train / valid / test (the held-out questions are asked over held-out
-scenes), and memrl's generated questions over each split's scenes. `num_programs` (K) training
+scenes), and memrl's generated questions over each split's scenes, or (`questions: official`,
+with real scenes) the questions of CLEVR's own question files (`questions_path`: a questions
+JSON file such as CLEVR_v1.0's CLEVR_train_questions.json, or a folder of them; default the data
+folder's questions_train/), each in the split of its scene; questions on scenes not loaded are
+left out. `num_programs` (K) training
 questions keep their ground-truth program, chosen round-robin over the question families (as
 NS-VQA's 270 = 3 per family); the others keep only their answer.
 
@@ -24,7 +28,7 @@ carries `target`, the ground-truth program ids ([Lp + 1], prefix tokens then <EN
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.clevr.executor import ExecutionError, execute
-from envs.clevr.formats import Question, clevr_data_dir, read_scenes
+from envs.clevr.formats import Question, clevr_data_dir, read_questions, read_scenes
 from envs.clevr.question_generator import TEMPLATES, QuestionConfig, generate_questions
 from envs.clevr.scene_generator import generate_scenes
 from envs.clevr.tokens import (
@@ -48,6 +52,8 @@ from envs.dataset import SPLITS, Dataset
 
 REAL_SCENES_FILE = "CLEVR_train_scenes_1000.json"
 SCENE_SOURCES = ("real", "generated")
+QUESTION_SOURCES = ("generated", "official")
+OFFICIAL_QUESTIONS_DIR = "questions_train"
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class VQADataConfig:
 
     scenes: str = "generated"
     data_dir: str | None = None
+    scenes_path: str | None = None  # a CLEVR scenes JSON; default data_dir's REAL_SCENES_FILE
+    questions: str = "generated"
+    questions_path: str | None = None
     num_scenes: int = 1000
     valid_scenes: int = 100
     test_scenes: int = 100
@@ -69,6 +78,15 @@ class VQADataConfig:
         where = "memrl/ClevrVQA-v0"
         if self.scenes not in SCENE_SOURCES:
             raise ValueError(f"{where}: scenes must be one of {SCENE_SOURCES}, got {self.scenes!r}")
+        if self.questions not in QUESTION_SOURCES:
+            raise ValueError(
+                f"{where}: questions must be one of {QUESTION_SOURCES}, got {self.questions!r}"
+            )
+        if self.questions == "official" and self.scenes != "real":
+            raise ValueError(
+                f"{where}: questions='official' are asked about CLEVR's real scenes: set "
+                "scenes='real' (generated scenes have no official questions)"
+            )
         if self.valid_scenes < 1 or self.test_scenes < 1:
             raise ValueError(f"{where}: valid_scenes and test_scenes must be >= 1")
         if self.num_scenes <= self.valid_scenes + self.test_scenes:
@@ -101,23 +119,29 @@ class VQAData:
     question_vocab: Vocab
     program_vocab: Vocab
     splits: dict[str, Split]
+    family_names: tuple[str, ...]
 
 
 def _scenes(cfg: VQADataConfig) -> list[dict[str, Any]]:
     if cfg.scenes == "generated":
         return generate_scenes(cfg.num_scenes, cfg.data_seed)
-    folder = Path(cfg.data_dir) if cfg.data_dir else clevr_data_dir()
-    if folder is None or not (folder / REAL_SCENES_FILE).is_file():
-        raise ValueError(
-            f"memrl/ClevrVQA-v0: scenes='real' needs {REAL_SCENES_FILE} in data_dir "
-            f"({cfg.data_dir or 'default: $MEMRL_DATA/clevr or ../shared/data/clevr'}), which is "
-            "not there; give data_dir or use scenes='generated'"
-        )
-    scenes = read_scenes(folder / REAL_SCENES_FILE)
+    if cfg.scenes_path:
+        path = Path(cfg.scenes_path)
+        if not path.is_file():
+            raise ValueError(f"memrl/ClevrVQA-v0: scenes_path {path} is not a file")
+    else:
+        folder = Path(cfg.data_dir) if cfg.data_dir else clevr_data_dir()
+        if folder is None or not (folder / REAL_SCENES_FILE).is_file():
+            raise ValueError(
+                f"memrl/ClevrVQA-v0: scenes='real' needs {REAL_SCENES_FILE} in data_dir "
+                f"({cfg.data_dir or 'default: $MEMRL_DATA/clevr or ../shared/data/clevr'}), "
+                "which is not there; give data_dir or scenes_path, or use scenes='generated'"
+            )
+        path = folder / REAL_SCENES_FILE
+    scenes = read_scenes(path)
     if len(scenes) < cfg.num_scenes:
         raise ValueError(
-            f"memrl/ClevrVQA-v0: num_scenes={cfg.num_scenes}, but {folder / REAL_SCENES_FILE} "
-            f"holds {len(scenes)} scenes"
+            f"memrl/ClevrVQA-v0: num_scenes={cfg.num_scenes}, but {path} holds {len(scenes)} scenes"
         )
     return scenes[: cfg.num_scenes]
 
@@ -165,6 +189,47 @@ def _encode(
     return Split(questions, qids, pids, has, families)
 
 
+def _official_questions(
+    cfg: VQADataConfig, split_of: dict[int, str]
+) -> tuple[dict[str, list[Question]], tuple[str, ...]]:
+    """CLEVR's question files, each question in its scene's split, with family ids numbered
+    over (template file, family index): the generator's per-template files restart their
+    indices at 0, the public release numbers its 90 families globally."""
+    if cfg.questions_path:
+        path = Path(cfg.questions_path)
+    else:
+        folder = Path(cfg.data_dir) if cfg.data_dir else clevr_data_dir()
+        path = (folder or Path("<no data folder>")) / OFFICIAL_QUESTIONS_DIR
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise ValueError(
+            f"memrl/ClevrVQA-v0: questions='official' needs CLEVR questions JSON at {path} (a file "
+            "or a folder of *.json); give questions_path, or use questions='generated'"
+        )
+    read = [q for f in files for q in read_questions(f, restore_dropped_values=True)]
+    kept = [q for q in read if q.image_index in split_of and q.answer is not None]
+    if not kept:
+        raise ValueError(
+            f"memrl/ClevrVQA-v0: none of the {len(read)} questions in {path} is about one of the "
+            f"{len(split_of)} scenes loaded (image_index {min(split_of)}..{max(split_of)}) with "
+            "an answer; raise num_scenes or give the questions of these scenes"
+        )
+    keys = sorted({(q.template_filename or "", q.question_family_index or 0) for q in kept})
+    family = {key: i for i, key in enumerate(keys)}
+    names = tuple(f"{Path(t).stem or 'family'}#{f}" if t else f"family {f}" for t, f in keys)
+    out: dict[str, list[Question]] = {split: [] for split in SPLITS}
+    for q in kept:
+        key = (q.template_filename or "", q.question_family_index or 0)
+        out[split_of[q.image_index]].append(replace(q, question_family_index=family[key]))
+    for split, qs in out.items():
+        if not qs:
+            raise ValueError(
+                f"memrl/ClevrVQA-v0: no question in {path} is about a {split} scene; the "
+                "questions must cover the scenes of every split (raise questions or scenes)"
+            )
+    return out, names
+
+
 @functools.lru_cache(maxsize=4)
 def build_data(cfg: VQADataConfig) -> VQAData:
     """The env's splits for `cfg` (cached: the envs of a vector env share one copy)."""
@@ -174,14 +239,19 @@ def build_data(cfg: VQADataConfig) -> VQAData:
     cut = {"test": order[: cfg.test_scenes]}
     cut["valid"] = order[cfg.test_scenes : cfg.test_scenes + cfg.valid_scenes]
     cut["train"] = order[cfg.test_scenes + cfg.valid_scenes :]
-    questions = {
-        split: generate_questions(
-            [scenes[i] for i in sorted(cut[split])],
-            cfg.data_seed * 7 + k,
-            QuestionConfig(questions_per_scene=cfg.questions_per_scene),
-        )
-        for k, split in enumerate(SPLITS)
-    }
+    if cfg.questions == "official":
+        split_of = {scenes[i]["image_index"]: split for split, rows in cut.items() for i in rows}
+        questions, family_names = _official_questions(cfg, split_of)
+    else:
+        questions = {
+            split: generate_questions(
+                [scenes[i] for i in sorted(cut[split])],
+                cfg.data_seed * 7 + k,
+                QuestionConfig(questions_per_scene=cfg.questions_per_scene),
+            )
+            for k, split in enumerate(SPLITS)
+        }
+        family_names = tuple(t.name for t in TEMPLATES)
     qv = question_vocab(q.question for q in questions["train"])
     pv = program_vocab()
     rng = np.random.default_rng(cfg.data_seed + 1)
@@ -190,7 +260,7 @@ def build_data(cfg: VQADataConfig) -> VQAData:
         families = np.array([q.question_family_index or 0 for q in qs], np.int64)
         k = cfg.num_programs if split == "train" else -1
         splits[split] = _encode(qs, qv, pv, _keep_programs(families, k, rng), cfg)
-    return VQAData({s["image_index"]: s for s in scenes}, qv, pv, splits)
+    return VQAData({s["image_index"]: s for s in scenes}, qv, pv, splits, family_names)
 
 
 class ClevrVQA(gym.Env):
@@ -244,7 +314,7 @@ class ClevrVQA(gym.Env):
                 },
                 batch_axis=0,
                 groups=s.families[rows],
-                group_names=tuple(t.name for t in TEMPLATES),
+                group_names=self.data.family_names,
                 name=f"ClevrVQA {split}",
             )
         return self._datasets[split]
