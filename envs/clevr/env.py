@@ -214,12 +214,11 @@ def _official_questions(
             f"{len(split_of)} scenes loaded (image_index {min(split_of)}..{max(split_of)}) with "
             "an answer; raise num_scenes or give the questions of these scenes"
         )
-    keys = sorted({(q.template_filename or "", q.question_family_index or 0) for q in kept})
-    family = {key: i for i, key in enumerate(keys)}
-    names = tuple(f"{Path(t).stem or 'family'}#{f}" if t else f"family {f}" for t, f in keys)
+    key_of = [(q.template_filename or "", q.question_family_index or 0) for q in kept]
+    family = {key: i for i, key in enumerate(sorted(set(key_of)))}
+    names = tuple(f"{Path(t).stem or 'family'}#{f}" if t else f"family {f}" for t, f in family)
     out: dict[str, list[Question]] = {split: [] for split in SPLITS}
-    for q in kept:
-        key = (q.template_filename or "", q.question_family_index or 0)
+    for q, key in zip(kept, key_of):
         out[split_of[q.image_index]].append(replace(q, question_family_index=family[key]))
     for split, qs in out.items():
         if not qs:
