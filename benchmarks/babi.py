@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
-from envs.files import atomic_write_text  # noqa: E402
+from benchmarks.results_store import read_json, update_json  # noqa: E402
 from rollout.run_dir import read_metrics  # noqa: E402
 
 CONFIG = ROOT / "configs" / "memn2n_babi_1k.yaml"
@@ -220,34 +220,37 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "babi.json"))
     args = parser.parse_args()
     out = Path(args.out)
-    result = json.loads(out.read_text()) if out.is_file() else {}
-    result["machine"] = machine_info()
-    result["torch_threads"] = 1
+
+    def add(run: dict) -> dict:
+        """Store one run now (a stopped benchmark keeps what it measured; see results_store)."""
+
+        def change(result: dict) -> None:
+            result["machine"] = machine_info()
+            result["torch_threads"] = 1
+            store_runs(result, [run], args.overrides)
+
+        return update_json(out, change, indent=2)
+
     if not args.skip_joint:
         seeds = args.seeds if (args.seeds or args.add_run) else [0]
+        result = read_json(out)
         for folder in args.add_run:
             run = read_run(Path(folder))
-            store_runs(result, [run], args.overrides)
-            _write(out, result)
+            result = add(run)
             print(f"added {folder}: seed {run['seed']}, mean {run['mean_error_pct']}")
         for seed in seeds:
             overrides = [*args.overrides, f"run.seed={seed}"]
             keep = Path(args.keep) / f"seed-{seed}" if args.keep else None
             _, run, wall = train_subprocess(CONFIG, overrides, lambda d: read_run(d), keep=keep)
             run["wall_clock_s"], run["wall_clock_of"] = round(wall, 1), "the whole process"
-            store_runs(result, [run], args.overrides)
-            _write(out, result)  # after every run: a stopped benchmark keeps what it measured
+            result = add(run)
             print(f"seed {seed}: mean {run['mean_error_pct']}, failed {run['failed_tasks']}")
-        print(_markdown(result["joint_1k"]))
+        if "joint_1k" in result:
+            print(_markdown(result["joint_1k"]))
     if args.unseen:
-        result["unseen_words"] = unseen_words(args.overrides)
-        print(json.dumps(result["unseen_words"], indent=2))
-    _write(out, result)
-
-
-def _write(out: Path, result: dict) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+        figures = unseen_words(args.overrides)
+        update_json(out, lambda result: result.update(unseen_words=figures), indent=2)
+        print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

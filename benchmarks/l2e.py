@@ -22,7 +22,6 @@ measured. `--table` prints the stored rows as markdown.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
-from envs.files import atomic_write_text  # noqa: E402
+from benchmarks.results_store import update_json  # noqa: E402
 
 CONFIG = ROOT / "configs" / "lstm_learn_to_execute.yaml"
 OUT = ROOT / "benchmarks" / "results" / "l2e.json"
@@ -120,15 +119,14 @@ def run_strategy(
 
 
 def store(out: Path, key: str, row: dict[str, Any]) -> None:
-    """Add one row under an exclusive lock (another process may be storing its own)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = json.loads(out.read_text()) if out.is_file() else {}
+    """Add one row (another process may be storing its own: see results_store)."""
+
+    def change(result: dict) -> None:
         result.setdefault("paper", PAPER)
         result["machine"] = machine_info()
         result.setdefault("rows", {})[key] = row
-        atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+
+    update_json(out, change)
 
 
 def table(result: dict[str, Any]) -> str:

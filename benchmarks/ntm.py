@@ -18,7 +18,6 @@ time) and prints a table.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
 import statistics
@@ -37,7 +36,7 @@ import envs  # noqa: E402
 from agents import Learner, lstm, make_agent, ntm  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
-from envs.files import atomic_write_text  # noqa: E402
+from benchmarks.results_store import read_json, update_json  # noqa: E402
 from rollout.config import LearnerConfig  # noqa: E402
 
 TARGET = -0.1  # evaluation return = minus wrong bits per sequence
@@ -205,18 +204,28 @@ def store_entry(
         entry["pending_seeds"] = pending
     else:
         entry.pop("pending_seeds", None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if path.exists():
-            on_disk = json.loads(path.read_text()).get("tasks", {})
-            for disk_task, disk_entries in on_disk.items():
-                mine = result["tasks"].setdefault(disk_task, {})
-                for disk_name, disk_entry in disk_entries.items():
-                    if (disk_task, disk_name) != (task, name):  # another process's, maybe newer
-                        mine[disk_name] = disk_entry
-        result["tasks"].setdefault(task, {})[name] = entry
-        atomic_write_text(path, json.dumps(result, indent=1) + "\n")
+
+    def change(stored: dict) -> None:
+        _merge(stored, result)
+        stored["tasks"].setdefault(task, {})[name] = entry
+
+    update_json(path, change)
+
+
+def _merge(stored: dict, result: dict) -> None:
+    """This process's top-level figures over the stored ones; the stored entries (another
+    process's, maybe newer) kept, and `result` sees them too."""
+    for key, value in result.items():
+        if key != "tasks":
+            stored[key] = value
+    tasks = stored.setdefault("tasks", {})
+    for mine_task, mine in result["tasks"].items():
+        for mine_name, mine_entry in mine.items():
+            tasks.setdefault(mine_task, {}).setdefault(mine_name, mine_entry)
+    for entries in tasks.values():  # stored summaries follow summarise()'s rules
+        for entry in entries.values():
+            entry["summary"] = summarise(entry["runs"])
+    result["tasks"] = tasks
 
 
 def main() -> None:
@@ -293,14 +302,7 @@ def main() -> None:
     )
 
     out_path = Path(args.out)
-    result = (
-        json.loads(out_path.read_text())
-        if out_path.is_file()
-        else {"benchmark": "ntm", "tasks": {}}
-    )
-    for entries in result["tasks"].values():  # stored summaries follow summarise()'s rules
-        for entry in entries.values():
-            entry["summary"] = summarise(entry["runs"])
+    result = {"benchmark": "ntm", "tasks": {}, **read_json(out_path)}
     result["criterion"] = (
         "first greedy evaluation on 100 sequences with <= 0.1 wrong bits per sequence"
     )
@@ -370,7 +372,7 @@ def main() -> None:
                         f"{task} / {name}: seeds {sorted(failed)} failed (the others are stored "
                         f"in {out_path}); seed {seed}: {error[-2000:]}"
                     )
-    atomic_write_text(out_path, json.dumps(result, indent=1) + "\n")
+    update_json(out_path, lambda stored: _merge(stored, result))
     print(
         f"{'task':<20}{'agent':<6}{'reached':>9}{'median seq':>12}{'worst seq':>11}{'median s':>10}{'worst s':>9}"
     )

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents import make_agent  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.results_store import read_json, update_json  # noqa: E402
 from envs.clevr.env import ClevrVQA  # noqa: E402
 from envs.clevr.executor import ExecutionError, execute  # noqa: E402
 from envs.clevr.question_generator import TEMPLATES  # noqa: E402
@@ -299,13 +300,16 @@ def run_one(k: int, seed: int, args: argparse.Namespace, runs: Path) -> dict[str
     return row
 
 
-def merge(rows: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
+def store_row(stored: dict[str, Any], row: dict[str, Any]) -> None:
     """`row` joins the stored rows; a stored row of the same K, seed, size and label stays,
     marked superseded (measured figures are never deleted)."""
+    rows = stored.setdefault("rows", [])
     for old in rows:
         if _key(old) == _key(row) and not old.get("superseded"):
             old["superseded"] = True
-    return [*rows, row]
+    rows.append(row)
+    stored["benchmark"] = "vqa"
+    stored["machine"] = machine_info()
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -393,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     ks = [-1 if k == "all" else int(k) for k in args.ks]
     if args.mle_from is not None and len(ks) * len(args.seeds) != 1:
         p.error("--mle-from reuses one MLE run: give one K and one seed")
-    old = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
-    rows = old["rows"]
+    rows = read_json(args.out).get("rows", [])
     command = "python benchmarks/vqa.py " + " ".join(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs.resolve() if args.runs is not None else Path(tmp)
@@ -402,9 +405,8 @@ def main(argv: list[str] | None = None) -> int:
             for k in ks:
                 row = run_one(k, seed, args, runs)
                 row["command"] = command
-                rows = merge(rows, row)
-                out = {"benchmark": "vqa", "machine": machine_info(), "rows": rows}
-                atomic_write_text(args.out, json.dumps(out, indent=1) + "\n")
+                stored = update_json(args.out, lambda out, row=row: store_row(out, row))
+                rows = stored["rows"]
     print(table(rows))
     return 0
 

@@ -57,7 +57,10 @@ def test_a_rerun_supersedes_a_stored_row_and_the_table_shows_the_new_one() -> No
         return {"K": 270, "seed": 0, "size": "small", "label": "x", "mle": m}
 
     other = {**row(0.3), "seed": 1}
-    rows = vqa.merge(vqa.merge([other], row(0.7)), row(0.9))
+    stored: dict = {"rows": [other]}
+    vqa.store_row(stored, row(0.7))
+    vqa.store_row(stored, row(0.9))
+    rows = stored["rows"]
     assert [r["mle"]["answer_accuracy"] for r in rows] == [0.3, 0.7, 0.9]
     assert [bool(r.get("superseded")) for r in rows] == [False, True, False]
     lines = vqa.table(rows).splitlines()[2:]
@@ -98,7 +101,10 @@ def test_official_question_rows_are_kept_apart_and_typed_by_their_template_file(
     mle = {"program_accuracy": 0.5, "answer_accuracy": 0.5, "wall_s": 1.0}
     generated = {"K": 72, "seed": 0, "size": "small", "label": "x", "mle": mle}
     official = {**generated, "questions": "official"}
-    rows = vqa.merge(vqa.merge([], generated), official)
+    stored: dict = {}
+    vqa.store_row(stored, generated)
+    vqa.store_row(stored, official)
+    rows = stored["rows"]
     assert not any(r.get("superseded") for r in rows)
     assert "x (official questions)" in vqa.table(rows)
     assert vqa.family_type("1_compare_integer#2") == "compare_integer"
