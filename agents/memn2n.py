@@ -107,25 +107,43 @@ class Config:
             raise ValueError(f"clip_norm must be one of {CLIP_NORMS}, got {self.clip_norm!r}")
 
 
-def position_encoding(tokens: torch.Tensor, dim: int) -> torch.Tensor:
-    """The paper's weights [..., S, dim] of the words of sentences `tokens` [..., S] (id 0 pads):
-    l_kj = (1 - j/J) - (k/d)(1 - 2j/J) for word j = 1..J of a J-word sentence and embedding
-    component k = 1..d (section 4.1); 0 on padding."""
+def paper_pe_factors(tokens: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's PE (section 4.1) as rank-2 factors, l[..., j, k] = sum_r alpha[r, k] *
+    beta[r, ..., j]: l_kj = (1 - j/J) - (k/d)(1 - 2j/J) for word j = 1..J of a J-word sentence
+    `tokens` [..., S] (id 0 pads; 0 there) and embedding component k = 1..d. alpha [2, d],
+    beta [2, ..., S]."""
     present = (tokens != 0).to(torch.float32)
     length = present.sum(-1, keepdim=True).clamp(min=1.0)  # J, per sentence
     j = torch.arange(1, tokens.shape[-1] + 1, device=tokens.device, dtype=torch.float32)
     k = torch.arange(1, dim + 1, device=tokens.device, dtype=torch.float32) / dim
-    a = (j / length)[..., None]  # j/J [..., S, 1]
-    return ((1.0 - a) - k * (1.0 - 2.0 * a)) * present[..., None]
+    a = j / length  # j/J
+    return torch.stack([torch.ones_like(k), k]), torch.stack(
+        [(1.0 - a) * present, -(1.0 - 2.0 * a) * present]
+    )
+
+
+def reference_pe_factors(words: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference code's PE (build_model.m, `config.weight` transposed) as rank-2 factors,
+    l[j, k] = sum_r alpha[r, k] * beta[r, j]: l_kj = 1 + 4 (k - (d+1)/2) (j - (J+1)/2) / (d J)
+    for position j = 1..J = `words` (the padded sentence size, plus one for the time word with
+    temporal encoding) and component k = 1..d. alpha [2, d], beta [2, words]."""
+    k = torch.arange(1, dim + 1, dtype=torch.float32)
+    j = torch.arange(1, words + 1, dtype=torch.float32)
+    alpha = torch.stack([torch.ones(dim), 4.0 * (k - (dim + 1) / 2) / dim])
+    beta = torch.stack([torch.ones(words), (j - (words + 1) / 2) / words])
+    return alpha, beta
+
+
+def position_encoding(tokens: torch.Tensor, dim: int) -> torch.Tensor:
+    """The paper's weights [..., S, dim] of the words of sentences `tokens` [..., S]."""
+    alpha, beta = paper_pe_factors(tokens, dim)
+    return torch.einsum("r...s,rd->...sd", beta, alpha)
 
 
 def reference_position_encoding(words: int, dim: int) -> torch.Tensor:
-    """The reference code's weights [words, dim] (build_model.m, `config.weight` transposed):
-    l_kj = 1 + 4 (k - (d+1)/2) (j - (J+1)/2) / (d J) for position j = 1..J = `words` (the padded
-    sentence size, plus one for the time word with temporal encoding) and component k = 1..d."""
-    j = torch.arange(1, words + 1, dtype=torch.float32)[:, None]
-    k = torch.arange(1, dim + 1, dtype=torch.float32)[None, :]
-    return 1.0 + 4.0 * (k - (dim + 1) / 2) * (j - (words + 1) / 2) / (dim * words)
+    """The reference code's weights [words, dim]."""
+    alpha, beta = reference_pe_factors(words, dim)
+    return beta.T @ alpha
 
 
 class MemN2NAgent(Agent):
@@ -159,12 +177,8 @@ class MemN2NAgent(Agent):
         # PE as rank-2 factors: l[j, k] = sum_r alpha[r, k] * beta[r, j] (reference formula)
         words = self.sentence_size + int(cfg.temporal_encoding)
         if cfg.position_encoding and cfg.pe_formula == "reference":
-            table = reference_position_encoding(words, d)
-            alpha = torch.stack([torch.ones(d), 4.0 * (torch.arange(1, d + 1) - (d + 1) / 2) / d])
-            beta = torch.stack(
-                [torch.ones(words), (torch.arange(1, words + 1) - (words + 1) / 2) / words]
-            )
-            time_weight = table[-1] if cfg.temporal_encoding else torch.ones(d)
+            alpha, beta = reference_pe_factors(words, d)
+            time_weight = beta[:, -1] @ alpha if cfg.temporal_encoding else torch.ones(d)
         else:
             alpha, beta, time_weight = torch.ones(1, d), torch.ones(1, words), torch.ones(d)
         self.register_buffer("pe_alpha", alpha.float(), persistent=False)
@@ -225,18 +239,10 @@ class MemN2NAgent(Agent):
     def _sentence_weights(self, tokens: torch.Tensor) -> torch.Tensor:
         """Per-word bag weights [R, N, S] for sentences `tokens` [N, S] (0 on padding); with
         `pe_alpha` [R, d] they give the PE: l[j, k] = sum_r alpha[r, k] * beta[r, n, j]."""
+        if self.cfg.position_encoding and self.cfg.pe_formula == "paper":
+            return paper_pe_factors(tokens, self.cfg.embedding_size)[1]  # J per sentence
         present = (tokens != 0).to(torch.float32)
-        if not self.cfg.position_encoding or self.cfg.pe_formula == "reference":
-            return self.pe_beta[:, None, : tokens.shape[-1]] * present[None]
-        length = present.sum(-1, keepdim=True).clamp(min=1.0)  # the paper: J per sentence
-        j = torch.arange(1, tokens.shape[-1] + 1, device=tokens.device, dtype=torch.float32)
-        a = j / length
-        return torch.stack([(1.0 - a) * present, -(1.0 - 2.0 * a) * present])
-
-    def _paper_alpha(self) -> torch.Tensor:
-        d = self.cfg.embedding_size
-        k = torch.arange(1, d + 1, device=self.embeddings.device, dtype=torch.float32) / d
-        return torch.stack([torch.ones_like(k), k])
+        return self.pe_beta[:, None, : tokens.shape[-1]] * present[None]
 
     def _embed(self, tokens: torch.Tensor, tables: list[int]) -> torch.Tensor:
         """Sentences `tokens` [N, S] embedded with each of `tables` (hop indices): [T, N, d].
@@ -248,7 +254,7 @@ class MemN2NAgent(Agent):
         t = len(tables)
         beta = self._sentence_weights(tokens)  # [R, N, S]
         if self.cfg.position_encoding and self.cfg.pe_formula == "paper":
-            alpha = self._paper_alpha()
+            alpha = paper_pe_factors(tokens[:1, :1], self.cfg.embedding_size)[0]
         else:
             alpha = self.pe_alpha
         present = tokens != 0
