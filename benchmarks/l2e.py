@@ -78,6 +78,18 @@ def _report(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "evaluation" / "final" / "generalisation.json").read_text())
 
 
+def level_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where the curriculum moved: the updates and sequences at which each level began."""
+    changes, level = [], None
+    for r in rows:
+        if "curriculum_level" in r and r["curriculum_level"] != level:
+            level = r["curriculum_level"]
+            changes.append(
+                {"level": level, "updates": r.get("updates"), "sequences": r.get("sequences")}
+            )
+    return changes
+
+
 def run_strategy(
     task: str, strategy: str, target_length: int, target_nesting: int, extra: list[str]
 ) -> dict[str, Any]:
@@ -111,6 +123,11 @@ def run_strategy(
         if evals
         else None,
         "curriculum_level_reached": max((r.get("curriculum_level", 0) for r in rows), default=0),
+        "level_changes": level_changes(rows),
+        "target_curve": [
+            {"updates": r.get("updates"), "accuracy": round(1.0 + r["eval_return_mean"], 4)}
+            for r in evals
+        ],
         "sequences": last.get("sequences"),
         "updates": last.get("updates"),
         "wall_clock_s": round(wall, 1),
