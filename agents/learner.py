@@ -27,7 +27,7 @@ class NonFiniteLossError(RuntimeError):
     """The loss or the gradient norm became NaN/inf; the update was not applied."""
 
 
-LR_SCHEDULES = ("constant", "cosine", "linear", "piecewise", "plateau")
+LR_SCHEDULES = ("constant", "cosine", "linear", "piecewise", "plateau", "solved")
 
 
 @dataclass
@@ -43,8 +43,14 @@ class LearnerConfig:
     # 15 epochs" is [15, 30, 45] in epochs with factor 0.5. 'plateau': lr * lr_decay_factor
     # after lr_patience evaluations in a row without a new best figure (torch's
     # ReduceLROnPlateau without its threshold); its state is saved with the learner's.
-    # piecewise and plateau never go below lr_min.
-    lr_schedule: Literal["constant", "cosine", "linear", "piecewise", "plateau"] = "constant"
+    # 'solved': lr * lr_decay_factor at every evaluation that scores at least lr_solved_score
+    # (the evaluation's figure: a mean return, -wrong bits per sequence on the NTM tasks), so a
+    # model that has learned its task trains on at a lower lr instead of being thrown out of the
+    # sharp solution by full-size Adam steps (NTM copy: docs/ntm_tasks.md).
+    # piecewise, plateau and solved never go below lr_min.
+    lr_schedule: Literal["constant", "cosine", "linear", "piecewise", "plateau", "solved"] = (
+        "constant"
+    )
     lr_decay_updates: int = 0
     lr_end_ratio: float = 0.1
     lr_milestones: list[int] = field(default_factory=list)
@@ -52,6 +58,7 @@ class LearnerConfig:
     lr_decay_factor: float = 0.5
     lr_patience: int = 10
     lr_min: float = 0.0
+    lr_solved_score: float | None = None
     eps: float = 1e-8
     # Adam's decay of its squared-gradient average (torch's betas[1]); beta1 is 0.9
     beta2: float = 0.999
@@ -115,6 +122,13 @@ class LearnerConfig:
                 "milestone or a plateau)",
             ),
             (
+                (schedule == "solved") == (self.lr_solved_score is not None),
+                "'learner.lr_schedule: solved' and 'learner.lr_solved_score' go together (the "
+                "evaluation score from which each evaluation multiplies lr by "
+                "'learner.lr_decay_factor')"
+                + ("" if schedule == "solved" else f"; the schedule is '{schedule}'"),
+            ),
+            (
                 self.lr_patience >= 1,
                 "'learner.lr_patience' must be >= 1 (evaluations without improvement before "
                 "lr drops)",
@@ -122,7 +136,7 @@ class LearnerConfig:
             (
                 0 <= self.lr_min < self.lr,
                 f"'learner.lr_min' must be in [0, 'learner.lr' = {self.lr:g}) (the floor of "
-                "the piecewise and plateau schedules)",
+                "the piecewise, plateau and solved schedules)",
             ),
             (
                 self.grad_clip >= 0,
@@ -263,7 +277,7 @@ def scheduled_lr(cfg: Any, updates: int, epochs: int | None = None) -> float:
     epochs completed before it), for the schedules that are a function of these counters
     (every learner.lr_schedule but 'plateau', which follows evaluations: PlateauSchedule)."""
     schedule = getattr(cfg, "lr_schedule", "constant")
-    if schedule in ("constant", "plateau"):
+    if schedule in ("constant", "plateau", "solved"):
         return cfg.lr
     if schedule == "piecewise":
         counter = updates if cfg.lr_milestone_unit == "updates" else epochs
@@ -283,6 +297,7 @@ def scheduled_lr(cfg: Any, updates: int, epochs: int | None = None) -> float:
 class PlateauSchedule:
     """Step-on-plateau (learner.lr_schedule: plateau): after `lr_patience` evaluations in a row
     without a new best figure, lr is multiplied by `lr_decay_factor`, down to `lr_min`.
+    `solved` multiplies it at every evaluation scoring at least `lr_solved_score` instead.
 
     Its state (best figure, evaluations since it, drops so far) is a few numbers saved with the
     learner, so a resumed run continues where it stopped."""
@@ -310,6 +325,11 @@ class PlateauSchedule:
             )
         value = float(value)
         sign = 1.0 if higher_is_better else -1.0
+        if self.cfg.lr_schedule == "solved":  # every evaluation at the score drops lr once
+            solved = not math.isnan(value) and sign * (value - self.cfg.lr_solved_score) >= 0
+            if solved and self.lr > self.cfg.lr_min:
+                self.drops += 1
+            return self.lr
         improved = not math.isnan(value) and (self.best is None or sign * (value - self.best) > 0)
         if improved:
             self.best, self.bad = value, 0
@@ -379,7 +399,7 @@ class Learner:
         self.epochs: int | None = None  # completed epochs, where the trainer counts them
         schedule = getattr(cfg, "lr_schedule", "constant")
         self.lr_scheduled = schedule != "constant"
-        self.plateau = PlateauSchedule(cfg) if schedule == "plateau" else None
+        self.plateau = PlateauSchedule(cfg) if schedule in ("plateau", "solved") else None
         # bf16 convolutions (no loss scaling needed) in modules that offer it (the Nature CNN)
         self.mixed_precision = use_mixed_precision(
             getattr(cfg, "mixed_precision", "off"), self.device
@@ -459,7 +479,8 @@ class Learner:
 
     def on_evaluation(self, value: float, higher_is_better: bool = True) -> float:
         """One evaluation's figure (a mean return, an accuracy: higher_is_better; an error
-        rate: not), which `learner.lr_schedule: plateau` follows; other schedules ignore it.
+        rate: not), which `learner.lr_schedule: plateau` and `solved` follow; other schedules
+        ignore it.
         Returns the lr of the next update."""
         if self.plateau is not None:
             self.plateau.step(value, higher_is_better)

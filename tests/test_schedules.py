@@ -266,3 +266,23 @@ def test_the_trainer_drives_the_plateau_schedule_with_its_evaluations(tmp_path):
     assert replayed.drops >= 1  # some evaluation did not improve on the best before it
     assert trainer.learner.plateau.state_dict() == replayed.state_dict()
     assert trainer.learner.lr == replayed.lr < cfg.learner.lr
+
+
+def test_solved_drops_at_every_evaluation_at_the_score_and_needs_its_score() -> None:
+    cfg = plateau_cfg(lr_schedule="solved", lr_solved_score=-0.1, lr_min=0.1)
+    schedule = PlateauSchedule(cfg)
+    # still learning (below the score, however long): lr holds; at or above it: one drop each
+    figures = (-30.0, -5.0, -5.0, -5.0, -0.1, -2.0, 0.0, float("nan"), 0.0, 0.0)
+    assert [schedule.step(v) for v in figures] == [1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.1]
+    assert schedule.drops == 4  # 0.125 -> 0.1 is the last: no drop counted past lr_min
+    lower = PlateauSchedule(cfg.__class__(**{**vars(cfg), "lr_solved_score": 0.05}))
+    assert [lower.step(v, higher_is_better=False) for v in (0.2, 0.05, 0.01)] == [1, 0.5, 0.25]
+    with pytest.raises(AgentError, match="lr_solved_score"):
+        Learner(Line(), LearnerConfig(lr_schedule="solved", device="cpu"))
+    with pytest.raises(AgentError, match="the schedule is 'constant'"):
+        Learner(Line(), LearnerConfig(lr_solved_score=0.0, device="cpu"))
+    learner = Learner(
+        Line(), plateau_cfg(optimizer="sgd", **{"lr_schedule": "solved", "lr_solved_score": 1.0})
+    )
+    assert [learner.on_evaluation(v) for v in (0.0, 1.0)] == [1.0, 0.5]
+    assert learner.update(BATCH)["lr"] == 0.5
