@@ -1,0 +1,187 @@
+"""Catch an NTM training collapse and show what the heads did (issue 22).
+
+Trains an NTM config in this process (the learner `memrl train` uses, on the task's own sampler),
+scores a fixed batch every `--every` updates, keeps the last `--keep` snapshots (weights and
+optimiser state) and saves them when the score jumps by more than `--jump` wrong bits per
+sequence. For each saved snapshot it prints the median head parameters over the fixed batch:
+key strength beta, interpolation gate g (1 = content addressing, 0 = the previous weighting),
+sharpening gamma, the largest shift weight, and the entropy of the final weighting (0 = one row,
+ln N = spread over all N rows), with Adam's median |m| / sqrt(v). OUT/seed<S>/curve.json keeps the scores and every update's batch
+loss and gradient norm (before clipping).
+
+    python benchmarks/ntm_collapse.py --seed 2 --updates 1500
+    python benchmarks/ntm_collapse.py --seed 2 --updates 3000 learner.lr_schedule=solved \\
+        learner.lr_solved_score=-0.1 learner.lr_decay_factor=0.5 learner.lr_min=1e-4
+    python benchmarks/ntm_collapse.py --analyse runs/collapse/seed2/collapse_u725.pt
+
+Snapshots are written by this script and read back with `weights_only=False` (they hold the
+optimiser state): analyse only files you made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import envs  # noqa: E402
+from agents import make_agent  # noqa: E402
+from agents.learner import Learner  # noqa: E402
+from agents.ntm import NTMAgent  # noqa: E402
+from rollout.config import load_config  # noqa: E402
+
+STATISTICS = ("beta", "gate", "gamma", "shift_max", "entropy")
+
+
+def head_statistics(agent: NTMAgent, batch: dict[str, torch.Tensor]) -> dict[str, dict]:
+    """Median head parameters of the read and the write heads over the live steps of `batch`."""
+    core = agent.core
+    m, shifts, r = core.cfg.memory_m, core.shifts, core.cfg.read_heads
+    calls: list[torch.Tensor] = []
+    address = core._address
+
+    def spy(p: torch.Tensor, w_prev: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        w = address(p, w_prev, memory)
+        f = torch.nn.functional
+        calls.append(
+            torch.stack(
+                [
+                    f.softplus(p[..., m]),
+                    torch.sigmoid(p[..., m + 1]),
+                    1.0 + f.softplus(p[..., m + 2 + shifts]),
+                    torch.softmax(p[..., m + 2 : m + 2 + shifts], -1).max(-1).values,
+                    -(w * torch.log(w + 1e-12)).sum(-1),
+                ],
+                -1,
+            )
+        )  # [B, heads, 5]
+        return w
+
+    core._address = spy  # the instance's attribute shadows the method for this pass only
+    try:
+        with torch.no_grad():
+            core(batch["inputs"].float())
+    finally:
+        del core._address
+    steps = batch["inputs"].shape[0]
+    if core.cfg.order == "read_first":  # one call per step: read heads, then write heads
+        per_step = torch.stack(calls)
+        read, write = per_step[:, :, :r], per_step[:, :, r:]
+    else:  # write_first: the write heads' call, then the read heads', every step
+        write, read = torch.stack(calls[0::2]), torch.stack(calls[1::2])
+    assert read.shape[0] == steps
+    live = (batch["inputs"].abs().sum(-1) > 0) | (batch["mask"] > 0)  # [T, B]
+    out = {}
+    for name, values in (("read", read), ("write", write)):
+        v = values[live].reshape(-1, len(STATISTICS))
+        out[name] = {s: round(float(v[:, i].median()), 3) for i, s in enumerate(STATISTICS)}
+    return out
+
+
+def adam_ratio(optimizer_state: dict[str, Any]) -> float | None:
+    """Median |m| / sqrt(v) over every parameter: near 0 when steps cancel, near 1 when Adam
+    moves every weight a whole lr the same way step after step."""
+    states = [s for s in optimizer_state["state"].values() if "exp_avg" in s]
+    if not states:
+        return None
+    m = torch.cat([s["exp_avg"].flatten() for s in states])
+    v = torch.cat([s["exp_avg_sq"].flatten() for s in states])
+    return round(float((m.abs() / (v.sqrt() + 1e-8)).median()), 3)
+
+
+def setup(overrides: list[str], seed: int) -> tuple[Any, Any, NTMAgent]:
+    cfg = load_config(ROOT / "configs" / "ntm_copy.yaml", [f"run.seed={seed}", *overrides])
+    env = envs.make(cfg.env.id, **cfg.env.kwargs)
+    agent = make_agent(cfg.agent, env.observation_space, env.action_space)
+    if not isinstance(agent, NTMAgent):
+        raise SystemExit(f"ntm_collapse: the config's agent is {cfg.agent.name!r}, not the NTM")
+    return cfg, env.unwrapped, agent
+
+
+def fixed_batch(task: Any, size: int = 64, seed: int = 12345) -> dict[str, torch.Tensor]:
+    arrays = task.sample_batch(size, np.random.default_rng(seed))
+    return {k: torch.as_tensor(v) for k, v in zip(("inputs", "targets", "mask"), arrays)}
+
+
+def analyse(path: Path, overrides: list[str]) -> None:
+    snapshots = torch.load(path, weights_only=False)
+    _, task, agent = setup(overrides, 0)
+    batch = fixed_batch(task)
+    for update, weights, optimizer in snapshots:
+        agent.load_state_dict(weights)
+        agent.eval()
+        errors = float(agent.score_examples(batch)["bit_errors"].mean())
+        heads = head_statistics(agent, batch)
+        cells = " | ".join(
+            f"{k}: " + " ".join(f"{s}={v[s]:.2f}" for s in STATISTICS) for k, v in heads.items()
+        )
+        print(f"update {update}: {errors:.2f} wrong bits | {cells} | adam {adam_ratio(optimizer)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("overrides", nargs="*", help="config overrides (configs/ntm_copy.yaml)")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--updates", type=int, default=1500)
+    parser.add_argument("--every", type=int, default=25, help="updates between scores")
+    parser.add_argument("--keep", type=int, default=6, help="snapshots kept before a collapse")
+    parser.add_argument("--jump", type=float, default=10.0, help="wrong bits that make a collapse")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "collapse")
+    parser.add_argument("--analyse", type=Path, help="print a saved file's snapshots and exit")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.analyse is not None:
+        analyse(args.analyse, args.overrides)
+        return
+    torch.manual_seed(args.seed)
+    cfg, task, agent = setup(args.overrides, args.seed)
+    learner = Learner(agent, cfg.learner)
+    rng = np.random.default_rng(args.seed)
+    batch = fixed_batch(task)
+    out = args.out / f"seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    snapshots: collections.deque = collections.deque(maxlen=args.keep)
+    curve, steps, previous, start = [], [], None, time.time()
+    for update in range(1, args.updates + 1):
+        inputs, targets, mask = task.sample_batch(cfg.agent.batch_size, rng)
+        metrics = learner.update({"inputs": inputs, "targets": targets, "mask": mask})
+        steps.append({"loss": metrics["loss"], "grad_norm": metrics.get("grad_norm")})
+        if update % args.every:
+            continue
+        agent.eval()
+        errors = float(agent.score_examples(batch)["bit_errors"].mean())
+        agent.train()
+        lr = learner.on_evaluation(-errors)
+        state = copy.deepcopy((agent.state_dict(), learner.optimizer.state_dict()))
+        snapshots.append((update, *state))
+        curve.append({"update": update, "bit_errors": errors, "loss": metrics["loss"], "lr": lr})
+        print(
+            f"update {update} ({update * cfg.agent.batch_size} sequences, "
+            f"{time.time() - start:.0f} s): {errors:.2f} wrong bits, lr {lr:.2g}",
+            flush=True,
+        )
+        if previous is not None and errors > previous + args.jump:
+            path = out / f"collapse_u{update}.pt"
+            torch.save(list(snapshots), path)
+            print(f"collapse: {previous:.2f} -> {errors:.2f}; snapshots in {path}", flush=True)
+            analyse(path, args.overrides)
+        previous = errors
+    record = {"scores": curve, "updates": steps}  # every update's batch loss and gradient norm
+    (out / "curve.json").write_text(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
