@@ -195,6 +195,35 @@ def test_step_by_step_equals_the_whole_sequence(kwargs):
     assert agent.core.read.weight.grad.abs().sum() > 0 and metrics["token_errors"].dim() == 0
 
 
+def test_action_entropy_cost_adds_the_actions_mean_entropy():
+    """loss = cross-entropy + cost x the actions' mean entropy over each sequence's own steps;
+    its gradient alone makes the actions sharper."""
+    plain, task = _agent()
+    costly, _ = _agent(action_entropy_cost=0.5)  # the same seed: the same weights
+    inputs, targets, mask = task.sample_batch(4, np.random.default_rng(3))
+    batch = {"inputs": torch.as_tensor(inputs), "targets": torch.as_tensor(targets)}
+    batch["mask"] = torch.as_tensor(mask)
+    base, _ = plain.loss(batch)
+    total, figures = costly.loss(batch)
+    _, _, a = costly.core.run(batch["inputs"])  # [T, B, K, A]
+    entropy = -(a * a.log()).sum(-1).mean(-1)
+    steps = torch.as_tensor(inputs).sum(-1) > 0  # padding after a short sequence: no input
+    assert not steps.all()
+    expected = entropy[steps].mean()
+    torch.testing.assert_close(figures["action_entropy"], expected.detach())
+    torch.testing.assert_close(total, base + 0.5 * expected)
+    (total - base).backward()
+    with torch.no_grad():
+        for p in costly.parameters():
+            if p.grad is not None:
+                p -= 1.0 * p.grad
+        _, _, sharper = costly.core.run(batch["inputs"])
+    after = -(sharper * sharper.log()).sum(-1).mean(-1)[steps].mean()
+    assert after < expected
+    with pytest.raises(ValueError, match="action_entropy_cost"):
+        Config(action_entropy_cost=-1.0).validate()
+
+
 def test_hard_actions_only_without_gradient():
     agent, task = _agent(hard_actions=True)
     x = torch.as_tensor(task.sample_batch(3, np.random.default_rng(2))[0])
