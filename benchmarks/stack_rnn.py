@@ -31,6 +31,7 @@ import argparse
 import itertools
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"entropy selection{', ' + args.label if args.label else ''}"
                 key = f"{agent}/{task} ({name})"
                 print(f"{key}: screening seeds {args.seeds} ...", file=sys.stderr, flush=True)
-                folder = args.keep / key.replace("/", "_").replace(" ", "_")
+                folder = args.keep / re.sub(r"[^\w.-]+", "_", key).strip("_")
                 folder.mkdir(parents=True, exist_ok=True)
                 out = run_selection(
                     agent,
