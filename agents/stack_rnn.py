@@ -25,6 +25,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from agents.losses import sequence_bce_loss, sequence_cross_entropy_loss
 from agents.sequence import RecurrentCore, SequenceAgent, State
 
 EMPTY = -1.0  # the value of an empty stack cell (the paper's EMPTY_STACK_VALUE)
@@ -45,12 +46,18 @@ class Config:
     noop: bool = True  # a third action that leaves the stack as it is
     recurrent_hidden: bool = False  # also h_{t-1} -> h_t (the paper's toy tasks: through stacks)
     hard_actions: bool = False  # argmax actions when no gradient is taken (test time)
+    # weight of the stack actions' mean entropy (nats) in the loss: pushes the soft actions
+    # towards 0/1, so the soft and the argmax stacks agree (the paper's code has an entropy
+    # regulariser, `reg`, switched off). 0 = none, the paper's setting
+    action_entropy_cost: float = 0.0
     batch_size: int = 32  # sequences per training batch
 
     def validate(self) -> None:
         for key in ("hidden_size", "stacks", "depth", "capacity", "width", "batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.action_entropy_cost < 0:
+            raise ValueError(f"action_entropy_cost must be >= 0, got {self.action_entropy_cost}")
         if self.depth > self.capacity:
             raise ValueError(f"depth={self.depth} must be <= capacity={self.capacity}")
 
@@ -117,15 +124,23 @@ class StackRNNCore(RecurrentCore):
         full capacity, at a fraction of the cost."""
         if step is not None:
             return super().forward(inputs, state, step)
+        logits, state, _ = self.run(inputs, state)
+        return logits, state
+
+    def run(
+        self, inputs: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """forward() that also returns the actions of every step, [T, B, K, A]."""
         if state is None:
             cells = min(self.cfg.capacity, len(inputs) + self.cfg.depth)
             state = self.initial_state(inputs.shape[1], cells)
         projected = self.input(inputs)
-        outputs = []
+        outputs, actions = [], []
         for pre in projected:
             logits, state = self._advance(pre, state)
             outputs.append(logits)
-        return torch.stack(outputs), state
+            actions.append(state[2])
+        return torch.stack(outputs), state, torch.stack(actions)
 
 
 class StackRNNAgent(SequenceAgent):
@@ -135,6 +150,22 @@ class StackRNNAgent(SequenceAgent):
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
         self.core = StackRNNCore(cfg, self.input_size, self.output_size)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The symbols' cross-entropy, plus `action_entropy_cost` times the mean entropy of the
+        stack actions over the steps each sequence has (a step with an input symbol)."""
+        if self.cfg.action_entropy_cost == 0:
+            return super().loss(batch)
+        logits, _, a = self.core.run(batch["inputs"].float())
+        if self.symbols:
+            loss, figures = sequence_cross_entropy_loss(logits, batch["targets"], batch["mask"])
+        else:
+            loss, figures = sequence_bce_loss(logits, batch["targets"].float(), batch["mask"])
+        entropy = -(a * torch.log(a.clamp_min(1e-12))).sum(-1).mean(-1)  # [T, B]
+        steps = (batch["inputs"].float().sum(-1) > 0).to(entropy.dtype)
+        entropy = (entropy * steps).sum() / steps.sum().clamp_min(1.0)
+        loss = loss + self.cfg.action_entropy_cost * entropy
+        return loss, {**figures, "action_entropy": entropy.detach()}
 
     @torch.no_grad()
     def trace(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -195,6 +195,35 @@ def test_step_by_step_equals_the_whole_sequence(kwargs):
     assert agent.core.read.weight.grad.abs().sum() > 0 and metrics["token_errors"].dim() == 0
 
 
+def test_action_entropy_cost_adds_the_actions_mean_entropy():
+    """loss = cross-entropy + cost x the actions' mean entropy over each sequence's own steps;
+    its gradient alone makes the actions sharper."""
+    plain, task = _agent()
+    costly, _ = _agent(action_entropy_cost=0.5)  # the same seed: the same weights
+    inputs, targets, mask = task.sample_batch(4, np.random.default_rng(3))
+    batch = {"inputs": torch.as_tensor(inputs), "targets": torch.as_tensor(targets)}
+    batch["mask"] = torch.as_tensor(mask)
+    base, _ = plain.loss(batch)
+    total, figures = costly.loss(batch)
+    _, _, a = costly.core.run(batch["inputs"])  # [T, B, K, A]
+    entropy = -(a * a.log()).sum(-1).mean(-1)
+    steps = torch.as_tensor(inputs).sum(-1) > 0  # padding after a short sequence: no input
+    assert not steps.all()
+    expected = entropy[steps].mean()
+    torch.testing.assert_close(figures["action_entropy"], expected.detach())
+    torch.testing.assert_close(total, base + 0.5 * expected)
+    (total - base).backward()
+    with torch.no_grad():
+        for p in costly.parameters():
+            if p.grad is not None:
+                p -= 1.0 * p.grad
+        _, _, sharper = costly.core.run(batch["inputs"])
+    after = -(sharper * sharper.log()).sum(-1).mean(-1)[steps].mean()
+    assert after < expected
+    with pytest.raises(ValueError, match="action_entropy_cost"):
+        Config(action_entropy_cost=-1.0).validate()
+
+
 def test_hard_actions_only_without_gradient():
     agent, task = _agent(hard_actions=True)
     x = torch.as_tensor(task.sample_batch(3, np.random.default_rng(2))[0])
@@ -317,3 +346,69 @@ def test_benchmark_summary_and_table():
     table = format_table({"entries": {"stack_rnn/anbn": entry}}).splitlines()
     assert len(table) == 4 and "argmax actions at test" in table[3]
     assert "| 3 | 1/3 | 100% (50-100) |" in table[2]
+
+
+def test_entropy_selection_restarts_the_seeds_above_the_mean():
+    from benchmarks.stack_rnn import above_mean, entropy_selection
+
+    # seeds 0-3 screened: mean 0.25, so 1 and 3 (0.4, 0.5) restart as fresh seeds 4 and 5
+    entropies = {0: 0.1, 1: 0.4, 2: 0.0, 3: 0.5, 4: 0.2, 5: 0.05}
+    screened = []
+
+    def screen(seed):
+        screened.append(seed)
+        return entropies[seed]
+
+    kept, records = entropy_selection(screen, [0, 1, 2, 3], 1, iter([4, 5, 6]))
+    assert screened == [0, 1, 2, 3, 4, 5]  # every seed once, the fresh ones in pool order
+    # final pool (0, 4, 2, 5): mean 0.0875, so 0 and 4 are dropped
+    assert kept == [2, 5]
+    verdicts = {r["seed"]: (r["round"], r["verdict"]) for r in records}
+    assert verdicts == {
+        0: (0, "dropped"),
+        1: (0, "restarted"),
+        2: (0, "kept"),
+        3: (0, "restarted"),
+        4: (1, "dropped"),
+        5: (1, "kept"),
+    }
+    by_seed = {r["seed"]: r for r in records}
+    assert by_seed[1]["pool_mean"] == pytest.approx(0.25)
+    assert by_seed[2]["pool_mean"] == pytest.approx(0.0875)
+    # no restarts: the pool's own mean decides; a diverged run (inf) is above and out of the mean
+    kept, _ = entropy_selection({0: 1.0, 1: float("inf"), 2: 3.0}.get, [0, 1, 2], 0, iter([]))
+    assert kept == [0]
+    assert above_mean({0: 1.0, 1: 1.0}) == ([], 1.0)  # equal to the mean is kept
+
+
+def test_validation_entropy_of_a_stored_run(tmp_path, monkeypatch):
+    """Bits per scored symbol from a run folder's newest checkpoint: a barely trained stack RNN
+    on aⁿbⁿ is near log2(3) bits per symbol, the same on every call (fixed sequences)."""
+    from benchmarks.stack_rnn import ROOT, config_budget, validation_entropy
+    from envs.formal_languages import AnBn
+
+    monkeypatch.setattr(AnBn, "report_variants", [("n=10", 10, {"min_n": 10, "max_n": 10})])
+    overrides = ["agent.hidden_size=8", "agent.stacks=2", "agent.batch_size=8"]
+    overrides += ["rollout.num_workers=0", "run.total_sequences=16", "run.eval_every_steps=0"]
+    cfg = load_config("configs/stack_rnn_anbn.yaml", [*overrides, f"run.dir={tmp_path}"])
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    Trainer(cfg, run).train()
+    first = validation_entropy(run.path, 20, sequences=64)
+    assert first == validation_entropy(run.path, 20, sequences=64)
+    assert 0.8 < first < 2.5  # log2(3) = 1.58: the output layer has barely moved
+    assert config_budget(ROOT / "configs/stack_rnn_anbn.yaml", []) == 32000
+    assert config_budget(ROOT / "configs/stack_rnn_anbn.yaml", ["run.total_sequences=5"]) == 5
+
+
+def test_selection_entry_in_the_table():
+    from benchmarks.stack_rnn import format_table, summarise
+
+    runs = [
+        {"seed": s, "wall_s": 5.0, "sequences_correct_by_n": {"60": v}, "goal_met": v >= 0.99}
+        for s, v in ((2, 1.0), (5, 0.5))
+    ]
+    entry = {"agent": "stack_rnn", "task": "anbncn", "runs": runs, "selected_seed": 5}
+    entry |= {"summary": summarise(runs), "screen": [{"seed": s} for s in range(6)]}
+    lines = format_table({"entries": {"stack_rnn/anbncn (entropy selection)": entry}}).splitlines()
+    assert "| 2 kept of 6 screened | 1/2 |" in lines[2]
+    assert "(entropy selection, selected seed 5) | anbncn | 1 | 0/1 |" in lines[3]
