@@ -143,6 +143,13 @@ class Config:
     (info["target"], weight `symbol_coef`) on the steps that write, and chosen greedily when
     acting, while the interface actions (head move, write flag) are trained by REINFORCE;
     `reinforce` learns everything from reward alone.
+    `previous_symbol: false` leaves the symbol out of the previous-action input altogether
+    (only the head move and the write flag): the symbol just written is a one-step memory that
+    feed-forward tape policies exploit for shortcuts that do not scale (reverse, repeat copy:
+    docs/rl_ntm.md).
+    `entropy_coef_end` with `entropy_decay_steps`: the entropy bonus goes linearly from
+    `entropy_coef` to `entropy_coef_end` over that many env steps (exploration early; a
+    near-deterministic policy later, which gym's curriculum needs to promote).
     """
 
     name: str = "reinforce"
@@ -155,8 +162,11 @@ class Config:
     reduction: Literal["sequence", "token"] = "token"
     value_coef: float = 0.5
     entropy_coef: float = 0.01
+    entropy_coef_end: float | None = None
+    entropy_decay_steps: int = 0
     normalize_advantages: bool = True
     previous_action: bool = False
+    previous_symbol: bool = True
     write_gated_symbol: bool = False
     symbol_loss: Literal["reinforce", "likelihood"] = "reinforce"
     symbol_coef: float = 1.0
@@ -190,6 +200,12 @@ class Config:
             raise ValueError("symbol_loss: likelihood needs write_gated_symbol: true")
         if self.symbol_coef < 0:
             raise ValueError(f"symbol_coef must be >= 0, got {self.symbol_coef}")
+        if self.entropy_coef_end is not None and self.entropy_decay_steps < 1:
+            raise ValueError("entropy_coef_end needs entropy_decay_steps >= 1 (env steps)")
+        if not self.previous_symbol and not self.write_gated_symbol:
+            raise ValueError("previous_symbol: false needs write_gated_symbol: true (tape actions)")
+        if self.entropy_decay_steps < 0:
+            raise ValueError(f"entropy_decay_steps must be >= 0, got {self.entropy_decay_steps}")
 
 
 # (h, c), each [B, lstm_size], and with `previous_action` the last action one-hot [B, logits]
@@ -230,6 +246,7 @@ class ReinforceAgent(Agent):
         self.moving_baseline = (
             MovingAverageBaseline(cfg.baseline_decay) if cfg.baseline == "moving_average" else None
         )
+        self.entropy_coef = float(cfg.entropy_coef)  # follows the schedule (on_env_steps)
 
     def data_spec(self) -> EpisodeSpec:
         return EpisodeSpec()
@@ -294,6 +311,15 @@ class ReinforceAgent(Agent):
             state = (*state, self._previous(sample))
         return self.head.to_env(sample), state, {}
 
+    def on_env_steps(self, env_steps: int) -> None:
+        """The entropy bonus's linear schedule: `entropy_coef` at step 0 to `entropy_coef_end`
+        at `entropy_decay_steps` env steps, then constant."""
+        cfg = self.cfg
+        if cfg.entropy_coef_end is None:
+            return
+        frac = min(1.0, env_steps / cfg.entropy_decay_steps)
+        self.entropy_coef = cfg.entropy_coef + frac * (cfg.entropy_coef_end - cfg.entropy_coef)
+
     def _previous(self, sample: torch.Tensor) -> torch.Tensor:
         """The previous-action input: the action one-hot, and with `write_gated_symbol` the
         symbol's block zeroed where nothing was written (the symbol did not happen; left in,
@@ -303,6 +329,8 @@ class ReinforceAgent(Agent):
         if not self.cfg.write_gated_symbol:
             return encoded
         wrote = (sample[:, -2] == 1).to(encoded.dtype).unsqueeze(-1)
+        if not self.cfg.previous_symbol:
+            wrote = torch.zeros_like(wrote)
         symbol = self.head.sizes[-1]
         return torch.cat([encoded[:, :-symbol], encoded[:, -symbol:] * wrote], -1)
 
@@ -354,9 +382,11 @@ class ReinforceAgent(Agent):
             entropy.reshape(steps, width),
             reduction=self.cfg.reduction,
             value_coef=self.cfg.value_coef,
-            entropy_coef=self.cfg.entropy_coef,
+            entropy_coef=self.entropy_coef,
             normalize_advantages=self.cfg.normalize_advantages,
         )
+        if self.cfg.entropy_coef_end is not None:
+            metrics["entropy_coef"] = torch.tensor(self.entropy_coef)
         if symbol_logits is not None:
             symbol_loss, symbol_metrics = self._symbol_likelihood(symbol_logits, actions, batch)
             loss = loss + self.cfg.symbol_coef * symbol_loss

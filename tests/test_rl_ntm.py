@@ -152,6 +152,9 @@ def test_likelihood_acts_with_the_greedy_symbol_while_exploring():
     [
         ({"symbol_loss": "likelihood"}, "needs write_gated_symbol"),
         ({"symbol_loss": "maximum"}, "symbol_loss must be one of reinforce, likelihood"),
+        ({"entropy_coef_end": 0.0}, "needs entropy_decay_steps >= 1"),
+        ({"entropy_decay_steps": -1}, "entropy_decay_steps must be >= 0"),
+        ({"previous_symbol": False}, "previous_symbol: false needs write_gated_symbol"),
     ],
 )
 def test_bad_options_are_clear_errors(changes, message):
@@ -226,6 +229,47 @@ def test_previous_action_input_leaves_out_a_symbol_not_written():
     previous = agent._previous(torch.tensor([[1, 1, 3], [0, 0, 2]]))
     assert previous[0].tolist() == [0, 1, 0, 1, 0, 0, 0, 1, 0]
     assert previous[1].tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_previous_action_input_without_the_symbol_keeps_only_move_and_write_flag():
+    agent = tape_agent(previous_symbol=False)
+    previous = agent._previous(torch.tensor([[1, 1, 3], [0, 0, 2]]))
+    assert previous[0].tolist() == [0, 1, 0, 1, 0, 0, 0, 0, 0]
+    assert previous[1].tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_entropy_bonus_schedule_is_linear_in_env_steps_and_enters_the_loss():
+    agent = tape_agent(
+        entropy_coef=0.1, entropy_coef_end=0.01, entropy_decay_steps=1000, reduction="sequence"
+    )
+    assert agent.entropy_coef == pytest.approx(0.1)
+    batch = hand_batch()
+    loss_start, metrics = agent.loss(batch)
+    agent.on_env_steps(500)
+    assert agent.entropy_coef == pytest.approx(0.055)
+    loss_mid, metrics_mid = agent.loss(batch)
+    assert float(metrics_mid["entropy_coef"]) == pytest.approx(0.055)
+    # loss = ... - coef * (entropy summed per episode, averaged over the 2 episodes)
+    entropy_term = float((loss_mid - loss_start) / (0.1 - 0.055))
+    _, entropy, _ = agent._log_probs(
+        agent.policy(
+            agent._recurrent(batch["obs"], None, _previous_inputs(agent, batch))[0].reshape(6, -1)
+        ),
+        agent.head.from_env(batch["actions"].reshape(6, 3)),
+    )
+    expected = float((entropy.reshape(3, 2) * batch["mask"]).sum() / 2)
+    assert entropy_term == pytest.approx(expected, rel=1e-4)
+    agent.on_env_steps(5000)  # past the schedule: the end value
+    assert agent.entropy_coef == pytest.approx(0.01)
+    plain = tape_agent(entropy_coef=0.1)
+    plain.on_env_steps(5000)  # no schedule: the constant
+    assert plain.entropy_coef == pytest.approx(0.1)
+    assert "entropy_coef" not in plain.loss(batch)[1]
+
+
+def _previous_inputs(agent, batch):
+    taken = agent._previous(agent.head.from_env(batch["actions"].reshape(6, 3))).reshape(3, 2, -1)
+    return torch.cat([torch.zeros_like(taken[:1]), taken[:-1]])
 
 
 class _ScriptedCopier:
