@@ -250,14 +250,14 @@ def test_entropy_bonus_schedule_is_linear_in_env_steps_and_enters_the_loss():
     loss_mid, metrics_mid = agent.loss(batch)
     assert float(metrics_mid["entropy_coef"]) == pytest.approx(0.055)
     # loss = ... - coef * (entropy summed per episode, averaged over the 2 episodes)
-    entropy_term = float((loss_mid - loss_start) / (0.1 - 0.055))
+    entropy_term = float((loss_mid - loss_start).detach()) / (0.1 - 0.055)
     _, entropy, _ = agent._log_probs(
         agent.policy(
             agent._recurrent(batch["obs"], None, _previous_inputs(agent, batch))[0].reshape(6, -1)
         ),
         agent.head.from_env(batch["actions"].reshape(6, 3)),
     )
-    expected = float((entropy.reshape(3, 2) * batch["mask"]).sum() / 2)
+    expected = float((entropy.reshape(3, 2) * batch["mask"]).sum().detach()) / 2
     assert entropy_term == pytest.approx(expected, rel=1e-4)
     agent.on_env_steps(5000)  # past the schedule: the end value
     assert agent.entropy_coef == pytest.approx(0.01)
