@@ -15,6 +15,7 @@ reverse algorithm, more samples or a better baseline cannot help; the landscape 
 local optima.
 
     python benchmarks/rl_ntm_landscape.py [--starts 0 1 2 3] [--lengths 1 2 3] [--iters 150]
+        [--blind]   # also: move and write decisions that see only blank or not
 
 Results: benchmarks/results/rl_ntm_landscape.json (each start's final expected return, its greedy
 table's return on the training lengths and at length 6, and whether it is the reverse algorithm).
@@ -124,17 +125,34 @@ def reverse_algorithm(sharpness: float = 50.0) -> dict[str, torch.Tensor]:
     return {k: v * sharpness for k, v in table.items()}
 
 
+def blind_interface(index: torch.Tensor) -> torch.Tensor:
+    """The same rows with symbols 0 and 1 merged (the move and write decisions see only whether
+    the cell is blank): every row of observation 1 reads the row of observation 0."""
+    per = len(index) // (BASE + 1)
+    merged = index.clone()
+    merged[per : 2 * per] = index[:per]
+    return merged
+
+
 def exact_policy_gradient(
-    start: int, lengths: list[int], iters: int, previous_symbol: bool, lr: float, entropy: float
+    start: int,
+    lengths: list[int],
+    iters: int,
+    previous_symbol: bool,
+    lr: float,
+    entropy: float,
+    blind: bool = False,
 ) -> dict:
     torch.manual_seed(start)
     rows = 3 * (PREVIOUS if previous_symbol else 5)
     params = {k: (0.5 * torch.randn(rows, 2)).requires_grad_() for k in FACTORS}
     index = torch.arange(3 * PREVIOUS) if previous_symbol else tie_symbol()
+    # `blind`: move and write tied across the two symbols; the symbol written keeps its own rows
+    indices = {k: blind_interface(index) if blind and k != "symbol" else index for k in FACTORS}
     optimiser = torch.optim.Adam(params.values(), lr=lr)
 
     def table(scale: float = 1.0) -> dict[str, torch.Tensor]:
-        return {k: v[index] * scale for k, v in params.items()}
+        return {k: v[indices[k]] * scale for k, v in params.items()}
 
     curve = []
     for it in range(iters):
@@ -153,6 +171,7 @@ def exact_policy_gradient(
     return {
         "start": start,
         "previous_symbol": previous_symbol,
+        "symbol_blind_interface": blind,
         "expected_return": curve[-1][1],
         "greedy_return": round(greedy_return, 4),
         "greedy_return_length_6": round(at_six, 4),
@@ -169,19 +188,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--entropy", type=float, default=0.01)
+    parser.add_argument(
+        "--blind",
+        action="store_true",
+        help="also: move and write see only blank / not blank (not the symbol), no written symbol",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     check = float(expected_return(reverse_algorithm(), args.lengths))
     print(f"reverse algorithm: expected return {check:.4f} (mean length {args.lengths})")
     runs = []
-    for previous_symbol in (True, False):
+    variants = [(True, False), (False, False)] + ([(False, True)] if args.blind else [])
+    for previous_symbol, blind in variants:
         for start in args.starts:
             run = exact_policy_gradient(
-                start, args.lengths, args.iters, previous_symbol, args.lr, args.entropy
+                start, args.lengths, args.iters, previous_symbol, args.lr, args.entropy, blind
             )
             runs.append(run)
             print(
-                f"previous_symbol={previous_symbol} start {start}: expected "
+                f"previous_symbol={previous_symbol} blind={blind} start {start}: expected "
                 f"{run['expected_return']:.3f}, greedy {run['greedy_return']:.3f} "
                 f"(perfect {run['perfect_return']:.1f}), greedy at length 6 "
                 f"{run['greedy_return_length_6']:.2f}, algorithm: {run['reverse_algorithm']}",

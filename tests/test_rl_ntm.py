@@ -321,7 +321,18 @@ def _env_return(table: dict, data: tuple[int, ...]) -> float:
 def test_landscape_expected_return_matches_the_env_and_hand_computed_values():
     import itertools
 
-    from benchmarks.rl_ntm_landscape import expected_return, reverse_algorithm
+    from benchmarks.rl_ntm_landscape import (
+        blind_interface,
+        expected_return,
+        reverse_algorithm,
+        tie_symbol,
+    )
+
+    # `previous_symbol: false`: wrote 0 and wrote 1 share a row; blind: symbols 0 and 1 too
+    assert tie_symbol()[:7].tolist() == [0, 1, 2, 2, 3, 4, 4]
+    blind = blind_interface(tie_symbol())
+    assert blind[7:14].tolist() == blind[:7].tolist()
+    assert blind[14:].tolist() == tie_symbol()[14:].tolist()
 
     assert float(expected_return(reverse_algorithm(), [1, 2, 3])) == pytest.approx(2.0)
     assert float(expected_return(reverse_algorithm(), [4])) == pytest.approx(4.0)
