@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import envs
 from agents import AgentError, make_agent
@@ -297,3 +298,57 @@ def test_benchmark_generalisation_scores_whole_episodes():
     assert perfect == {"length": 6, "solved_fraction": 1.0, "mean_return": 6.0}
     flawed = greedy_episodes(_ScriptedCopier(3), "memrl/TapeCopy-v0", 6, 5, seed=0)
     assert flawed == {"length": 6, "solved_fraction": 0.0, "mean_return": 2.5}
+
+
+def _env_return(table: dict, data: tuple[int, ...]) -> float:
+    """Run the deterministic table's greedy policy on TapeReverse with this input."""
+    from benchmarks.rl_ntm_landscape import previous_index
+
+    env = envs.make("memrl/TapeReverse-v0", length=len(data)).unwrapped
+    env.reset(seed=0)
+    env.input_data = np.array(data)
+    env.target = list(data[::-1])
+    obs, prev, total, done = env._observe(), 0, 0.0, False
+    while not done:
+        row = obs * 7 + prev
+        move, write, symbol = (int(table[k][row].argmax()) for k in ("move", "write", "symbol"))
+        obs, reward, done, _, _ = env.step(np.array([move, write, symbol]))
+        total += reward
+        prev = previous_index(move, write, symbol)
+    return total
+
+
+def test_landscape_expected_return_matches_the_env_and_hand_computed_values():
+    import itertools
+
+    from benchmarks.rl_ntm_landscape import (
+        blind_interface,
+        expected_return,
+        reverse_algorithm,
+        tie_symbol,
+    )
+
+    # `previous_symbol: false`: wrote 0 and wrote 1 share a row; blind: symbols 0 and 1 too
+    assert tie_symbol()[:7].tolist() == [0, 1, 2, 2, 3, 4, 4]
+    blind = blind_interface(tie_symbol())
+    assert blind[7:14].tolist() == blind[:7].tolist()
+    assert blind[14:].tolist() == tie_symbol()[14:].tolist()
+
+    assert float(expected_return(reverse_algorithm(), [1, 2, 3])) == pytest.approx(2.0)
+    assert float(expected_return(reverse_algorithm(), [4])) == pytest.approx(4.0)
+    # write the symbol under the head at once, moving right: perfect on length 1; on length 2
+    # right when the two symbols agree (2), else -0.5 at the first write: 0.75
+    at_once = {k: torch.zeros(21, 2) for k in ("move", "write", "symbol")}
+    at_once["move"][:, 1] = at_once["write"][:, 1] = 50.0
+    at_once["symbol"][:7, 0] = at_once["symbol"][7:14, 1] = 50.0  # the symbol observed
+    assert float(expected_return(at_once, [1])) == pytest.approx(1.0)
+    assert float(expected_return(at_once, [2])) == pytest.approx(0.75)
+    # any deterministic table: the mean over all inputs of what the env pays
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        choice = {k: torch.randint(2, (21,), generator=generator) for k in at_once}
+        table = {k: 50.0 * nn.functional.one_hot(c, 2).float() for k, c in choice.items()}
+        for length in (1, 2, 3):
+            inputs = list(itertools.product(range(2), repeat=length))
+            mean = np.mean([_env_return(table, data) for data in inputs])
+            assert float(expected_return(table, [length])) == pytest.approx(mean, abs=1e-4)
