@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import ENV, train_subprocess  # noqa: E402
-from envs.files import atomic_write_text  # noqa: E402
+from benchmarks.results_store import read_json, update_json  # noqa: E402
 from rollout.config import build_config, read_yaml  # noqa: E402
 from rollout.evaluation import load_agent, open_run, resolve_checkpoint  # noqa: E402
 from rollout.run_dir import read_metrics  # noqa: E402
@@ -345,6 +345,31 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def store_entry(key: str, entry: dict, machine: dict) -> dict:
+    """Store one entry (another process may be storing its own: see results_store)."""
+
+    def change(stored: dict) -> None:
+        stored["machine"] = machine
+        stored.setdefault("entries", {})[key] = entry
+
+    return update_json(RESULTS, change)
+
+
+def backfill_hard(result: dict, keep: Path) -> None:
+    """Re-score stored stack RNN runs that lack the argmax-action scores, from their --keep
+    folders under `keep` (runs stored before that re-score existed)."""
+    for entry in result.setdefault("entries", {}).values():
+        for run in entry["runs"]:
+            folder = keep / f"{entry['agent']}_{entry['task']}_seed{run['seed']}"
+            missing = not run.get("hard_actions_sequences_correct_by_n")
+            if entry["agent"] == "stack_rnn" and missing and folder.is_dir():
+                hard = hard_action_scores(folder)
+                run["hard_actions_sequences_correct_by_n"] = hard
+                upto60 = [v for n, v in hard.items() if int(n) <= 60]
+                run["hard_actions_goal_met"] = bool(upto60) and min(upto60) >= GOAL
+        entry["summary_hard_actions"] = summarise(entry["runs"], "hard_actions_")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["anbn"], choices=TASKS)
@@ -375,23 +400,13 @@ def main(argv: list[str] | None = None) -> int:
         help="re-score stored stack RNN runs kept under KEEP with argmax actions, then exit",
     )
     args = parser.parse_args(argv)
-    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    result = read_json(RESULTS)
     result.setdefault("entries", {})
     if args.table:
         print(format_table(result))
         return 0
     if args.backfill_hard:  # runs stored before the argmax re-score existed, from --keep folders
-        for entry in result["entries"].values():
-            for run in entry["runs"]:
-                folder = args.backfill_hard / f"{entry['agent']}_{entry['task']}_seed{run['seed']}"
-                missing = not run.get("hard_actions_sequences_correct_by_n")
-                if entry["agent"] == "stack_rnn" and missing and folder.is_dir():
-                    hard = hard_action_scores(folder)
-                    run["hard_actions_sequences_correct_by_n"] = hard
-                    upto60 = [v for n, v in hard.items() if int(n) <= 60]
-                    run["hard_actions_goal_met"] = bool(upto60) and min(upto60) >= GOAL
-            entry["summary_hard_actions"] = summarise(entry["runs"], "hard_actions_")
-        atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
+        result = update_json(RESULTS, lambda stored: backfill_hard(stored, args.backfill_hard))
         print(format_table(result))
         return 0
     result["machine"] = machine_info()
@@ -415,8 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.rounds,
                     args.select_max_n,
                 )
-                result = json.loads(RESULTS.read_text()) if RESULTS.exists() else result
-                result["entries"][key] = {
+                entry = {
                     "agent": agent,
                     "task": task,
                     "setup": {
@@ -436,10 +450,9 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     **out,
                 }
-                entry = result["entries"][key]
                 entry["summary"] = summarise(entry["runs"])
                 entry["summary_hard_actions"] = summarise(entry["runs"], "hard_actions_")
-                atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
+                result = store_entry(key, entry, result["machine"])
         print(format_table(result))
         return 0
     for task in args.tasks:
@@ -463,8 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["runs"].sort(key=lambda r: r["seed"])
                 entry["summary"] = summarise(entry["runs"])
                 entry["summary_hard_actions"] = summarise(entry["runs"], "hard_actions_")
-                result["entries"][key] = entry
-                atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
+                result = store_entry(key, entry, result["machine"])
                 print(
                     f"  {run['wall_s']:.0f} s, by n: {run['sequences_correct_by_n']}",
                     file=sys.stderr,
