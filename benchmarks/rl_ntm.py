@@ -29,7 +29,6 @@ there unless --fresh), and a table is printed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ import envs  # noqa: E402
 from agents import make_agent  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
-from envs.files import atomic_write_text  # noqa: E402
+from benchmarks.results_store import read_json, update_json  # noqa: E402
 from envs.tape import TAPE_TASKS  # noqa: E402
 from rollout.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
 from rollout.config import load_config  # noqa: E402
@@ -180,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         if task not in TRAIN_LENGTH:
             parser.error(f"unknown task '{task}'; valid: {', '.join(TRAIN_LENGTH)}")
     torch.set_num_threads(1)
-    stored = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
-    runs: list[dict] = stored.get("runs", [])
+    runs: list[dict] = [] if args.fresh else read_json(RESULTS).get("runs", [])
+    clear = args.fresh  # --fresh: the first stored run replaces the file's contents
     for task in args.tasks:
         for mode in args.modes:
             for seed in args.seeds:
@@ -195,23 +194,27 @@ def main(argv: list[str] | None = None) -> int:
                     max_env_steps=args.max_env_steps,
                     overrides=args.override,
                 )
-                runs.append(result)
                 print(
                     f"{task} {mode} seed {seed}: solved={result['solved']} "
                     f"episodes={result['episodes_run']} ({time.monotonic() - start:.0f} s)",
                     flush=True,
                 )
-                out = {
-                    **stored,  # e.g. superseded runs kept for the record
-                    "benchmark": "rl_ntm",
-                    "criterion": "mean return of the last 100 training episodes >= gym's "
-                    "reward_threshold (Copy 25, DuplicatedInput 9, Reverse 25, RepeatCopy 75, "
-                    "ReversedAddition 25)",
-                    "machine": machine_info(),
-                    "date": time.strftime("%Y-%m-%d"),
-                    "runs": runs,
-                }
-                atomic_write_text(RESULTS, json.dumps(out, indent=1) + "\n")
+
+                def change(stored: dict, result: dict = result, clear: bool = clear) -> None:
+                    if clear:
+                        stored.clear()
+                    stored.setdefault("runs", []).append(result)  # other keys stay
+                    stored["benchmark"] = "rl_ntm"
+                    stored["criterion"] = (
+                        "mean return of the last 100 training episodes >= gym's "
+                        "reward_threshold (Copy 25, DuplicatedInput 9, Reverse 25, RepeatCopy 75, "
+                        "ReversedAddition 25)"
+                    )
+                    stored["machine"] = machine_info()
+                    stored["date"] = time.strftime("%Y-%m-%d")
+
+                runs = update_json(RESULTS, change)["runs"]
+                clear = False
     print(table(runs))
     return 0
 
