@@ -151,3 +151,22 @@ def test_report_grid_covers_every_difficulty_up_to_the_target():
     programs = LearnToExecute(length=1, nesting=1, target_length=3, target_nesting=2)
     cells = {(v[2]["length"], v[2]["nesting"]) for v in programs.report_variants}
     assert cells == {(k, m) for k in (1, 2, 3) for m in (1, 2)}
+
+
+def test_the_benchmark_records_where_each_curriculum_level_began() -> None:
+    from benchmarks.l2e import level_changes
+
+    rows = [
+        {"updates": 1, "sequences": 100, "curriculum_level": 0},
+        {"updates": 50, "sequences": 5000},  # an evaluation row without the level
+        {"updates": 90, "sequences": 9000, "curriculum_level": 0},
+        {"updates": 110, "sequences": 11000, "curriculum_level": 1},
+        {"updates": 130, "sequences": 13000, "curriculum_level": 1},
+        {"updates": 150, "sequences": 15000, "curriculum_level": 2},
+    ]
+    assert level_changes(rows) == [
+        {"level": 0, "updates": 1, "sequences": 100},
+        {"level": 1, "updates": 110, "sequences": 11000},
+        {"level": 2, "updates": 150, "sequences": 15000},
+    ]
+    assert level_changes([]) == []
