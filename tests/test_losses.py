@@ -42,7 +42,7 @@ def test_reinforce_loss_values_and_gradients():
     # advantages (2, -1): policy = -mean(-1*2, -2*-1) = 0; value = mean(4, 1) = 2.5; entropy 1.0
     assert m["policy_loss"] == pytest.approx(0.0)
     assert m["value_loss"] == pytest.approx(2.5)
-    assert float(loss) == pytest.approx(0.5 * 2.5 - 0.1 * 1.0)
+    assert loss.item() == pytest.approx(0.5 * 2.5 - 0.1 * 1.0)
     loss.backward()
     # d/dlogp = -A/2: raise the log-prob of the better-than-baseline action
     torch.testing.assert_close(log_probs.grad, torch.tensor([[-1.0, 0.5]]))
@@ -245,7 +245,7 @@ def test_sequence_reduction_hand_computed_with_learned_baseline_and_entropy():
     assert float(m["policy_loss"]) == pytest.approx(1.5)
     assert float(m["value_loss"]) == pytest.approx(3.0)
     assert float(m["entropy"]) == pytest.approx(1.0)  # the mean per real step
-    assert float(loss) == pytest.approx(1.5 + 0.5 * 3.0 - 0.1 * 1.5)
+    assert loss.item() == pytest.approx(1.5 + 0.5 * 3.0 - 0.1 * 1.5)
     assert float(m["episode_return_mean"]) == pytest.approx(2.0)  # (G_0 = 3, 1) / 2
     loss.backward()
     torch.testing.assert_close(lp.grad, torch.tensor([[-1.0, 0.5], [-0.5, 0.0]]))
@@ -261,7 +261,7 @@ def test_moving_average_baseline_has_no_value_loss_and_moves_toward_the_returns(
     loss, m = reinforce_loss(lp, returns, mask, ma, reduction="sequence")
     assert "value_loss" not in m
     expected = -(-1.0 * (3 - 1) + -2.0 * (4 - 1) + -0.5 * (2 - 1)) / 2
-    assert float(loss) == pytest.approx(expected)
+    assert loss.item() == pytest.approx(expected)
     assert float(m["policy_loss"]) == pytest.approx(expected)
     assert float(m["baseline"]) == pytest.approx(1.0)  # the value the batch was centred with
     # the mean episode return is (3 + 4) / 2 = 3.5: b <- 0.9 * 1 + 0.1 * 3.5
@@ -407,7 +407,7 @@ def test_sequence_cross_entropy_hand_computed():
         return math.log(sum(math.exp(v) for v in row)) - row[target]
 
     costs = [nll([2, 0, 0], 0), nll([0, 1, 0], 2), nll([0, 0, 3], 2)]
-    assert float(loss) == pytest.approx(sum(costs) / 3)
+    assert loss.item() == pytest.approx(sum(costs) / 3)
     assert float(m["cost_bits"]) == pytest.approx(sum(costs) / 2 / math.log(2))
     # sequence 0 is right at both steps; sequence 1 picks 1 where the target is 2
     assert float(m["token_errors"]) == pytest.approx(0.5)
