@@ -116,6 +116,13 @@ class SequenceAgent(Agent):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, _ = self.core(batch["inputs"].float())
+        return self.targets_loss(logits, batch)
+
+    def targets_loss(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The masked loss of `logits` [T, B, out] against the batch's targets: cross-entropy
+        for symbol tasks, per-bit binary cross-entropy for bit tasks."""
         if self.symbols:
             return sequence_cross_entropy_loss(logits, batch["targets"], batch["mask"])
         return sequence_loss(logits, batch["targets"].float(), batch["mask"])

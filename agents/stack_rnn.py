@@ -25,7 +25,6 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from agents.losses import sequence_bce_loss, sequence_cross_entropy_loss
 from agents.sequence import RecurrentCore, SequenceAgent, State
 
 EMPTY = -1.0  # the value of an empty stack cell (the paper's EMPTY_STACK_VALUE)
@@ -157,10 +156,7 @@ class StackRNNAgent(SequenceAgent):
         if self.cfg.action_entropy_cost == 0:
             return super().loss(batch)
         logits, _, a = self.core.run(batch["inputs"].float())
-        if self.symbols:
-            loss, figures = sequence_cross_entropy_loss(logits, batch["targets"], batch["mask"])
-        else:
-            loss, figures = sequence_bce_loss(logits, batch["targets"].float(), batch["mask"])
+        loss, figures = self.targets_loss(logits, batch)
         entropy = -(a * torch.log(a.clamp_min(1e-12))).sum(-1).mean(-1)  # [T, B]
         steps = (batch["inputs"].float().sum(-1) > 0).to(entropy.dtype)
         entropy = (entropy * steps).sum() / steps.sum().clamp_min(1.0)
