@@ -1,6 +1,6 @@
 """Catch an NTM training collapse and show what the heads did (issue 22).
 
-Trains an NTM config in this process (the learner `memrl train` uses, on the task's own sampler),
+Trains an NTM config (`--config`, default configs/ntm_copy.yaml) in this process (the learner `memrl train` uses, on the task's own sampler),
 scores a fixed batch every `--every` updates, keeps the last `--keep` snapshots (weights and
 optimiser state) and saves them when the score jumps by more than `--jump` wrong bits per
 sequence. For each saved snapshot it prints the median head parameters over the fixed batch:
@@ -14,8 +14,8 @@ loss and gradient norm (before clipping).
         learner.lr_solved_score=-0.1 learner.lr_decay_factor=0.5 learner.lr_min=1e-4
     python benchmarks/ntm_collapse.py --analyse runs/collapse/seed2/collapse_u725.pt
 
-Snapshots are written by this script and read back with `weights_only=False` (they hold the
-optimiser state): analyse only files you made.
+Snapshots are tensors, numbers and lists only, read back with torch.load(weights_only=True):
+a file that holds anything else is refused, never unpickled.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def adam_ratio(optimizer_state: dict[str, Any]) -> float | None:
     return round(float((m.abs() / (v.sqrt() + 1e-8)).median()), 3)
 
 
-def setup(overrides: list[str], seed: int) -> tuple[Any, Any, NTMAgent]:
-    cfg = load_config(ROOT / "configs" / "ntm_copy.yaml", [f"run.seed={seed}", *overrides])
+def setup(config: Path, overrides: list[str], seed: int) -> tuple[Any, Any, NTMAgent]:
+    cfg = load_config(config, [f"run.seed={seed}", *overrides])
     env = envs.make(cfg.env.id, **cfg.env.kwargs)
     agent = make_agent(cfg.agent, env.observation_space, env.action_space)
     if not isinstance(agent, NTMAgent):
@@ -114,9 +114,17 @@ def fixed_batch(task: Any, size: int = 64, seed: int = 12345) -> dict[str, torch
     return {k: torch.as_tensor(v) for k, v in zip(("inputs", "targets", "mask"), arrays)}
 
 
-def analyse(path: Path, overrides: list[str]) -> None:
-    snapshots = torch.load(path, weights_only=False)
-    _, task, agent = setup(overrides, 0)
+def analyse(path: Path, config: Path, overrides: list[str]) -> None:
+    if not path.is_file():
+        raise SystemExit(f"ntm_collapse: no snapshot file {path}")
+    try:
+        snapshots = torch.load(path, weights_only=True)
+    except Exception as error:  # a pickle of anything but tensors and plain containers
+        reason = str(error).strip().splitlines()[0]
+        raise SystemExit(
+            f"ntm_collapse: {path} is not a snapshot file of this script ({reason})"
+        ) from error
+    _, task, agent = setup(config, overrides, 0)
     batch = fixed_batch(task)
     for update, weights, optimizer in snapshots:
         agent.load_state_dict(weights)
@@ -133,7 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("overrides", nargs="*", help="config overrides (configs/ntm_copy.yaml)")
+    parser.add_argument("overrides", nargs="*", help="config overrides")
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "ntm_copy.yaml")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--updates", type=int, default=1500)
     parser.add_argument("--every", type=int, default=25, help="updates between scores")
@@ -144,10 +153,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.analyse is not None:
-        analyse(args.analyse, args.overrides)
+        analyse(args.analyse, args.config, args.overrides)
         return
     torch.manual_seed(args.seed)
-    cfg, task, agent = setup(args.overrides, args.seed)
+    cfg, task, agent = setup(args.config, args.overrides, args.seed)
     learner = Learner(agent, cfg.learner)
     rng = np.random.default_rng(args.seed)
     batch = fixed_batch(task)
@@ -177,7 +186,7 @@ def main() -> None:
             path = out / f"collapse_u{update}.pt"
             torch.save(list(snapshots), path)
             print(f"collapse: {previous:.2f} -> {errors:.2f}; snapshots in {path}", flush=True)
-            analyse(path, args.overrides)
+            analyse(path, args.config, args.overrides)
         previous = errors
     record = {"scores": curve, "updates": steps}  # every update's batch loss and gradient norm
     (out / "curve.json").write_text(json.dumps(record) + "\n")
