@@ -33,10 +33,8 @@ import json
 import math
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -47,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine_info  # noqa: E402
-from benchmarks.memrl_run import ENV, train_subprocess  # noqa: E402
+from benchmarks.memrl_run import train_cli, train_subprocess  # noqa: E402
 from benchmarks.results_store import read_json, update_json  # noqa: E402
 from rollout.config import build_config, read_yaml  # noqa: E402
 from rollout.evaluation import load_agent, open_run, resolve_checkpoint  # noqa: E402
@@ -212,15 +210,6 @@ def entropy_selection(
     return kept, list(records.values())
 
 
-def _train_cli(args: list[str]) -> float:
-    cmd = [sys.executable, "-m", "rollout.cli", "train", *args]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return time.monotonic() - start
-
-
 def config_budget(config: Path, overrides: list[str]) -> int:
     """The run's full budget in sequences (an override wins over the config)."""
     for o in overrides:
@@ -251,7 +240,7 @@ def run_selection(
         if out.exists():
             raise SystemExit(f"{out} exists: give an empty --keep folder for --select")
         overrides = [*extra, f"run.seed={seed}", f"run.total_sequences={screen_sequences}"]
-        wall = _train_cli([str(config), *overrides, f"run.dir={out}"])
+        wall = train_cli([str(config), *overrides, f"run.dir={out}"])
         (run_dir,) = out.iterdir()
         runs[seed] = (run_dir, wall)
         e = validation_entropy(run_dir, max_n)
@@ -265,7 +254,7 @@ def run_selection(
     results = []
     for seed in kept:
         run_dir, wall = runs[seed]
-        wall += _train_cli(["--resume", str(run_dir), f"run.total_sequences={full}"])
+        wall += train_cli(["--resume", str(run_dir), f"run.total_sequences={full}"])
         rows = read_metrics(run_dir / "metrics.jsonl")
         result = run_result(agent, seed, run_dir, rows, read_report(run_dir), wall)
         result["val_entropy_bits_final"] = round(validation_entropy(run_dir, max_n), 5)
