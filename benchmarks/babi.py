@@ -1,16 +1,19 @@
-"""MemN2N on the 20 bAbI tasks, joint training on 1k, beside the paper's figures.
+"""MemN2N on the 20 bAbI tasks, joint training on 1k or 10k, beside the paper's figures.
 
-Trains configs/memn2n_babi_1k.yaml with `memrl train` (its own process, torch at one thread),
-once per seed, reads the per-task test table each run writes (evaluation/final/test.json: the
-best validation checkpoint on the test split) and the training error of the same weights (a
-full pass over the train split, done here), and writes benchmarks/results/babi.json: every
-run's figures, and the run with the lowest training error as the result, as the paper does
-(Sukhbaatar et al. 2015 keep the best of 10 runs by training error; the entry says how many
-runs it has). Beside MemN2N PE LS RN joint (Table 1, 3 hops). Runs of the same recipe (the
-run's resolved config, its seed aside) accumulate across invocations; a different recipe moves
-the stored entry to `joint_1k_superseded` (no measured figure is dropped).
+Trains configs/memn2n_babi_1k.yaml (`--size 10k`: configs/memn2n_babi_10k.yaml) with
+`memrl train` (its own process, torch at one thread), once per seed, reads the per-task test
+table each run writes (evaluation/final/test.json: the best validation checkpoint on the test
+split) and the training error of the same weights (a full pass over the train split, done
+here), and writes benchmarks/results/babi.json: every run's figures, and the run with the
+lowest training error as the result, as the paper does (Sukhbaatar et al. 2015 keep the best
+of 10 runs by training error; the entry says how many runs it has). Beside MemN2N PE LS RN
+joint (Table 1, 3 hops). Runs of the same recipe (the run's config fields away from their
+defaults, its seed aside) accumulate across invocations in `joint_1k` / `joint_10k`; a
+different recipe moves the stored entry to `joint_1k_superseded` (no measured figure is
+dropped).
 
     python benchmarks/babi.py --seeds 1 2 3         # three 1k joint runs (needs the bAbI files)
+    python benchmarks/babi.py --size 10k --seeds 1  # one 10k joint run (entry joint_10k)
     python benchmarks/babi.py --add-run RUN_DIR     # a finished `memrl train` run of the config
     python benchmarks/babi.py --unseen --skip-joint # the new-words comparison (generated data)
     python benchmarks/babi.py --seeds 1 run.total_epochs=2   # overrides go to the config
@@ -36,14 +39,25 @@ from benchmarks.memrl_run import train_subprocess  # noqa: E402
 from benchmarks.results_store import read_json, update_json  # noqa: E402
 from rollout.run_dir import read_metrics  # noqa: E402
 
-CONFIG = ROOT / "configs" / "memn2n_babi_1k.yaml"
-# Sukhbaatar et al. 2015, Table 1: MemN2N, PE LS RN, joint training on 1k, 3 hops (test error %)
-PAPER_1K = [0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5]
-PAPER_1K += [0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0]
-PAPER = {
-    "name": "MemN2N PE LS RN, joint, 1k, 3 hops (Sukhbaatar et al. 2015, Table 1; best of 10)",
-    "test_error_pct": {f"qa{t}": e for t, e in zip(range(1, 21), PAPER_1K)},
+CONFIGS = {size: f"configs/memn2n_babi_{size}.yaml" for size in ("1k", "10k")}
+# Sukhbaatar et al. 2015, Table 1: MemN2N, PE LS RN, joint training, 3 hops (test error %)
+PAPER_ERRORS = {
+    "1k": [0.0, 11.4, 21.9, 13.4, 14.4, 2.8, 18.3, 9.3, 1.9, 6.5]
+    + [0.3, 0.1, 0.2, 6.9, 0.0, 2.7, 40.4, 9.4, 88.0, 0.0],
+    "10k": [0.0, 1.0, 6.8, 0.0, 6.1, 0.1, 6.6, 2.7, 0.0, 0.5]
+    + [0.0, 0.1, 0.0, 0.0, 0.2, 0.2, 41.8, 8.0, 75.7, 0.0],
 }
+
+
+def paper(size: str) -> dict:
+    """The paper's joint figures on `size`, with their mean and failed tasks."""
+    errors = PAPER_ERRORS[size]
+    return {
+        "name": f"MemN2N PE LS RN, joint, {size}, 3 hops (Sukhbaatar et al. 2015, Table 1; "
+        "best of 10)",
+        "test_error_pct": {f"qa{t}": e for t, e in zip(range(1, 21), errors)},
+        **_summary(errors),
+    }
 
 
 def _final_test(run_dir: Path) -> dict:
@@ -112,20 +126,36 @@ def _run_config(run_dir: Path) -> dict:
     return yaml.safe_load((run_dir / "config.yaml").read_text())
 
 
+def config_changes(cfg: dict) -> dict:
+    """The fields of a resolved run config that differ from their defaults (env kwargs, which
+    have none here, all kept): a field added later at its default leaves this unchanged."""
+    from agents import agent_config_class
+    from rollout.config import SECTIONS, config_to_dict
+
+    defaults = {name: config_to_dict(cls()) for name, cls in SECTIONS.items()}
+    defaults["agent"] = config_to_dict(agent_config_class(cfg["agent"]["name"])())
+    defaults["env"].pop("kwargs", None)
+    return {
+        section: {k: v for k, v in values.items() if defaults[section].get(k, ...) != v}
+        for section, values in cfg.items()
+    }
+
+
 def recipe(run_dir: Path) -> str:
-    """What makes runs comparable: the run's resolved config, its seed, folder and name aside."""
+    """What makes runs comparable: the run's config fields away from their defaults, its seed,
+    folder and name aside."""
     cfg = _run_config(run_dir)
     for key in ("seed", "dir", "name"):
         cfg["run"].pop(key, None)
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(config_changes(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def joint_entry(runs: list[dict], overrides: list[str]) -> dict:
-    """The 1k joint entry: all runs of this recipe, the lowest training error reported."""
+def joint_entry(runs: list[dict], overrides: list[str], size: str = "1k") -> dict:
+    """The joint entry of `size`: all runs of this recipe, the lowest training error reported."""
     best = min(runs, key=lambda r: r["train_error_pct"])
     mean_of_runs = [r["mean_error_pct"] for r in runs]
     return {
-        "config": "configs/memn2n_babi_1k.yaml",
+        "config": CONFIGS[size],
         "overrides": overrides,
         "recipe": runs[0]["recipe"],
         "runs": len(runs),
@@ -143,27 +173,28 @@ def joint_entry(runs: list[dict], overrides: list[str]) -> dict:
         "mean_error_pct_over_runs": round(sum(mean_of_runs) / len(mean_of_runs), 2),
         "failed_tasks_over_runs": [r["failed_tasks"] for r in runs],
         "per_run": runs,
-        "paper": {**PAPER, **_summary(PAPER_1K)},
+        "paper": paper(size),
     }
 
 
-def store_runs(result: dict, runs: list[dict], overrides: list[str]) -> dict:
-    """Add `runs` to the stored entry of the same recipe (a different recipe's entry moves to
-    joint_1k_superseded, or joint_1k_superseded_N when that is taken)."""
+def store_runs(result: dict, runs: list[dict], overrides: list[str], size: str = "1k") -> dict:
+    """Add `runs` to the stored `joint_{size}` entry of the same recipe (a different recipe's
+    entry moves to joint_{size}_superseded, or joint_{size}_superseded_N when that is taken)."""
     if len({r["recipe"] for r in runs}) != 1:
         raise ValueError("runs of different recipes cannot form one entry")
-    stored = result.get("joint_1k")
+    name = f"joint_{size}"
+    stored = result.get(name)
     previous: list[dict] = []
     if stored is not None:
         if stored.get("recipe") == runs[0]["recipe"]:
             previous = list(stored.get("per_run", []))
         else:
-            key, n = "joint_1k_superseded", 2
+            key, n = f"{name}_superseded", 2
             while key in result:
-                key, n = f"joint_1k_superseded_{n}", n + 1
+                key, n = f"{name}_superseded_{n}", n + 1
             result[key] = stored
-    entry = joint_entry(previous + runs, overrides)
-    result["joint_1k"] = entry
+    entry = joint_entry(previous + runs, overrides, size)
+    result[name] = entry
     return entry
 
 
@@ -214,6 +245,7 @@ def main() -> None:
     parser.add_argument(
         "--add-run", action="append", default=[], help="a finished run folder of the config"
     )
+    parser.add_argument("--size", choices=sorted(CONFIGS), default="1k", help="bAbI 1k or 10k")
     parser.add_argument("--unseen", action="store_true", help="also the new-words comparison")
     parser.add_argument("--skip-joint", action="store_true", help="only the new-words comparison")
     parser.add_argument("--keep", default="", help="copy each run's folder to KEEP/seed-N")
@@ -227,7 +259,7 @@ def main() -> None:
         def change(result: dict) -> None:
             result["machine"] = machine_info()
             result["torch_threads"] = 1
-            store_runs(result, [run], args.overrides)
+            store_runs(result, [run], args.overrides, args.size)
 
         return update_json(out, change, indent=2)
 
@@ -241,12 +273,13 @@ def main() -> None:
         for seed in seeds:
             overrides = [*args.overrides, f"run.seed={seed}"]
             keep = Path(args.keep) / f"seed-{seed}" if args.keep else None
-            _, run, wall = train_subprocess(CONFIG, overrides, lambda d: read_run(d), keep=keep)
+            config = ROOT / CONFIGS[args.size]
+            _, run, wall = train_subprocess(config, overrides, lambda d: read_run(d), keep=keep)
             run["wall_clock_s"], run["wall_clock_of"] = round(wall, 1), "the whole process"
             result = add(run)
             print(f"seed {seed}: mean {run['mean_error_pct']}, failed {run['failed_tasks']}")
-        if "joint_1k" in result:
-            print(_markdown(result["joint_1k"]))
+        if f"joint_{args.size}" in result:
+            print(_markdown(result[f"joint_{args.size}"]))
     if args.unseen:
         figures = unseen_words(args.overrides)
         update_json(out, lambda result: result.update(unseen_words=figures), indent=2)

@@ -26,6 +26,7 @@ from envs.babi import (
     encode,
     find_task_files,
     load_babi,
+    load_samples,
     parse_text,
     prepare,
     read_file,
@@ -338,6 +339,7 @@ def test_joint_1k_preparation_on_the_official_files():
         ("tasks", (), "at least one"),
         ("tasks", (1, 1), "twice"),
         ("size", "5k", "size: '5k'"),
+        ("fallback_size", "2k", "fallback_size: '2k'"),
         ("memory_size", 0, "memory_size"),
         ("valid_fraction", 1.0, "valid_fraction"),
     ],
@@ -355,6 +357,30 @@ def test_find_task_files_says_what_it_looked_for(tmp_path):
         find_task_files(tmp_path, 2)
     with pytest.raises(BabiDataError, match="1..20"):
         find_task_files(tmp_path, 21)
+
+
+def test_a_missing_train_file_is_read_at_the_fallback_size(tmp_path):
+    """Some 10k copies lack task 3's train file: `fallback_size` reads the 1k one instead, the
+    test file stays the 10k one; without it, or with the fallback missing too, it is an error."""
+    story = "1 Mary moved to the hallway.\n2 Where is Mary?\thallway\t1\n"
+    stem = "qa3_three-supporting-facts"
+    for folder, names in (("en", ["train", "test"]), ("en-10k", ["test"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / f"{stem}_{name}.txt").write_text(story)
+    files = find_task_files(tmp_path, 3, "10k", fallback_size="1k")
+    assert files.train == tmp_path / "en" / f"{stem}_train.txt" and files.train_size == "1k"
+    assert files.test == tmp_path / "en-10k" / f"{stem}_test.txt"
+    assert find_task_files(tmp_path, 3, "1k", fallback_size="10k").train_size == "1k"
+    with pytest.raises(BabiDataError, match=f"{stem}_train.txt is missing"):
+        find_task_files(tmp_path, 3, "10k")
+    (tmp_path / "en" / f"{stem}_train.txt").unlink()
+    with pytest.raises(BabiDataError, match=f"en/{stem}_train.txt is missing"):
+        find_task_files(tmp_path, 3, "10k", fallback_size="1k")
+    config = BabiDataConfig(root=str(tmp_path), tasks=(3,), size="10k", fallback_size="1k")
+    (tmp_path / "en" / f"{stem}_train.txt").write_text(story)
+    train, test = load_samples(config)
+    assert len(train) == len(test) == 1 and train[0].answer == ("hallway",)
 
 
 # ----------------------------------------------------------------------------- fetcher

@@ -34,11 +34,12 @@ ARCHIVE_FOLDER = "tasks_1-20_v1-2"  # the top folder of the official archive
 
 @dataclass(frozen=True)
 class TaskFiles:
-    """The train and test file of one task."""
+    """The train and test file of one task (`train_size`: the size the train file is of)."""
 
     task: int
     train: Path
     test: Path
+    train_size: str = "1k"
 
 
 def _check_task(task: int) -> None:
@@ -46,21 +47,32 @@ def _check_task(task: int) -> None:
         raise BabiDataError(f"bAbI task {task!r} does not exist; tasks are 1..20")
 
 
-def find_task_files(root: str | PathLike[str], task: int, size: str = "1k") -> TaskFiles:
-    """The files of `task` under `root`: a folder holding `en/` and `en-10k/`, or the folder
-    the official archive unpacks into (`tasks_1-20_v1-2/`)'s parent."""
-    _check_task(task)
+def _size_folder(root: Path, size: str) -> Path:
     if size not in SIZES:
         raise BabiDataError(f"bAbI size {size!r} is not one of {sorted(SIZES)}")
-    root = Path(root)
     folders = [root / SIZES[size], root / ARCHIVE_FOLDER / SIZES[size]]
     folder = next((f for f in folders if f.is_dir()), None)
     if folder is None:
         raise BabiDataError(
             f"no bAbI {size} folder under {root}: looked for {' and '.join(map(str, folders))}"
         )
+    return folder
+
+
+def find_task_files(
+    root: str | PathLike[str], task: int, size: str = "1k", fallback_size: str = ""
+) -> TaskFiles:
+    """The files of `task` under `root`: a folder holding `en/` and `en-10k/`, or the folder
+    the official archive unpacks into (`tasks_1-20_v1-2/`)'s parent. A train file missing at
+    `size` is read at `fallback_size` when one is given (some 10k copies lack task 3's)."""
+    _check_task(task)
+    root = Path(root)
     stem = f"qa{task}_{TASK_NAMES[task]}"
-    files = TaskFiles(task, folder / f"{stem}_train.txt", folder / f"{stem}_test.txt")
+    folder = _size_folder(root, size)
+    files = TaskFiles(task, folder / f"{stem}_train.txt", folder / f"{stem}_test.txt", size)
+    if not files.train.is_file() and fallback_size and fallback_size != size:
+        train = _size_folder(root, fallback_size) / files.train.name
+        files = TaskFiles(task, train, files.test, fallback_size)
     for path in (files.train, files.test):
         if not path.is_file():
             hint = " (the 10k train file of task 3 is not in every copy)" if size == "10k" else ""
@@ -221,7 +233,9 @@ class BabiDataConfig:
     memrl's generator writes `generated_questions` train and as many test questions per task,
     the test set with the default words (`test_words: seen`) or only names, places and objects
     never used in training (`novel`). `tasks` lists the tasks trained together (one task:
-    per-task training, all 20: joint training).
+    per-task training, all 20: joint training). `fallback_size` (e.g. `1k`): the size whose
+    train file stands in for one missing at `size` (some 10k copies lack task 3's); by default
+    a missing file is an error.
     """
 
     root: str = ""
@@ -233,6 +247,7 @@ class BabiDataConfig:
     source: str = "files"
     generated_questions: int = 1000
     test_words: str = "seen"
+    fallback_size: str = ""
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
@@ -244,6 +259,10 @@ class BabiDataConfig:
             raise BabiDataError(f"tasks: {list(self.tasks)} lists a task twice")
         if self.size not in SIZES:
             raise BabiDataError(f"size: {self.size!r} is not one of {sorted(SIZES)}")
+        if self.fallback_size and self.fallback_size not in SIZES:
+            raise BabiDataError(
+                f"fallback_size: {self.fallback_size!r} is not one of {sorted(SIZES)} (or '')"
+            )
         if isinstance(self.memory_size, bool) or not isinstance(self.memory_size, int):
             raise BabiDataError(f"memory_size: an integer >= 1, got {self.memory_size!r}")
         if self.memory_size < 1:
@@ -288,7 +307,7 @@ def load_samples(config: BabiDataConfig) -> tuple[list[Sample], list[Sample]]:
     if not config.root:
         raise BabiDataError("root: name the folder holding the bAbI files (en/, en-10k/)")
     for task in config.tasks:
-        files = find_task_files(config.root, task, config.size)
+        files = find_task_files(config.root, task, config.size, config.fallback_size)
         train += read_file(files.train, task=task)
         test += read_file(files.test, task=task)
     return train, test
