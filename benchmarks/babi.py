@@ -219,21 +219,43 @@ def unseen_words(overrides: list[str]) -> dict:
     return {"config": "configs/memn2n_babi_generated.yaml", "overrides": overrides, **results}
 
 
-def _markdown(result: dict) -> str:
-    runs = result["runs"]
-    lines = [
-        f"| task | memrl MemN2N (best of {runs} by training error) | paper PE LS RN joint |",
-        "|---|---:|---:|",
+def markdown_table(entry: dict) -> str:
+    """A joint entry as the docs' table: the selected run, every run, the paper."""
+    runs, size = entry["per_run"], entry["config"].split("_")[-1].removesuffix(".yaml")
+    columns = [
+        (
+            f"memrl MemN2N {size}, best of {entry['runs']} by training error "
+            f"(seed {entry['selected_seed']})",
+            entry,
+            True,
+        ),
+        *((f"seed {r['seed']}", r, False) for r in runs),
     ]
-    ours, paper = result["test_error_pct"], result["paper"]["test_error_pct"]
+    paper = entry["paper"]
+    lines = [
+        "| task | " + " | ".join(c[0] for c in columns) + f" | paper {size} (best of 10) |",
+        "|---|" + "---:|" * (len(columns) + 1),
+    ]
+
+    def row(name: str, cell, bold: bool = False) -> str:
+        def mark(text: str, strong: bool) -> str:
+            return f"**{text}**" if strong and bold else text
+
+        cells = [mark(cell(figures), strong) for _, figures, strong in columns]
+        return f"| {name} | " + " | ".join(cells) + f" | {mark(cell(paper), True)} |"
+
     for t in range(1, 21):
-        lines.append(f"| qa{t} | {ours[f'qa{t}']:.1f} | {paper[f'qa{t}']:.1f} |")
-    mean, paper_mean = result["mean_error_pct"], result["paper"]["mean_error_pct"]
-    lines.append(f"| **mean error %** | **{mean:.1f}** | **{paper_mean:.1f}** |")
-    lines.append(
-        f"| failed tasks (> 5%) | {result['failed_tasks']} | {result['paper']['failed_tasks']} |"
-    )
+        lines.append(row(f"qa{t}", lambda f, k=f"qa{t}": f"{f['test_error_pct'][k]:.1f}"))
+    lines.append(row("**mean error %**", lambda f: f"{f['mean_error_pct']:.1f}", bold=True))
+    lines.append(row("failed tasks (> 5%)", lambda f: str(f["failed_tasks"]), bold=True))
+    lines.append(row("training error % (all tasks)", lambda f: _figure(f, "train_error_pct", 2)))
+    lines.append(row("wall clock (s)", lambda f: _figure(f, "wall_clock_s", 0)))
     return "\n".join(lines)
+
+
+def _figure(figures: dict, key: str, digits: int) -> str:
+    value = figures.get(key)
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:
@@ -246,12 +268,20 @@ def main() -> None:
         "--add-run", action="append", default=[], help="a finished run folder of the config"
     )
     parser.add_argument("--size", choices=sorted(CONFIGS), default="1k", help="bAbI 1k or 10k")
+    parser.add_argument(
+        "--table", action="store_true", help="print the stored joint entries' tables, train nothing"
+    )
     parser.add_argument("--unseen", action="store_true", help="also the new-words comparison")
     parser.add_argument("--skip-joint", action="store_true", help="only the new-words comparison")
     parser.add_argument("--keep", default="", help="copy each run's folder to KEEP/seed-N")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "babi.json"))
     args = parser.parse_args()
     out = Path(args.out)
+    if args.table:
+        for name, entry in read_json(out).items():
+            if name in ("joint_1k", "joint_10k"):
+                print(f"{name}:\n{markdown_table(entry)}\n")
+        return
 
     def add(run: dict) -> dict:
         """Store one run now (a stopped benchmark keeps what it measured; see results_store)."""
@@ -279,7 +309,7 @@ def main() -> None:
             result = add(run)
             print(f"seed {seed}: mean {run['mean_error_pct']}, failed {run['failed_tasks']}")
         if f"joint_{args.size}" in result:
-            print(_markdown(result[f"joint_{args.size}"]))
+            print(markdown_table(result[f"joint_{args.size}"]))
     if args.unseen:
         figures = unseen_words(args.overrides)
         update_json(out, lambda result: result.update(unseen_words=figures), indent=2)

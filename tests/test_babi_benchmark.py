@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.babi import config_changes, paper, recipe, store_runs
+from benchmarks.babi import config_changes, markdown_table, paper, recipe, store_runs
 from rollout.config import config_to_dict, dump_config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +80,16 @@ def test_runs_accumulate_by_recipe_and_size():
 def test_the_papers_columns():
     assert paper("1k")["test_error_pct"]["qa19"] == 88.0
     assert paper("10k")["test_error_pct"]["qa17"] == 41.8
+
+
+def test_the_docs_table_has_a_column_per_run_and_the_paper():
+    result: dict = {}
+    store_runs(result, [entry_run(1, "r", 8.0, 15.0), entry_run(2, "r", 6.0, 14.0)], [])
+    lines = markdown_table(result["joint_1k"]).splitlines()
+    assert lines[0] == (
+        "| task | memrl MemN2N 1k, best of 2 by training error (seed 2) | seed 1 | seed 2 "
+        "| paper 1k (best of 10) |"
+    )
+    assert lines[2] == "| qa1 | 14.0 | 15.0 | 14.0 | 0.0 |"
+    assert "| **mean error %** | **14.0** | 15.0 | 14.0 | **12.4** |" in lines
+    assert "| training error % (all tasks) | 6.00 | 8.00 | 6.00 |  |" in lines
