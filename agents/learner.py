@@ -71,6 +71,11 @@ class LearnerConfig:
     centered: bool = False
     weight_decay: float = 0.0
     grad_clip: float = 10.0
+    # 'norm': scale the whole gradient down to norm grad_clip; 'value': clamp every component to
+    # [-grad_clip, grad_clip] (the NTM paper's "all gradient components are clipped elementwise
+    # to the range (-10, 10)", with RMSProp); an agent that clips its own gradients (MemN2N) needs
+    # 'norm'
+    grad_clip_mode: Literal["norm", "value"] = "norm"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
     torch_threads: int = 0
@@ -236,6 +241,8 @@ def use_cuda_graphs(cfg: Any, device: torch.device, agent: Agent) -> bool:
         reasons.append(f"agent '{agent.cfg.name}' has no graph-safe loss (the NTM and LSTM do)")
     if cfg.optimizer != "adam" or getattr(cfg, "lr_schedule", "constant") != "constant":
         reasons.append("it needs learner.optimizer adam with a constant lr")
+    if getattr(cfg, "grad_clip_mode", "norm") != "norm":
+        reasons.append("it clips by norm only (learner.grad_clip_mode: norm)")
     if setting == "on" and reasons:
         raise AgentError(
             f"learner.cuda_graphs is 'on' but {'; '.join(reasons)}; use 'auto' or 'off'."
@@ -388,6 +395,13 @@ class Learner:
         problems = cfg.errors() if isinstance(cfg, LearnerConfig) else []
         if problems:
             raise AgentError(problems[0] + ".")
+        self.clip_values = getattr(cfg, "grad_clip_mode", "norm") == "value" and cfg.grad_clip > 0
+        own_clip = getattr(type(agent), "clip_gradients", Agent.clip_gradients)
+        if self.clip_values and own_clip is not Agent.clip_gradients:
+            raise AgentError(
+                f"agent '{agent.cfg.name}' clips its own gradients by norm; "
+                "'learner.grad_clip_mode: value' is for agents that leave clipping to the learner."
+            )
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.agent = agent.to(self.device)
@@ -450,7 +464,11 @@ class Learner:
             params = [
                 p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
             ]
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            if self.clip_values:  # the norm before clamping, as 'norm' reports it
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+                torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip)
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         if grad_norm is not None:
             if not torch.isfinite(grad_norm):
                 self._non_finite(float(loss.detach()), float(grad_norm))

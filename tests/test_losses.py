@@ -145,6 +145,46 @@ def test_learner_nan_guard_keeps_weights_and_clips():
         assert torch.equal(v, agent.state_dict()[k])
 
 
+def test_value_clipping_clamps_each_component_and_reports_the_norm_before():
+    """grad_clip_mode 'value' (the NTM paper's clipping): with plain SGD an update moves each
+    weight by lr * clamp(gradient, -c, c); 'norm' would scale the whole gradient instead."""
+    space_o, space_a = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2)
+    batch = {
+        "obs": np.full((2, 1, 3), 3.0, np.float32),
+        "actions": np.zeros((2, 1), np.int64),
+        "rewards": np.array([[100.0], [50.0]], np.float32),
+        "mask": np.ones((2, 1), np.float32),
+    }
+
+    def step(mode: str, clip: float) -> tuple[dict, dict, dict]:
+        torch.manual_seed(0)
+        agent = make_agent(reinforce.Config(hidden=[8]), space_o, space_a)
+        cfg = LearnerConfig(
+            optimizer="sgd", lr=0.1, grad_clip=clip, grad_clip_mode=mode, device="cpu"
+        )
+        before = {k: v.clone() for k, v in agent.state_dict().items()}
+        metrics = Learner(agent, cfg).update(batch)
+        return before, agent.state_dict(), metrics
+
+    before, _, free = step("norm", 0.0)  # no clipping: the raw gradient is (before - after) / lr
+    _, raw_after, _ = step("norm", 0.0)
+    raw = {k: (before[k] - raw_after[k]) / 0.1 for k in before}
+    clip = 0.5 * max(float(g.abs().max()) for g in raw.values())
+    assert clip > 0 and any(float(g.abs().min()) < clip for g in raw.values())
+    _, after, metrics = step("value", clip)
+    for k in before:
+        expected = before[k] - 0.1 * raw[k].clamp(-clip, clip)
+        torch.testing.assert_close(after[k], expected, rtol=1e-5, atol=1e-6)
+    norm = math.sqrt(sum(float((g**2).sum()) for g in raw.values()))
+    assert metrics["grad_norm"] == pytest.approx(norm, rel=1e-4)
+    assert "grad_norm" not in free  # without clipping the norm is not computed
+
+    from rollout.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match="grad_clip_mode"):
+        build_config({"agent": {"name": "reinforce"}, "learner": {"grad_clip_mode": "both"}})
+
+
 def test_lr_schedules_hand_computed_and_applied_from_the_update_count():
     from agents.learner import scheduled_lr
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import envs
-from agents import make_agent
+from agents import AgentError, make_agent
 from agents.learner import Learner, LearnerConfig
 from agents.memn2n import Config, MemN2NAgent, position_encoding, reference_position_encoding
 from envs.babi.env import default_babi_root
@@ -151,6 +151,8 @@ def test_nil_rows_stay_zero_through_training():
     assert figures["grad_norm"] > 0
     assert torch.all(agent.embeddings[:, 0] == 0)
     assert agent.embeddings[:, 2:].abs().sum() > 0
+    with pytest.raises(AgentError, match="clips its own gradients"):
+        Learner(agent, LearnerConfig(grad_clip=40.0, grad_clip_mode="value"))
 
 
 def test_each_table_is_clipped_on_its_own_then_scaled_during_linear_start():
