@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
     from rollout.sweep_cli import add_sweep_parser
 
     add_sweep_parser(sub)  # memrl sweep
+    from rollout.data_cli import add_data_parser
+
+    add_data_parser(sub)  # memrl data
     return parser
 
 
@@ -365,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         from rollout.sweep_cli import cmd_sweep
 
         return cmd_sweep(args, out, err)
+    if args.command == "data":
+        from rollout.data_cli import cmd_data
+
+        return cmd_data(args, out, err)
     return cmd_train(args, err)
 
 

@@ -452,17 +452,42 @@ def test_fetch_downloads_over_http(tmp_path):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/tasks_1-20_v1-2.tar.gz"
-        dest = fetch_babi(tmp_path / "babi", url=url, timeout=10)
+        seen: list[tuple[int, int | None]] = []
+        dest = fetch_babi(
+            tmp_path / "babi", url=url, timeout=10, progress=lambda *a: seen.append(a)
+        )
     finally:
         server.shutdown()
         server.server_close()
     assert (dest / "en" / "qa1_single-supporting-fact_test.txt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["babi", "served.tar.gz"]
+    assert seen and seen[-1] == (len(payload), len(payload))  # the bar's figures
     with pytest.raises(BabiDataError, match="cannot download .*archive="):
         fetch_babi(tmp_path / "b2", url="http://127.0.0.1:9/x.tar.gz", timeout=5)
     with pytest.raises(BabiDataError, match="not an http"):
         fetch_babi(tmp_path / "b3", url="file:///etc/passwd")
     assert not (tmp_path / "b2").exists() and not (tmp_path / "b3").exists()
+
+
+def test_memrl_data_babi_unpacks_an_archive_and_says_what_it_holds(tmp_path, capsys):
+    from rollout.cli import main
+
+    stem = "tasks_1-20_v1-2/en/qa1_single-supporting-fact"
+    files = [
+        (tarfile.TarInfo(f"{stem}_{split}.txt"), STORY.encode()) for split in ("train", "test")
+    ]
+    archive = _tar(tmp_path / "babi.tar.gz", files)
+    dest = tmp_path / "babi"
+    assert main(["data", "babi", "--dest", str(dest), "--archive", str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert f"bAbI in {dest}" in out and "1k: 1 of 20 tasks" in out and "missing: qa2, qa3" in out
+    assert "10k: 0 of 20" in out
+    written = read_file(dest / "en" / "qa1_single-supporting-fact_train.txt")
+    assert written == parse_text(STORY, task=1)
+    assert main(["data", "babi", "--dest", str(tmp_path / "x"), "--archive", "nope.tgz"]) == 1
+    assert "nope.tgz" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    empty = _tar(tmp_path / "empty.tar.gz", [])
+    assert main(["data", "babi", "--dest", str(tmp_path / "e"), "--archive", str(empty)]) == 1
 
 
 def _link(name: str, target: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:

@@ -74,7 +74,8 @@ class BabiEnv(gym.Env):
 
     kwargs: the fields of `BabiDataConfig` (`root`, `tasks`, `size` 1k/10k, `memory_size`,
     `source` official/generated, `seed`, `generated_questions`, `test_words` seen/novel,
-    `valid_fraction`) and `episode_split`, the split the env's episodes draw questions from.
+    `valid_fraction`, `fallback_size`) and `episode_split`, the split the env's episodes draw
+    questions from.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Callable
 from os import PathLike
 from pathlib import Path, PurePosixPath
 
@@ -109,18 +110,30 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, target: Path, timeout: float = 60.0) -> None:
-    """Stream `url` (http or https) into the file `target`."""
+Progress = Callable[[int, "int | None"], None]  # (bytes so far, total bytes if known)
+
+
+def download(
+    url: str, target: Path, timeout: float = 60.0, progress: Progress | None = None
+) -> None:
+    """Stream `url` (http or https) into the file `target`, telling `progress` after each block."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise BabiDataError(f"{url!r} is not an http(s) address")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
-            shutil.copyfileobj(response, out)
+            length = response.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
+            done = 0
+            while block := response.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise BabiDataError(
             f"cannot download {url}: {reason}; without internet, pass the archive's path "
-            f"(archive=...)"
+            f"(archive=..., or `memrl data babi --archive FILE`)"
         ) from None
 
 
@@ -130,10 +143,11 @@ def fetch_babi(
     archive: str | PathLike[str] | None = None,
     sha256: str | None = None,
     timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> Path:
     """The bAbI folder `dest` (holding `en/`, `en-10k/`, ...), downloaded from `url` or unpacked
     from the local `archive`. A `dest` that already holds `en/` is returned as it is.
-    `sha256`, when given, must match the archive's digest."""
+    `sha256`, when given, must match the archive's digest; `progress` follows the download."""
     dest = Path(dest)
     if (dest / SIZES["1k"]).is_dir():
         return dest
@@ -144,7 +158,7 @@ def fetch_babi(
             fd, name = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".tar.gz", dir=dest.parent)
             os.close(fd)
             downloaded = Path(name)
-            download(url, downloaded, timeout)
+            download(url, downloaded, timeout, progress)
             archive = downloaded
         if sha256 is not None and (digest := _sha256(Path(archive))) != sha256.lower():
             raise BabiArchiveError(f"{archive}: sha256 {digest} is not the expected {sha256}")
