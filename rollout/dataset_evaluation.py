@@ -164,21 +164,26 @@ def explain_examples(agent: Any, task: Any, split: str, per_group: int = 1) -> l
 
 
 def format_explanations(examples: list[dict]) -> str:
-    """Markdown: per example, one row per story row with each figure and a bar of its size
-    (the layout of the MemN2N paper's Table 2)."""
+    """Markdown: per example, one row per story row with each figure and a bar of its size,
+    and where the task names them (`support_rows`) the supporting facts marked (the layout of
+    the MemN2N paper's Table 2)."""
     out = []
     for ex in examples:
         names = list(ex["figures"])
         verdict = "right" if ex["correct"] else "wrong"
+        support = ex.get("support_rows")
+        marks = ["support"] if support is not None else []
         out += [
             f"### {ex.get('task', '')}: {ex['question']}? (answer: {ex['answer']}; {verdict})",
             "",
-            "| row | " + " | ".join(names) + " |",
-            "|---|" + "---|" * len(names),
+            "| row | " + " | ".join(marks + names) + " |",
+            "|---|" + "---|" * len(marks + names),
         ]
         for r, text in enumerate(ex["rows"]):
             values = [ex["figures"][n][r] for n in names]
             cells = [f"{v:.2f} {'█' * round(8 * min(max(v, 0.0), 1.0))}" for v in values]
+            if support is not None:
+                cells.insert(0, "yes" if r in support else "")
             out.append(f"| {text} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out) + "\n"

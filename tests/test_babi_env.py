@@ -105,3 +105,28 @@ def test_official_task_1_through_the_registry():
     assert len(task.dataset("test")) == 1000 and len(task.dataset("train")) == 900
     described = task.describe("test", 0)
     assert described["question"].startswith("where is") and described["rows"]
+    # the first test story: "1 John travelled to the hallway. 2 Mary journeyed to the
+    # bathroom. 3 Where is John?	hallway	1": the fact on line 1 is memory row 0
+    assert described["question"] == "where is john" and described["answer"] == "hallway"
+    assert described["rows"][0] == "john travelled to the hallway"
+    assert described["support_rows"] == [0]
+
+
+def test_the_attention_table_marks_the_supporting_facts():
+    from rollout.dataset_evaluation import format_explanations
+
+    example = {
+        "task": "qa1",
+        "question": "where is john",
+        "answer": "hallway",
+        "correct": True,
+        "rows": ["john went to the hallway", "mary went to the bathroom"],
+        "support_rows": [0],
+        "figures": {"hop 1": [0.75, 0.25], "hop 2": [1.0, 0.0]},
+    }
+    lines = format_explanations([example]).splitlines()
+    assert lines[2] == "| row | support | hop 1 | hop 2 |"
+    assert lines[4] == "| john went to the hallway | yes | 0.75 ██████ | 1.00 ████████ |"
+    assert lines[5] == "| mary went to the bathroom |  | 0.25 ██ | 0.00  |"
+    del example["support_rows"]  # a task that names none: no column
+    assert format_explanations([example]).splitlines()[2] == "| row | hop 1 | hop 2 |"

@@ -123,8 +123,8 @@ class BabiEnv(gym.Env):
         return np.concatenate([part.stories[index], part.questions[index][None]], axis=0)
 
     def describe(self, split: str, index: int) -> dict[str, Any]:
-        """Question `index` of `split` in words: its memory rows, the question and the answer
-        (for reports such as the attention tables)."""
+        """Question `index` of `split` in words: its memory rows, the question, the answer and
+        the rows holding its supporting facts (for reports such as the attention tables)."""
         part, words = getattr(self.data, split), self.vocab.words
         text = lambda ids: " ".join(words[i] for i in ids if i)  # noqa: E731
         rows = [text(part.stories[index, j]) for j in range(int(part.story_lengths[index]))]
@@ -133,6 +133,7 @@ class BabiEnv(gym.Env):
             "rows": rows,
             "question": text(part.questions[index]),
             "answer": words[int(part.answers[index])],
+            "support_rows": sorted(int(r) for r in part.supports[index] if r >= 0),
         }
 
     def word(self, word_id: int) -> str:
