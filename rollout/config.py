@@ -90,6 +90,9 @@ class EnvConfig:
     # when an evaluation's score (mean return, or accuracy on datasets) >= curriculum_threshold
     curriculum: list[dict[str, Any]] = field(default_factory=list)
     curriculum_threshold: float | None = None
+    # instead of the threshold: one level up per this many training sequences, whatever the
+    # evaluations say (the stack RNN paper's one more n per epoch); 0 = off. Sequence tasks only
+    curriculum_every_sequences: int = 0
     # with `eval_kwargs` (a fixed target), the current level is evaluated too, in the level's
     # kwargs with these laid over (e.g. {strategy: naive}: only the level's own difficulty, not
     # a mixture's share of harder ones); its score is what moves the level
@@ -408,9 +411,24 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             "'env.curriculum_eval_kwargs' is set but 'env.curriculum' has no levels",
         ),
         (
-            not cfg.env.curriculum or cfg.env.curriculum_threshold is not None,
+            cfg.env.curriculum_every_sequences >= 0,
+            "'env.curriculum_every_sequences' must be >= 0 (0 = no schedule)",
+        ),
+        (
+            not cfg.env.curriculum
+            or cfg.env.curriculum_threshold is not None
+            or cfg.env.curriculum_every_sequences > 0,
             "'env.curriculum' needs 'env.curriculum_threshold' (the evaluation score that "
-            "moves it one level up)",
+            "moves it one level up) or 'env.curriculum_every_sequences' (a fixed schedule)",
+        ),
+        (
+            cfg.env.curriculum_threshold is None or cfg.env.curriculum_every_sequences == 0,
+            "'env.curriculum_threshold' and 'env.curriculum_every_sequences' exclude each other: "
+            "the level moves on evaluations or on a fixed schedule, not both",
+        ),
+        (
+            cfg.env.curriculum_every_sequences == 0 or bool(cfg.env.curriculum),
+            "'env.curriculum_every_sequences' is set but 'env.curriculum' has no levels",
         ),
         (
             0 <= run.seed < 2**32,

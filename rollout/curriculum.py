@@ -1,5 +1,7 @@
 """A curriculum over env kwargs: a list of levels, each a dict of env kwargs laid over
-`env.kwargs`, that moves one level up when an evaluation's score reaches `env.curriculum_threshold`.
+`env.kwargs`, that moves one level up when an evaluation's score reaches `env.curriculum_threshold`,
+or on a fixed schedule, one level per `env.curriculum_every_sequences` training sequences (Joulin &
+Mikolov's `train_add.cpp`: one more n per epoch of 10,000 sequences, whatever the validation says).
 
 The level travels to the rollout workers with the weights (`set_weights(weights, env_kwargs)`),
 and the workers rebuild their envs with it, so the data they draw changes with the level. Tasks
@@ -13,8 +15,15 @@ from typing import Any
 
 
 class Curriculum:
-    def __init__(self, base: dict[str, Any], levels: list[dict[str, Any]], threshold: float | None):
+    def __init__(
+        self,
+        base: dict[str, Any],
+        levels: list[dict[str, Any]],
+        threshold: float | None,
+        every_sequences: int = 0,
+    ):
         self.base, self.levels, self.threshold = dict(base), list(levels), threshold
+        self.every_sequences = every_sequences
         self.level = 0
 
     @property
@@ -31,6 +40,17 @@ class Curriculum:
             return False
         if score >= self.threshold:
             self.level += 1
+            return True
+        return False
+
+    def schedule(self, sequences: int) -> bool:
+        """On a fixed schedule: the level is sequences // every_sequences (capped at the last);
+        True if that moved it. Without a schedule, never moves."""
+        if not self.levels or self.every_sequences <= 0:
+            return False
+        level = min(sequences // self.every_sequences, len(self.levels) - 1)
+        if level > self.level:
+            self.level = level
             return True
         return False
 

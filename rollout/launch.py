@@ -19,8 +19,9 @@ from rollout.run_dir import RunDir, check_root
 def check_before_start(cfg: ExperimentConfig, console: Console, resume: bool = False) -> None:
     """Refuse what cannot train, before Ray starts and before a run folder exists: a bad env id,
     an agent that cannot learn the task, a broken plug-in env, a run.dir that is a file, a
-    missing or unfit warm-start source. Raises EnvSpecError, AgentError, RunDirError or
-    WarmStartError; prints the env checker's warnings."""
+    missing or unfit warm-start source, a curriculum schedule on a task without sequences.
+    Raises EnvSpecError, AgentError, RunDirError, WarmStartError or ConfigError; prints the env
+    checker's warnings."""
     from agents.learner import resolve_device, use_cuda_graphs
     from rollout.trainer import probe_and_check
     from rollout.warm_start import warm_start
@@ -29,6 +30,14 @@ def check_before_start(cfg: ExperimentConfig, console: Console, resume: bool = F
         check_root(cfg.run.dir)  # a run.dir that is a file fails here, with nothing written
     probe, agent, warnings = probe_and_check(cfg)
     try:
+        if cfg.env.curriculum_every_sequences and not hasattr(probe.unwrapped, "sample_batch"):
+            from rollout.config import ConfigError
+
+            raise ConfigError(
+                f"'env.curriculum_every_sequences' counts training sequences, and env "
+                f"'{cfg.env.id}' is not a sequence task (no sample_batch): use "
+                "'env.curriculum_threshold'"
+            )
         for warning in warnings:
             note = escape(f"env '{cfg.env.id}': {warning}")
             console.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)

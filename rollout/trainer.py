@@ -165,7 +165,10 @@ class Trainer:
         self.last_figures: dict[str, float] = {}
         self.loop = LoopState()
         self.curriculum = Curriculum(
-            cfg.env.kwargs, cfg.env.curriculum, cfg.env.curriculum_threshold
+            cfg.env.kwargs,
+            cfg.env.curriculum,
+            cfg.env.curriculum_threshold,
+            cfg.env.curriculum_every_sequences,
         )
         # seconds spent per stage of the loop (logged as t_<stage>_s, cumulative)
         self.stage_s: dict[str, float] = dict.fromkeys(("wait", "replay", "update", "weights"), 0.0)
@@ -378,6 +381,13 @@ class Trainer:
         self.stage_s["wait"] += time.perf_counter() - start
         self.counters.add(data)
         loop.recent_returns.extend(data.episode_returns)
+        if self.curriculum.schedule(self.counters.sequences):
+            self.console.print(
+                f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
+                f"({self.curriculum.env_kwargs()}) after {self.counters.sequences:,} sequences",
+                highlight=False,
+            )
+            self._broadcast()
         budget = self._budget_reached()
         if cfg.rollout.overlap and not budget:
             self.source.launch()

@@ -217,6 +217,70 @@ def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(
     assert level is not None and level["min_len"] == 1 and level["max_len"] >= 3
 
 
+def test_curriculum_schedule_moves_one_level_per_fixed_count_of_sequences():
+    """`every_sequences`: the level is sequences // every (capped at the last level), whatever
+    the evaluations say; without a schedule it never moves on its own; the level round-trips."""
+    from rollout.curriculum import Curriculum
+
+    levels = [{"max_n": 2}, {"max_n": 3}, {"max_n": 4}]
+    c = Curriculum({"min_n": 2, "max_n": 20}, levels, None, every_sequences=100)
+    assert not c.schedule(99) and c.level == 0 and c.env_kwargs() == {"min_n": 2, "max_n": 2}
+    assert c.schedule(100) and c.level == 1
+    assert not c.schedule(150) and c.level == 1  # the same level: no change reported
+    assert c.schedule(250) and c.level == 2  # a batch can cross a boundary late: no skip lost
+    assert not c.schedule(10_000) and c.level == 2  # capped at the last level
+    assert not c.update(1e9)  # no threshold: evaluations do not move it
+    resumed = Curriculum({"min_n": 2}, levels, None, every_sequences=100)
+    resumed.load_state_dict(c.state_dict())
+    assert resumed.level == 2
+    off = Curriculum({}, levels, 0.5)  # a threshold curriculum has no schedule
+    assert not off.schedule(10**9) and off.level == 0
+
+
+def test_curriculum_schedule_reaches_the_workers_data_at_its_sequence_count(tmp_path):
+    """Copy with levels max_len 2 -> 6 moved by `env.curriculum_every_sequences=64` (batches
+    of 8): the batches of the first 64 sequences have L <= 2, the ones after L = 6, with no
+    evaluation during training to move it."""
+    cfg = load_config(
+        "configs/lstm_copy.yaml",
+        [
+            "agent.hidden_size=8",
+            "agent.layers=1",
+            "agent.batch_size=8",
+            "rollout.num_workers=0",
+            "rollout.overlap=false",
+            "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
+            "env.curriculum=[{max_len: 2}, {min_len: 6, max_len: 6}]",
+            "env.curriculum_threshold=null",
+            "env.curriculum_every_sequences=64",
+            "run.total_sequences=128",
+            "run.eval_every_steps=0",
+            "run.eval_episodes=2",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    seen: list[tuple[int, int]] = []  # (sequences before the batch, T = 2 L + 1)
+    collect = trainer.source.collect
+
+    def recording_collect():
+        before = trainer.counters.sequences
+        data = collect()
+        seen.append((before, data.batches[0].data["mask"].shape[0]))
+        return data
+
+    trainer.source.collect = recording_collect
+    trainer.train()
+    assert trainer.curriculum.level == 1
+    early = [t for before, t in seen if before < 64]
+    late = [t for before, t in seen if before >= 64]
+    assert early and late and max(early) <= 5 and set(late) == {13}
+    rows = read_metrics(run.metrics)
+    assert rows[0]["curriculum_level"] == 0 and rows[-1]["curriculum_level"] == 1
+
+
 def test_episode_batches_carry_extras_and_targets():
     from agents import reinforce
     from rollout.worker import RolloutWorker
