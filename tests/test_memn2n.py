@@ -342,7 +342,8 @@ def test_smoke_training_writes_the_tables_and_reloads(tmp_path):
     explained = json.loads((final / "test_explained.json").read_text())
     assert len(explained) == 1 and set(explained[0]["figures"]) == {"hop 1", "hop 2", "hop 3"}
     assert len(explained[0]["figures"]["hop 1"]) == len(explained[0]["rows"])
-    assert "| row | hop 1 | hop 2 | hop 3 |" in (final / "test_explained.md").read_text()
+    assert "| row | support | hop 1 | hop 2 | hop 3 |" in (final / "test_explained.md").read_text()
+    assert all(0 <= r < len(explained[0]["rows"]) for r in explained[0]["support_rows"])
     # the checkpoint reloads into a fresh agent that scores every test question identically
     state = load_checkpoint(latest_checkpoint(run.checkpoints))
     env = envs.make(cfg.env.id, **cfg.env.kwargs)
