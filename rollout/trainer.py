@@ -311,13 +311,17 @@ class Trainer:
             on_evaluation(result.score)
         level_score = result.score if result.level_score is None else result.level_score
         if self.curriculum.update(level_score):
-            self.console.print(
-                f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
-                f"({self.curriculum.env_kwargs()}) after evaluation score {level_score:.4g}",
-                highlight=False,
-            )
-            self._broadcast()
+            self._level_moved(f"evaluation score {level_score:.4g}")
         return self.last_eval
+
+    def _level_moved(self, cause: str) -> None:
+        """Say the curriculum's new level and send it to the workers with the weights."""
+        self.console.print(
+            f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
+            f"({self.curriculum.env_kwargs()}) after {cause}",
+            highlight=False,
+        )
+        self._broadcast()
 
     def best_agent(self) -> Any:
         """A copy of the agent with the weights of its best evaluation (model selection on the
@@ -382,12 +386,7 @@ class Trainer:
         self.counters.add(data)
         loop.recent_returns.extend(data.episode_returns)
         if self.curriculum.schedule(self.counters.sequences):
-            self.console.print(
-                f"curriculum: level {self.curriculum.level + 1}/{len(self.curriculum.levels)} "
-                f"({self.curriculum.env_kwargs()}) after {self.counters.sequences:,} sequences",
-                highlight=False,
-            )
-            self._broadcast()
+            self._level_moved(f"{self.counters.sequences:,} sequences")
         budget = self._budget_reached()
         if cfg.rollout.overlap and not budget:
             self.source.launch()
