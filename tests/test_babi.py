@@ -8,6 +8,7 @@ import io
 import os
 import tarfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -381,6 +382,30 @@ def test_a_missing_train_file_is_read_at_the_fallback_size(tmp_path):
     (tmp_path / "en" / f"{stem}_train.txt").write_text(story)
     train, test = load_samples(config)
     assert len(train) == len(test) == 1 and train[0].answer == ("hallway",)
+
+
+def test_fallback_generated_writes_a_missing_train_file(tmp_path):
+    """`fallback_size: generated`: memrl's generator writes as many training questions as the
+    missing file would hold (1,000 at 1k), seeded; the test file stays the official one; a file
+    that exists is read; a missing test file is still an error."""
+    story = "1 Mary moved to the hallway.\n2 Where is Mary?\thallway\t1\n"
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "qa3_three-supporting-facts_test.txt").write_text(story)
+    for split in ("train", "test"):
+        (tmp_path / "en" / f"qa1_{TASK_NAMES[1]}_{split}.txt").write_text(story)
+    config = BabiDataConfig(root=str(tmp_path), tasks=(1, 3), fallback_size="generated", seed=5)
+    files = find_task_files(tmp_path, 3, "1k", fallback_size="generated")
+    assert files.train_size == "generated" and files.test.name.endswith("_test.txt")
+    train, test = load_samples(config)
+    assert len(test) == 2 and len(train) == 1 + 1000
+    generated = [s for s in train if s.task == 3]
+    assert len(generated) == 1000 and all(s.question[:2] == ("where", "was") for s in generated)
+    assert generated == load_samples(config)[0][1:]  # seeded: the same questions again
+    assert generated != load_samples(replace(config, seed=6))[0][1:]
+    with pytest.raises(BabiDataError, match=r"qa4_.*_test.txt is missing"):
+        load_samples(replace(config, tasks=(4,)))
+    with pytest.raises(BabiDataError, match="fallback_size: 'generate'"):
+        BabiDataConfig(fallback_size="generate")
 
 
 # ----------------------------------------------------------------------------- fetcher

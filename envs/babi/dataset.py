@@ -29,12 +29,15 @@ from envs.babi.reader import TASK_NAMES, BabiDataError, Sample, read_file
 PAD, UNKNOWN = "<pad>", "<unk>"
 PAD_ID, UNKNOWN_ID = 0, 1
 SIZES = {"1k": "en", "10k": "en-10k"}
+QUESTIONS = {"1k": 1000, "10k": 10000}  # training questions per task file of each size
+GENERATED = "generated"  # fallback_size: memrl's generator writes a missing train file
 ARCHIVE_FOLDER = "tasks_1-20_v1-2"  # the top folder of the official archive
 
 
 @dataclass(frozen=True)
 class TaskFiles:
-    """The train and test file of one task (`train_size`: the size the train file is of)."""
+    """The train and test file of one task (`train_size`: the size the train file is of, or
+    `generated` where memrl's generator stands in for a missing train file)."""
 
     task: int
     train: Path
@@ -64,16 +67,20 @@ def find_task_files(
 ) -> TaskFiles:
     """The files of `task` under `root`: a folder holding `en/` and `en-10k/`, or the folder
     the official archive unpacks into (`tasks_1-20_v1-2/`)'s parent. A train file missing at
-    `size` is read at `fallback_size` when one is given (some 10k copies lack task 3's)."""
+    `size` is read at `fallback_size` when one is given (some 10k copies lack task 3's); with
+    `fallback_size="generated"` it is left to memrl's generator (`train_size` says so; `train`
+    is the missing file)."""
     _check_task(task)
     root = Path(root)
     stem = f"qa{task}_{TASK_NAMES[task]}"
     folder = _size_folder(root, size)
     files = TaskFiles(task, folder / f"{stem}_train.txt", folder / f"{stem}_test.txt", size)
-    if not files.train.is_file() and fallback_size and fallback_size != size:
+    if not files.train.is_file() and fallback_size == GENERATED:
+        files = TaskFiles(task, files.train, files.test, GENERATED)
+    elif not files.train.is_file() and fallback_size and fallback_size != size:
         train = _size_folder(root, fallback_size) / files.train.name
         files = TaskFiles(task, train, files.test, fallback_size)
-    for path in (files.train, files.test):
+    for path in (files.train, files.test) if files.train_size != GENERATED else (files.test,):
         if not path.is_file():
             hint = " (the 10k train file of task 3 is not in every copy)" if size == "10k" else ""
             raise BabiDataError(f"bAbI file {path} is missing{hint}")
@@ -234,8 +241,10 @@ class BabiDataConfig:
     the test set with the default words (`test_words: seen`) or only names, places and objects
     never used in training (`novel`). `tasks` lists the tasks trained together (one task:
     per-task training, all 20: joint training). `fallback_size` (e.g. `1k`): the size whose
-    train file stands in for one missing at `size` (some 10k copies lack task 3's); by default
-    a missing file is an error.
+    train file stands in for one missing at `size` (some 10k copies lack task 3's), or
+    `generated`: memrl's generator writes as many training questions as the missing file holds
+    (1,000 or 10,000, with the official words, seeded by `seed`); by default a missing file is
+    an error.
     """
 
     root: str = ""
@@ -259,9 +268,10 @@ class BabiDataConfig:
             raise BabiDataError(f"tasks: {list(self.tasks)} lists a task twice")
         if self.size not in SIZES:
             raise BabiDataError(f"size: {self.size!r} is not one of {sorted(SIZES)}")
-        if self.fallback_size and self.fallback_size not in SIZES:
+        if self.fallback_size and self.fallback_size not in (*SIZES, GENERATED):
             raise BabiDataError(
-                f"fallback_size: {self.fallback_size!r} is not one of {sorted(SIZES)} (or '')"
+                f"fallback_size: {self.fallback_size!r} is not one of "
+                f"{[*sorted(SIZES), GENERATED]} (or '')"
             )
         if isinstance(self.memory_size, bool) or not isinstance(self.memory_size, int):
             raise BabiDataError(f"memory_size: an integer >= 1, got {self.memory_size!r}")
@@ -308,7 +318,10 @@ def load_samples(config: BabiDataConfig) -> tuple[list[Sample], list[Sample]]:
         raise BabiDataError("root: name the folder holding the bAbI files (en/, en-10k/)")
     for task in config.tasks:
         files = find_task_files(config.root, task, config.size, config.fallback_size)
-        train += read_file(files.train, task=task)
+        if files.train_size == GENERATED:
+            train += generate_samples(task, QUESTIONS[config.size], seed=(config.seed, task, 0))
+        else:
+            train += read_file(files.train, task=task)
         test += read_file(files.test, task=task)
     return train, test
 
