@@ -219,9 +219,9 @@ def unseen_words(overrides: list[str]) -> dict:
     return {"config": "configs/memn2n_babi_generated.yaml", "overrides": overrides, **results}
 
 
-def markdown_table(entry: dict) -> str:
-    """A joint entry as the docs' table: the selected run, every run, the paper."""
-    runs, size = entry["per_run"], entry["config"].split("_")[-1].removesuffix(".yaml")
+def markdown_table(entry: dict, size: str) -> str:
+    """The `joint_{size}` entry as the docs' table: the selected run, every run, the paper."""
+    runs = entry["per_run"]
     columns = [
         (
             f"memrl MemN2N {size}, best of {entry['runs']} by training error "
@@ -278,9 +278,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     if args.table:
-        for name, entry in read_json(out).items():
-            if name in ("joint_1k", "joint_10k"):
-                print(f"{name}:\n{markdown_table(entry)}\n")
+        stored = read_json(out)
+        for size in sorted(CONFIGS):
+            if (entry := stored.get(f"joint_{size}")) is not None:
+                print(f"joint_{size}:\n{markdown_table(entry, size)}\n")
         return
 
     def add(run: dict) -> dict:
@@ -309,7 +310,7 @@ def main() -> None:
             result = add(run)
             print(f"seed {seed}: mean {run['mean_error_pct']}, failed {run['failed_tasks']}")
         if f"joint_{args.size}" in result:
-            print(markdown_table(result[f"joint_{args.size}"]))
+            print(markdown_table(result[f"joint_{args.size}"], args.size))
     if args.unseen:
         figures = unseen_words(args.overrides)
         update_json(out, lambda result: result.update(unseen_words=figures), indent=2)

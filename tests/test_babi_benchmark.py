@@ -85,7 +85,7 @@ def test_the_papers_columns():
 def test_the_docs_table_has_a_column_per_run_and_the_paper():
     result: dict = {}
     store_runs(result, [entry_run(1, "r", 8.0, 15.0), entry_run(2, "r", 6.0, 14.0)], [])
-    lines = markdown_table(result["joint_1k"]).splitlines()
+    lines = markdown_table(result["joint_1k"], "1k").splitlines()
     assert lines[0] == (
         "| task | memrl MemN2N 1k, best of 2 by training error (seed 2) | seed 1 | seed 2 "
         "| paper 1k (best of 10) |"
