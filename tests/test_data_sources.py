@@ -141,28 +141,38 @@ def test_dataset_run_resumes_from_its_epoch(tmp_path):
     assert summary["epochs"] == 3 and summary["updates"] == 48
 
 
-def test_curriculum_level_rises_and_changes_the_workers_data(tmp_path):
-    """Copy with levels max_len 2 -> 6: an evaluation above the threshold moves the level, and
-    the workers' sequences get longer with it."""
+def _copy_curriculum_trainer(tmp_path, hidden: int, *overrides: str) -> tuple[Trainer, RunDir]:
+    """A tiny LSTM on 4-bit copy of lengths 1-2 on the driver, with `overrides` (the
+    curriculum) laid on top: the run dir and its trainer."""
     cfg = load_config(
         "configs/lstm_copy.yaml",
         [
-            "agent.hidden_size=16",
+            f"agent.hidden_size={hidden}",
             "agent.layers=1",
             "agent.batch_size=8",
             "rollout.num_workers=0",
             "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
-            "env.curriculum=[{max_len: 2}, {min_len: 6, max_len: 6}]",
-            "env.curriculum_threshold=-1000",  # the first evaluation passes it
-            "run.total_sequences=320",
-            "run.eval_every_steps=100",
-            "run.eval_episodes=2",
+            *overrides,
             "run.log_every_s=0",
             f"run.dir={tmp_path}",
         ],
     )
     run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
-    trainer = Trainer(cfg, run)
+    return Trainer(cfg, run), run
+
+
+def test_curriculum_level_rises_and_changes_the_workers_data(tmp_path):
+    """Copy with levels max_len 2 -> 6: an evaluation above the threshold moves the level, and
+    the workers' sequences get longer with it."""
+    trainer, run = _copy_curriculum_trainer(
+        tmp_path,
+        16,
+        "env.curriculum=[{max_len: 2}, {min_len: 6, max_len: 6}]",
+        "env.curriculum_threshold=-1000",  # the first evaluation passes it
+        "run.total_sequences=320",
+        "run.eval_every_steps=100",
+        "run.eval_episodes=2",
+    )
     lengths = []
     collect = trainer.source.collect
 
@@ -186,27 +196,17 @@ def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(
     """With `env.eval_kwargs` (the target), the level is evaluated too and its score moves the
     curriculum: an untrained LSTM gets ~-3 at max_len 2 (above the threshold) and ~-40 at the
     target length 20 (far below it)."""
-    cfg = load_config(
-        "configs/lstm_copy.yaml",
-        [
-            "agent.hidden_size=8",
-            "agent.layers=1",
-            "agent.batch_size=8",
-            "rollout.num_workers=0",
-            "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
-            "env.curriculum=[{max_len: 2}, {max_len: 3}, {max_len: 4}]",
-            "env.curriculum_threshold=-12",
-            "env.curriculum_eval_kwargs={min_len: 1}",  # laid over the level for its evaluation
-            "env.eval_kwargs={min_len: 20, max_len: 20}",
-            "run.total_sequences=80",
-            "run.eval_every_steps=50",
-            "run.eval_episodes=4",
-            "run.log_every_s=0",
-            f"run.dir={tmp_path}",
-        ],
+    trainer, run = _copy_curriculum_trainer(
+        tmp_path,
+        8,
+        "env.curriculum=[{max_len: 2}, {max_len: 3}, {max_len: 4}]",
+        "env.curriculum_threshold=-12",
+        "env.curriculum_eval_kwargs={min_len: 1}",  # laid over the level for its evaluation
+        "env.eval_kwargs={min_len: 20, max_len: 20}",
+        "run.total_sequences=80",
+        "run.eval_every_steps=50",
+        "run.eval_episodes=4",
     )
-    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
-    trainer = Trainer(cfg, run)
     trainer.train()
     rows = [r for r in read_metrics(run.metrics) if "eval_level_return_mean" in r]
     assert rows and all(r["eval_level_return_mean"] > -12 for r in rows)
@@ -241,27 +241,17 @@ def test_curriculum_schedule_reaches_the_workers_data_at_its_sequence_count(tmp_
     """Copy with levels max_len 2 -> 6 moved by `env.curriculum_every_sequences=64` (batches
     of 8): the batches of the first 64 sequences have L <= 2, the ones after L = 6, with no
     evaluation during training to move it."""
-    cfg = load_config(
-        "configs/lstm_copy.yaml",
-        [
-            "agent.hidden_size=8",
-            "agent.layers=1",
-            "agent.batch_size=8",
-            "rollout.num_workers=0",
-            "rollout.overlap=false",
-            "env.kwargs={bits: 4, min_len: 1, max_len: 2}",
-            "env.curriculum=[{max_len: 2}, {min_len: 6, max_len: 6}]",
-            "env.curriculum_threshold=null",
-            "env.curriculum_every_sequences=64",
-            "run.total_sequences=128",
-            "run.eval_every_steps=0",
-            "run.eval_episodes=2",
-            "run.log_every_s=0",
-            f"run.dir={tmp_path}",
-        ],
+    trainer, run = _copy_curriculum_trainer(
+        tmp_path,
+        8,
+        "rollout.overlap=false",
+        "env.curriculum=[{max_len: 2}, {min_len: 6, max_len: 6}]",
+        "env.curriculum_threshold=null",
+        "env.curriculum_every_sequences=64",
+        "run.total_sequences=128",
+        "run.eval_every_steps=0",
+        "run.eval_episodes=2",
     )
-    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
-    trainer = Trainer(cfg, run)
     seen: list[tuple[int, int]] = []  # (sequences before the batch, T = 2 L + 1)
     collect = trainer.source.collect
 
