@@ -140,3 +140,25 @@ def test_train_cost_curve_averages_the_logged_costs_per_window():
     assert train_cost_curve(rows) == [[5000, 110.0], [7000, 80.0], [24000, 35.0]]
     assert train_cost_curve(rows, window=100_000) == [[24000, 80.0]]
     assert train_cost_curve([{"sequences": 10, "loss": 0.5}]) == []
+
+
+def test_sort_cost_points_names_each_run_with_a_cost_curve(tmp_path):
+    from benchmarks.ntm_plot import plot_sort_cost, sort_cost_points
+
+    result = {
+        "tasks": {
+            "priority_sort": {
+                "ntm (old)": {"runs": [{"seed": 0, "curve": [[1000, 5.0, 60.0]]}]},
+                "ntm": {
+                    "runs": [
+                        {"seed": 0, "train_cost_curve": [[5000, 120.0], [10000, 100.0]]},
+                        {"seed": 1, "train_cost_curve": []},
+                    ]
+                },
+            },
+            "copy": {"ntm": {"runs": [{"seed": 0, "train_cost_curve": [[5000, 1.0]]}]}},
+        }
+    }
+    assert sort_cost_points(result) == {"ntm, seed 0": [(5000, 120.0), (10000, 100.0)]}
+    plot_sort_cost(result, tmp_path / "sort.png")
+    assert (tmp_path / "sort.png").stat().st_size > 1000
