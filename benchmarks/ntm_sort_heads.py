@@ -5,7 +5,8 @@ output positions carry the wrong bits.
     python benchmarks/ntm_sort_heads.py RUN_DIR [--checkpoint best] [--sequences 256]
         [--out docs/ntm_priority_sort_heads.png] [--json heads.json]
 
-For each write head and input step: the row of the largest write weight (the write address),
+For each write head and input step: the row of the largest write weight (the write address;
+rows renumbered from the start of the block a head uses, so a block across the wrap is one range),
 that weight (1 = one row), and its rank correlation with the priority within a sequence (the
 mean over the sequences). For each output step and read head: whether the row read most
 strongly is the row where the vector it should output was written (by any write head: the row
@@ -47,6 +48,16 @@ def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def unwrap_rows(rows: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Rows of a circular memory of `n` rows, renumbered from the row after the widest run of
+    rows nobody used, so that a block of rows across the wrap (..., 126, 127, 0, 1, ...) reads as
+    one increasing range. Returns (renumbered rows, the original row numbered 0)."""
+    used = np.unique(rows)
+    gaps = np.diff(np.concatenate([used, used[:1] + n]))  # from each used row to the next
+    start = int(used[(int(gaps.argmax()) + 1) % len(used)])
+    return (rows - start) % n, start
+
+
 def analyse(agent: Any, task: Any, sequences: int, seed: int = 0) -> dict[str, Any]:
     """The heads' figures on `sequences` sampled sequences (see the module docstring)."""
     n, k, bits = task.num_inputs, task.num_outputs, task.bits
@@ -58,10 +69,14 @@ def analyse(agent: Any, task: Any, sequences: int, seed: int = 0) -> dict[str, A
     priority = inputs[:n, :, bits]  # [n, B]
     order = np.argsort(-priority, axis=0, kind="stable")[:k]  # input index of output j, [k, B]
     out: dict[str, Any] = {"sequences": sequences, "write_heads": [], "read_heads": []}
-    address = writes[:n].argmax(-1)  # [n, B, H]
+    rows = writes.shape[-1]
+    raw = writes[:n].argmax(-1)  # [n, B, H], the row numbers the read heads see
+    address = raw.copy()
     peak = writes[:n].max(-1)
-    for h in range(writes.shape[2]):
-        out["write_heads"].append(
+    for h in range(writes.shape[2]):  # each head's rows renumbered across the wrap
+        address[:, :, h], start = unwrap_rows(address[:, :, h], rows)
+        out["write_heads"].append({"row_numbered_0": start})
+        out["write_heads"][h].update(
             {
                 # within a sequence: does the write address follow the priority's order?
                 "rank_corr_address_priority": round(
@@ -83,7 +98,7 @@ def analyse(agent: Any, task: Any, sequences: int, seed: int = 0) -> dict[str, A
         )
     # the row each input vector went to: the largest write weight over all write heads
     best_head = peak.argmax(-1)  # [n, B]
-    item_row = np.take_along_axis(address, best_head[..., None], -1)[..., 0]  # [n, B]
+    item_row = np.take_along_axis(raw, best_head[..., None], -1)[..., 0]  # [n, B]
     wanted_row = np.take_along_axis(item_row, order, 0)  # [k, B]
     read_rows = reads[n + 1 :].argmax(-1)  # [k, B, H]
     for h in range(reads.shape[2]):
@@ -124,7 +139,7 @@ def draw(result: dict[str, Any], path: Path, title: str) -> None:
             a["priority"].ravel(), a["address"][:, :, h].ravel(), s=4, alpha=0.4, label=f"head {h}"
         )
     ax.set_xlabel("priority of the input vector")
-    ax.set_ylabel("write address (row of the largest weight)")
+    ax.set_ylabel("write address (row of the largest weight, unwrapped)")
     ax.set_title("where each input is written")
     ax.legend(markerscale=3, fontsize=7)
     ax = axes[1]
