@@ -90,6 +90,20 @@ def analyse(agent: Any, task: Any, sequences: int, seed: int = 0) -> dict[str, A
                     ),
                     3,
                 ),
+                # the same over the num_outputs vectors that are output (the rest may go anywhere)
+                "rank_corr_output_vectors": round(
+                    float(
+                        np.mean(
+                            [
+                                rank_correlation(
+                                    priority[order[:, b], b], address[order[:, b], b, h]
+                                )
+                                for b in range(sequences)
+                            ]
+                        )
+                    ),
+                    3,
+                ),
                 "mean_peak_weight": round(float(peak[:, :, h].mean()), 3),
                 "distinct_rows_per_sequence": round(
                     float(np.mean([len(set(address[:, b, h])) for b in range(sequences)])), 2

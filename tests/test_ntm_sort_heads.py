@@ -55,6 +55,7 @@ def test_analyse_recognises_writes_by_priority_and_reads_in_order(first):
     (head,) = result["write_heads"]
     assert head["row_numbered_0"] == first
     assert head["rank_corr_address_priority"] == -1.0  # higher priority -> lower row
+    assert head["rank_corr_output_vectors"] == -1.0
     assert head["mean_peak_weight"] == 1.0 and head["distinct_rows_per_sequence"] == 20
     assert result["read_heads"][0]["reads_target_row"] == 1.0
     assert result["any_read_head_on_target_row"] == 1.0
