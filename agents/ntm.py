@@ -106,6 +106,13 @@ class Config:
     # the LSTM controller's state before the first input: zeros, or learned (h0, c0) as in
     # pytorch-ntm, so the first steps need not be special
     controller_init: Literal["zeros", "learned"] = "zeros"
+    # the memory before the first input: every cell 1e-6 (Collier & Beel's constant scheme), or
+    # a learned N x M matrix shared by all sequences (their "learned" scheme). On constant memory
+    # every row looks alike, so content addressing cannot pick a row until something is written
+    # there, and the location shifts move a head one row a step: a write cannot land on a row
+    # chosen by the current input (priority sort's, Figure 17 of the paper). Learned rows differ,
+    # so a key computed from the input can address one of them.
+    memory_init: Literal["constant", "learned"] = "constant"
     # within a step: read the previous memory then write (pytorch-ntm's order), or write first and
     # read this step's memory. On copy, write_first left seed 3 at ~1 wrong bit/sequence (the first
     # two outputs); read_first reached 0.1 bits/sequence after 16k sequences and copied length 100.
@@ -133,6 +140,10 @@ class Config:
             raise ValueError(
                 "controller_layers > 1 stacks LSTM layers; the feed-forward controller is one "
                 "layer (use controller: lstm, or controller_layers: 1)"
+            )
+        if self.memory_init not in ("constant", "learned"):
+            raise ValueError(
+                f"memory_init must be 'constant' or 'learned', got {self.memory_init!r}"
             )
         if self.controller_init == "learned" and self.controller != "lstm":
             raise ValueError(
@@ -171,6 +182,8 @@ class NTMCore(RecurrentCore):
         self.heads = nn.Linear(c, (r + w) * self.address_size + w * 2 * m)
         self.output = nn.Linear(c + r * m, output_size)
         self.read_init = nn.Parameter(torch.randn(r, m) * 0.01)
+        if cfg.memory_init == "learned":  # rows differ from the start (cosine addressing)
+            self.memory0 = nn.Parameter(torch.randn(cfg.memory_n, m) * 0.1)
         if cfg.init_weights == "learned":  # logits; softmax gives each head's initial weighting
             self.weight_init = nn.Parameter(torch.randn(r + w, cfg.memory_n) * 0.01)
 
@@ -182,7 +195,10 @@ class NTMCore(RecurrentCore):
         h, c = zeros, zeros
         if cfg.controller == "lstm" and cfg.controller_init == "learned":
             h, c = self.h0.expand(batch_size, -1), self.c0.expand(batch_size, -1)
-        memory = torch.full((batch_size, cfg.memory_n, cfg.memory_m), 1e-6, device=device)
+        if cfg.memory_init == "learned":
+            memory = self.memory0.unsqueeze(0).expand(batch_size, -1, -1)
+        else:
+            memory = torch.full((batch_size, cfg.memory_n, cfg.memory_m), 1e-6, device=device)
 
         reads = self.read_init.unsqueeze(0).expand(batch_size, -1, -1)
         if cfg.init_weights == "learned":

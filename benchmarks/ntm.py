@@ -67,6 +67,7 @@ def run_once(
     )
     evals = [r for r in rows if "eval_return_mean" in r]
     hit = next((r for r in evals if r["eval_return_mean"] >= TARGET), None)
+    report_cost = [row.get("cost_bits_per_seq") for row in report["rows"]]
     return {
         "seed": seed,
         "reached": hit is not None,
@@ -84,8 +85,34 @@ def run_once(
             for row in report["rows"]
             if "bayes_optimal_cost_bits_per_seq" in row
         ],
-        "cost_bits": [row.get("cost_bits_per_seq") for row in report["rows"]],
+        "cost_bits": report_cost,
+        # the paper's learning curves: cross-entropy in bits per sequence on the training batches
+        "train_cost_curve": train_cost_curve(rows),
+        "final_cost_bits": report_cost[0] if report_cost else None,
     }
+
+
+def train_cost_curve(rows: list[dict], window: int = 5000) -> list[list[float]]:
+    """[sequences, mean training cost in bits per sequence] per `window` training sequences: the
+    mean of the `cost_bits` that the log rows of the window carry (each the cost of the latest
+    training batch), at the window's last logged sequence count; the paper's "cost per sequence
+    (bits)" axis. Rows without `cost_bits` (no sequence loss) are skipped: [] when none has it."""
+    out: list[list[float]] = []
+    bucket: list[float] = []
+    last, edge = 0, window
+    for row in rows:
+        if "cost_bits" not in row or "sequences" not in row:
+            continue
+        if row["sequences"] > edge and bucket:
+            out.append([last, round(statistics.fmean(bucket), 2)])
+            bucket = []
+        while row["sequences"] > edge:
+            edge += window
+        bucket.append(float(row["cost_bits"]))
+        last = row["sequences"]
+    if bucket:
+        out.append([last, round(statistics.fmean(bucket), 2)])
+    return out
 
 
 def throughput(

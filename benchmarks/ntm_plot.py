@@ -2,6 +2,7 @@
 
 python benchmarks/ntm_plot.py           # writes docs/ntm_copy.png
 python benchmarks/ntm_plot.py --table   # prints the README's summary and generalisation tables
+python benchmarks/ntm_plot.py --sort    # writes docs/ntm_priority_sort.png (cost curves)
 """
 
 from __future__ import annotations
@@ -59,6 +60,46 @@ def plot(result: dict, path: Path, task: str = "copy") -> None:
         f"{task}: NTM vs LSTM, {result['machine']['cores']} CPU cores (0 plotted as 0.01)",
         fontsize=10,
     )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sort_cost_points(result: dict) -> dict[str, list[tuple[float, float]]]:
+    """Priority sort's training-cost curves, (sequences, bits per sequence), of every stored run
+    that has one (`train_cost_curve`, stored since 2026-12-07), named 'row, seed S'."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, entry in result["tasks"].get("priority_sort", {}).items():
+        for run in entry["runs"]:
+            if run.get("train_cost_curve"):
+                out[f"{name}, seed {run['seed']}"] = [(x, y) for x, y in run["train_cost_curve"]]
+    return out
+
+
+def plot_sort_cost(result: dict, path: Path) -> None:
+    """The paper's Figure 18 axes: training cost in bits per sequence against sequences, for
+    the stored priority-sort runs; the paper's figures at 200k as dotted lines for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, points in sort_cost_points(result).items():
+        x, y = zip(*points)
+        ax.plot([v / 1000 for v in x], y, label=name)
+    for level, text in ((35, "paper's NTM at 200k: 35"), (90, "paper's LSTM at 200k: ~90")):
+        ax.axhline(level, color="grey", linestyle=":", linewidth=1)
+        ax.text(2, level + 1.5, text, fontsize=8, color="grey")
+    ax.set(
+        xlabel="training sequences (thousands)",
+        ylabel="training cost per sequence (bits)",
+        ylim=(0, 135),
+        title="priority sort: cost per sequence (mean over 5k-sequence windows)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -123,7 +164,7 @@ def generalisation_table(result: dict, task: str = "copy") -> str:
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--table"]
+    args = [a for a in sys.argv[1:] if a not in ("--table", "--sort")]
     source = Path(args[0]) if args else ROOT / "benchmarks/results/ntm.json"
     result = json.loads(source.read_text())
     if "--table" in sys.argv[1:]:
@@ -132,5 +173,7 @@ if __name__ == "__main__":
             "\nGeneralisation on copy (wrong bits per sequence; weights of the best evaluation):\n"
         )
         print(generalisation_table(result))
+    elif "--sort" in sys.argv[1:]:
+        plot_sort_cost(result, ROOT / "docs/ntm_priority_sort.png")
     else:
         plot(result, ROOT / "docs/ntm_copy.png")

@@ -158,6 +158,34 @@ def test_learned_controller_init_is_the_first_state_and_is_trained():
         ntm.Config(controller="feedforward", controller_init="learned").validate()
 
 
+def test_learned_memory_init_lets_content_addressing_pick_a_row_before_any_write():
+    """memory_init: learned starts every sequence from one trained N x M matrix whose rows
+    differ, so a key picks a row by content at the first step; on the constant memory every row
+    is alike and the content weighting is uniform whatever the key."""
+    torch.manual_seed(0)
+    cfg = ntm.Config(
+        memory_n=16, memory_m=8, controller_size=16, memory_init="learned", compile=False
+    )
+    core = make_agent(cfg, *spaces()).core
+    memory = core.initial_state(3)[2]
+    assert memory.shape == (3, 16, 8)
+    torch.testing.assert_close(memory, core.memory0.expand(3, -1, -1))
+    key = core.memory0[5].detach().view(1, 1, 8)
+    picked = content_weights(key, torch.tensor([[[50.0]]]), memory[:1])[0, 0]
+    assert int(picked.argmax()) == 5 and picked[5] > 0.5
+    y, _ = core(torch.rand(4, 3, 5))
+    y.sum().backward()
+    assert core.memory0.grad.abs().sum() > 0  # trained
+    constant = make_agent(ntm.Config(memory_n=16, memory_m=8, controller_size=16), *spaces())
+    flat = constant.core.initial_state(1)[2]
+    torch.testing.assert_close(flat, torch.full((1, 16, 8), 1e-6))
+    assert not hasattr(constant.core, "memory0")
+    uniform = content_weights(key, torch.tensor([[[50.0]]]), flat)[0, 0]
+    torch.testing.assert_close(uniform, torch.full((16,), 1 / 16))
+    with pytest.raises(ValueError, match="memory_init must be 'constant' or 'learned'"):
+        ntm.Config(memory_init="random").validate()
+
+
 def test_heads_and_controller_layers_shape_the_state():
     """read_heads/write_heads give one weighting per head; controller_layers stacks LSTM layers
     whose (h, c) sit side by side in the state, the heads reading the top one."""

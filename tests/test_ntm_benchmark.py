@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.ntm import kept_runs, store_entry, summarise
+from benchmarks.ntm import kept_runs, store_entry, summarise, train_cost_curve
 
 
 def run(seed: int, sequences: int | None) -> dict:
@@ -123,3 +123,42 @@ def test_two_benchmark_processes_keep_each_others_entries(tmp_path):
     assert set(stored["copy"]) == {"old", "a"} and set(stored["repeat_copy"]) == {"b"}
     assert [r["seed"] for r in stored["copy"]["a"]["runs"]] == [0, 1]
     assert "pending_seeds" not in stored["copy"]["a"]
+
+
+def test_train_cost_curve_averages_the_logged_costs_per_window():
+    """The paper's axis (cost in bits per sequence) from the log rows: the mean of each window's
+    rows at its last logged sequence count; rows without a cost (evaluation-only) skipped."""
+    rows = [
+        {"sequences": 1000, "cost_bits": 120.0},
+        {"sequences": 4000, "cost_bits": 100.0},
+        {"sequences": 5000, "cost_bits": 110.0},  # the window's edge belongs to it
+        {"sequences": 6000, "eval_return_mean": -50.0},
+        {"sequences": 7000, "cost_bits": 80.0},
+        {"sequences": 23000, "cost_bits": 40.0},  # empty windows in between: no point
+        {"sequences": 24000, "cost_bits": 30.0},
+    ]
+    assert train_cost_curve(rows) == [[5000, 110.0], [7000, 80.0], [24000, 35.0]]
+    assert train_cost_curve(rows, window=100_000) == [[24000, 80.0]]
+    assert train_cost_curve([{"sequences": 10, "loss": 0.5}]) == []
+
+
+def test_sort_cost_points_names_each_run_with_a_cost_curve(tmp_path):
+    from benchmarks.ntm_plot import plot_sort_cost, sort_cost_points
+
+    result = {
+        "tasks": {
+            "priority_sort": {
+                "ntm (old)": {"runs": [{"seed": 0, "curve": [[1000, 5.0, 60.0]]}]},
+                "ntm": {
+                    "runs": [
+                        {"seed": 0, "train_cost_curve": [[5000, 120.0], [10000, 100.0]]},
+                        {"seed": 1, "train_cost_curve": []},
+                    ]
+                },
+            },
+            "copy": {"ntm": {"runs": [{"seed": 0, "train_cost_curve": [[5000, 1.0]]}]}},
+        }
+    }
+    assert sort_cost_points(result) == {"ntm, seed 0": [(5000, 120.0), (10000, 100.0)]}
+    plot_sort_cost(result, tmp_path / "sort.png")
+    assert (tmp_path / "sort.png").stat().st_size > 1000
