@@ -57,6 +57,11 @@ class Config:
     # 1.0 = none (the paper's setting)
     action_temperature_end: float = 1.0
     action_anneal: list[int] = field(default_factory=list)  # [start, end] in updates
+    # None: action_anneal counts from the first update. A score: it counts from the update of
+    # the first evaluation during training scoring at least this (the trainer's evaluation
+    # figure, e.g. 0 = no wrong symbol on env.eval_kwargs' sequences): the anneal begins once
+    # the training range is fitted, whenever that is for a seed
+    action_anneal_score: float | None = None
     # from this update on the training forward pass takes the argmax actions while the
     # gradient flows through the softmax (straight-through): the loss is the argmax model's.
     # -1 = never (the paper's setting)
@@ -83,6 +88,11 @@ class Config:
                 "action_temperature_end < 1 needs action_anneal: [start, end] in updates with "
                 f"0 <= start < end, got {anneal}"
             )
+        if self.action_anneal_score is not None and self.action_temperature_end == 1:
+            raise ValueError(
+                f"action_anneal_score is set ({self.action_anneal_score}) but "
+                "action_temperature_end is 1 (no annealing)"
+            )
         if anneal and self.action_temperature_end == 1:
             raise ValueError(
                 f"action_anneal is set ({anneal}) but action_temperature_end is 1 (no annealing)"
@@ -93,11 +103,12 @@ class Config:
                 f"{self.straight_through_from}"
             )
 
-    def temperature(self, updates: int) -> float:
-        """The action softmax's temperature after `updates` optimiser steps."""
-        if self.action_temperature_end == 1:
+    def temperature(self, updates: int, origin: float = 0.0) -> float:
+        """The action softmax's temperature after `updates` optimiser steps, the anneal counted
+        from update `origin` (< 0: not begun, see action_anneal_score)."""
+        if self.action_temperature_end == 1 or origin < 0:
             return 1.0
-        start, end = self.action_anneal
+        start, end = (origin + u for u in self.action_anneal)
         progress = min(max((updates - start) / (end - start), 0.0), 1.0)
         return float(self.action_temperature_end**progress)
 
@@ -134,6 +145,10 @@ class StackRNNCore(RecurrentCore):
             self.register_buffer("action_temperature", torch.ones(()))
         else:
             self.action_temperature = None
+        if cfg.action_anneal_score is not None:  # the update the anneal counts from (-1: not yet)
+            self.register_buffer("anneal_origin", torch.tensor(-1.0))
+        else:
+            self.anneal_origin = None
 
     def initial_state(self, batch_size: int, capacity: int | None = None) -> State:
         cfg, device = self.cfg, self.output.weight.device
@@ -207,10 +222,21 @@ class StackRNNAgent(SequenceAgent):
     def on_update(self, updates: int) -> None:
         """The action temperature and the straight-through switch follow the update count."""
         core = self.core
+        self.updates = updates
         if core.action_temperature is not None:
-            core.action_temperature.fill_(self.cfg.temperature(updates))
+            origin = 0.0 if core.anneal_origin is None else float(core.anneal_origin)
+            core.action_temperature.fill_(self.cfg.temperature(updates, origin))
         start = self.cfg.straight_through_from
         core.straight_through = start >= 0 and updates >= start
+
+    def on_evaluation(self, result: dict[str, float]) -> None:
+        """With action_anneal_score: the first evaluation scoring at least that starts the
+        anneal's clock at the current update."""
+        threshold, origin = self.cfg.action_anneal_score, self.core.anneal_origin
+        if threshold is None or origin is None or float(origin) >= 0:
+            return
+        if result["score"] >= threshold:
+            origin.fill_(float(getattr(self, "updates", 0)))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The symbols' cross-entropy, plus `action_entropy_cost` times the mean entropy of the

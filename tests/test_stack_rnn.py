@@ -272,6 +272,32 @@ def test_action_temperature_anneals_geometrically_and_travels_with_the_weights()
             Config(**bad).validate()
 
 
+def test_anneal_waits_for_the_first_evaluation_at_the_score():
+    """With action_anneal_score the anneal's updates count from the update of the first
+    evaluation scoring at least that; later evaluations do not move it; it is in the weights,
+    so a resumed run goes on from the same origin."""
+    agent, _ = _agent(action_temperature_end=0.01, action_anneal=[0, 10], action_anneal_score=0.0)
+    agent.on_update(100)
+    assert float(agent.core.action_temperature) == 1.0  # no evaluation at the score yet
+    agent.on_evaluation({"score": -0.3})
+    agent.on_update(101)
+    assert float(agent.core.anneal_origin) == -1.0 and float(agent.core.action_temperature) == 1
+    agent.on_evaluation({"score": 0.0})  # fitted at update 101
+    assert float(agent.core.anneal_origin) == 101.0
+    agent.on_update(106)
+    assert float(agent.core.action_temperature) == pytest.approx(0.1)
+    agent.on_evaluation({"score": 0.0})
+    agent.on_update(120)
+    assert float(agent.core.anneal_origin) == 101.0
+    assert float(agent.core.action_temperature) == pytest.approx(0.01)
+    resumed, _ = _agent(action_temperature_end=0.01, action_anneal=[0, 10], action_anneal_score=0)
+    resumed.load_acting_state_dict(agent.acting_state_dict())
+    resumed.on_update(106)
+    assert float(resumed.core.action_temperature) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="action_anneal_score is set"):
+        Config(action_anneal_score=0.0).validate()
+
+
 def test_straight_through_forward_is_argmax_and_gradient_is_the_softmax():
     """From `straight_through_from` updates on, the training forward pass is the argmax
     model's (the same logits as the no-gradient hard path) and the gradient is the soft one's."""
