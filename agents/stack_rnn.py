@@ -19,7 +19,7 @@ The state is explicit: (h [B, H], stacks [B, K, capacity, width], last actions [
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import torch
@@ -49,6 +49,23 @@ class Config:
     # towards 0/1, so the soft and the argmax stacks agree (the paper's code has an entropy
     # regulariser, `reg`, switched off). 0 = none, the paper's setting
     action_entropy_cost: float = 0.0
+    # the action softmax's temperature, annealed during training: softmax(logits / tau), tau
+    # going geometrically from 1 at update action_anneal[0] to action_temperature_end at update
+    # action_anneal[1], then held. At a small tau the soft actions are nearly 0/1, so a counter
+    # learned with them is a discrete one (what argmax actions and long sequences need). The
+    # temperature is part of the model: evaluation, the report and acting use it too.
+    # 1.0 = none (the paper's setting)
+    action_temperature_end: float = 1.0
+    action_anneal: list[int] = field(default_factory=list)  # [start, end] in updates
+    # None: action_anneal counts from the first update. A score: it counts from the update of
+    # the first evaluation during training scoring at least this (the trainer's evaluation
+    # figure, e.g. 0 = no wrong symbol on env.eval_kwargs' sequences): the anneal begins once
+    # the training range is fitted, whenever that is for a seed
+    action_anneal_score: float | None = None
+    # from this update on the training forward pass takes the argmax actions while the
+    # gradient flows through the softmax (straight-through): the loss is the argmax model's.
+    # -1 = never (the paper's setting)
+    straight_through_from: int = -1
     batch_size: int = 32  # sequences per training batch
 
     def validate(self) -> None:
@@ -59,6 +76,41 @@ class Config:
             raise ValueError(f"action_entropy_cost must be >= 0, got {self.action_entropy_cost}")
         if self.depth > self.capacity:
             raise ValueError(f"depth={self.depth} must be <= capacity={self.capacity}")
+        if not 0 < self.action_temperature_end <= 1:
+            raise ValueError(
+                f"action_temperature_end must be in (0, 1], got {self.action_temperature_end}"
+            )
+        anneal = list(self.action_anneal)
+        if self.action_temperature_end < 1 and not (
+            len(anneal) == 2 and 0 <= anneal[0] < anneal[1]
+        ):
+            raise ValueError(
+                "action_temperature_end < 1 needs action_anneal: [start, end] in updates with "
+                f"0 <= start < end, got {anneal}"
+            )
+        if self.action_anneal_score is not None and self.action_temperature_end == 1:
+            raise ValueError(
+                f"action_anneal_score is set ({self.action_anneal_score}) but "
+                "action_temperature_end is 1 (no annealing)"
+            )
+        if anneal and self.action_temperature_end == 1:
+            raise ValueError(
+                f"action_anneal is set ({anneal}) but action_temperature_end is 1 (no annealing)"
+            )
+        if self.straight_through_from < -1:
+            raise ValueError(
+                "straight_through_from must be -1 (never) or an update count >= 0, got "
+                f"{self.straight_through_from}"
+            )
+
+    def temperature(self, updates: int, origin: float = 0.0) -> float:
+        """The action softmax's temperature after `updates` optimiser steps, the anneal counted
+        from update `origin` (< 0: not begun, see action_anneal_score)."""
+        if self.action_temperature_end == 1 or origin < 0:
+            return 1.0
+        start, end = (origin + u for u in self.action_anneal)
+        progress = min(max((updates - start) / (end - start), 0.0), 1.0)
+        return float(self.action_temperature_end**progress)
 
 
 def stack_update(stack: torch.Tensor, actions: torch.Tensor, pushed: torch.Tensor) -> torch.Tensor:
@@ -87,6 +139,16 @@ class StackRNNCore(RecurrentCore):
         self.act_head = nn.Linear(h, k * self.actions)
         self.push_head = nn.Linear(h, k * w)
         self.output = nn.Linear(h, output_size)
+        # the straight-through switch (training forward only): set by the agent's on_update
+        self.straight_through = False
+        if cfg.action_temperature_end < 1:  # part of the weights: workers and checkpoints
+            self.register_buffer("action_temperature", torch.ones(()))
+        else:
+            self.action_temperature = None
+        if cfg.action_anneal_score is not None:  # the update the anneal counts from (-1: not yet)
+            self.register_buffer("anneal_origin", torch.tensor(-1.0))
+        else:
+            self.anneal_origin = None
 
     def initial_state(self, batch_size: int, capacity: int | None = None) -> State:
         cfg, device = self.cfg, self.output.weight.device
@@ -104,8 +166,15 @@ class StackRNNCore(RecurrentCore):
         if self.recurrent is not None:
             pre = pre + self.recurrent(h_prev)
         h = torch.sigmoid(pre)
-        actions = torch.softmax(self.act_head(h).view(batch, k, self.actions), dim=-1)
-        if self.cfg.hard_actions and not torch.is_grad_enabled():
+        scores = self.act_head(h).view(batch, k, self.actions)
+        if self.action_temperature is not None:
+            scores = scores / self.action_temperature
+        actions = torch.softmax(scores, dim=-1)
+        if torch.is_grad_enabled():
+            if self.straight_through:  # argmax forward, the softmax's gradient backward
+                hard = nn.functional.one_hot(actions.argmax(-1), self.actions).to(h.dtype)
+                actions = hard + actions - actions.detach()
+        elif self.cfg.hard_actions:
             actions = nn.functional.one_hot(actions.argmax(-1), self.actions).to(h.dtype)
         pushed = torch.sigmoid(self.push_head(h)).view(batch, k, self.cfg.width)
         stack = stack_update(stack, actions, pushed)
@@ -149,6 +218,25 @@ class StackRNNAgent(SequenceAgent):
     def __init__(self, cfg: Config, observation_space: gym.Space, action_space: gym.Space):
         super().__init__(cfg, observation_space, action_space)
         self.core = StackRNNCore(cfg, self.input_size, self.output_size)
+
+    def on_update(self, updates: int) -> None:
+        """The action temperature and the straight-through switch follow the update count."""
+        core = self.core
+        self.updates = updates
+        if core.action_temperature is not None:
+            origin = 0.0 if core.anneal_origin is None else float(core.anneal_origin)
+            core.action_temperature.fill_(self.cfg.temperature(updates, origin))
+        start = self.cfg.straight_through_from
+        core.straight_through = start >= 0 and updates >= start
+
+    def on_evaluation(self, result: dict[str, float]) -> None:
+        """With action_anneal_score: the first evaluation scoring at least that starts the
+        anneal's clock at the current update."""
+        threshold, origin = self.cfg.action_anneal_score, self.core.anneal_origin
+        if threshold is None or origin is None or float(origin) >= 0:
+            return
+        if result["score"] >= threshold:
+            origin.fill_(float(getattr(self, "updates", 0)))
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The symbols' cross-entropy, plus `action_entropy_cost` times the mean entropy of the

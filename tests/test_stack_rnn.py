@@ -237,6 +237,90 @@ def test_hard_actions_only_without_gradient():
     assert len(panels) == 6 and all(p.min() >= 0 and p.max() <= 1 for _, p in panels)
 
 
+def test_action_temperature_anneals_geometrically_and_travels_with_the_weights():
+    """tau = end ** progress between the two update counts; the scores are divided by it in
+    every forward pass (with and without gradient), and it is part of the acting weights."""
+    agent, task = _agent(action_temperature_end=0.01, action_anneal=[10, 30])
+    cfg = agent.cfg
+    assert [cfg.temperature(u) for u in (0, 10, 30, 99)] == [1.0, 1.0, 0.01, 0.01]
+    assert cfg.temperature(20) == pytest.approx(0.1)
+    x = torch.as_tensor(task.sample_batch(3, np.random.default_rng(4))[0])
+    # the first step reads empty stacks
+    h = torch.sigmoid(agent.core.input(x[0]) + agent.core.read(torch.full((3, 3 * 2), EMPTY)))
+    scores = agent.core.act_head(h).view(3, 3, 3)
+    for updates, tau in ((0, 1.0), (20, 0.1), (30, 0.01)):
+        agent.on_update(updates)
+        assert float(agent.core.action_temperature) == pytest.approx(tau)
+        _, _, a = agent.core.run(x)
+        torch.testing.assert_close(a[0], torch.softmax(scores / tau, -1))
+    weights = agent.acting_state_dict()
+    assert float(weights["core.action_temperature"]) == pytest.approx(0.01)
+    fresh, _ = _agent(action_temperature_end=0.01, action_anneal=[10, 30])
+    fresh.load_acting_state_dict(weights)  # a worker or the report: the same actions
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.core.run(x)[2], agent.core.run(x)[2])
+    plain, _ = _agent()
+    assert "core.action_temperature" not in plain.acting_state_dict()  # old runs still load
+    for bad, match in (
+        ({"action_temperature_end": 0.1}, "needs action_anneal"),
+        ({"action_temperature_end": 0.1, "action_anneal": [5, 5]}, "needs action_anneal"),
+        ({"action_anneal": [1, 2]}, "action_temperature_end is 1"),
+        ({"action_temperature_end": 0.0, "action_anneal": [1, 2]}, "must be in \\(0, 1\\]"),
+        ({"straight_through_from": -2}, "straight_through_from"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            Config(**bad).validate()
+
+
+def test_anneal_waits_for_the_first_evaluation_at_the_score():
+    """With action_anneal_score the anneal's updates count from the update of the first
+    evaluation scoring at least that; later evaluations do not move it; it is in the weights,
+    so a resumed run goes on from the same origin."""
+    agent, _ = _agent(action_temperature_end=0.01, action_anneal=[0, 10], action_anneal_score=0.0)
+    agent.on_update(100)
+    assert float(agent.core.action_temperature) == 1.0  # no evaluation at the score yet
+    agent.on_evaluation({"score": -0.3})
+    agent.on_update(101)
+    assert float(agent.core.anneal_origin) == -1.0 and float(agent.core.action_temperature) == 1
+    agent.on_evaluation({"score": 0.0})  # fitted at update 101
+    assert float(agent.core.anneal_origin) == 101.0
+    agent.on_update(106)
+    assert float(agent.core.action_temperature) == pytest.approx(0.1)
+    agent.on_evaluation({"score": 0.0})
+    agent.on_update(120)
+    assert float(agent.core.anneal_origin) == 101.0
+    assert float(agent.core.action_temperature) == pytest.approx(0.01)
+    resumed, _ = _agent(action_temperature_end=0.01, action_anneal=[0, 10], action_anneal_score=0)
+    resumed.load_acting_state_dict(agent.acting_state_dict())
+    resumed.on_update(106)
+    assert float(resumed.core.action_temperature) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="action_anneal_score is set"):
+        Config(action_anneal_score=0.0).validate()
+
+
+def test_straight_through_forward_is_argmax_and_gradient_is_the_softmax():
+    """From `straight_through_from` updates on, the training forward pass is the argmax
+    model's (the same logits as the no-gradient hard path) and the gradient is the soft one's."""
+    hard, task = _agent(straight_through_from=5, hard_actions=True)
+    soft, _ = _agent()  # the same seed: the same weights
+    inputs, targets, mask = task.sample_batch(4, np.random.default_rng(5))
+    batch = {"inputs": torch.as_tensor(inputs), "targets": torch.as_tensor(targets)}
+    batch["mask"] = torch.as_tensor(mask)
+    hard.on_update(4)
+    assert not hard.core.straight_through
+    torch.testing.assert_close(hard.loss(batch)[0], soft.loss(batch)[0])
+    hard.on_update(5)
+    assert hard.core.straight_through
+    logits, _, a = hard.core.run(batch["inputs"])
+    one_hot = torch.nn.functional.one_hot(a.argmax(-1), 3).float()
+    torch.testing.assert_close(a, one_hot)  # hard + soft - soft: one-hot up to rounding
+    with torch.no_grad():
+        argmax_logits, _ = hard.core(batch["inputs"])  # the test-time argmax path
+    torch.testing.assert_close(logits, argmax_logits)
+    hard.loss(batch)[0].backward()
+    assert hard.core.act_head.weight.grad.abs().sum() > 0  # through the softmax
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match="stacks must be >= 1"):
         Config(stacks=0).validate()
