@@ -86,9 +86,23 @@ def run_once(
             if "bayes_optimal_cost_bits_per_seq" in row
         ],
         "cost_bits": report_cost,
+        # dynamic n-grams, on the paper's 1000 validation sequences: cost - Bayes-optimal cost,
+        # and the cost of the Bayes estimators that see only the last k bits
+        **_gap_figures(report["rows"][0]),
         # the paper's learning curves: cross-entropy in bits per sequence on the training batches
         "train_cost_curve": train_cost_curve(rows),
         "final_cost_bits": report_cost[0] if report_cost else None,
+    }
+
+
+def _gap_figures(row: dict) -> dict:
+    if "gap_bits_per_seq" not in row:
+        return {}
+    return {
+        "gap_bits": round(row["gap_bits_per_seq"], 3),
+        "bayes_by_context_bits": {
+            k: round(v, 2) for k, v in row.get("bayes_cost_by_context_bits", {}).items()
+        },
     }
 
 
@@ -195,6 +209,9 @@ def summarise(runs: list[dict]) -> dict:
         }
     if len(done) < len(runs):
         out["worst_note"] = "some seeds did not reach 0.1 bits/seq within the budget"
+    gaps = [r["gap_bits"] for r in runs if r.get("gap_bits") is not None]
+    if gaps:  # dynamic n-grams: the goal is a gap to the Bayes-optimal cost, not 0.1 bits
+        out["gap_bits"] = {"median": statistics.median(gaps), "worst": max(gaps)}
     return out
 
 

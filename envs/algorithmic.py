@@ -56,6 +56,9 @@ class AlgorithmicTask(gym.Env):
     metadata: dict[str, Any] = {"render_modes": []}
     # what the end-of-run report scores beyond training (the paper's generalisation tests)
     report_variants: ClassVar[Variants] = []
+    # sequences per row of that report when the task's paper fixes a validation set size (None:
+    # the report's default)
+    report_sequences: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -363,6 +366,9 @@ class DynamicNGrams(AlgorithmicTask):
     """
 
     report_variants: ClassVar[Variants] = [("200 bits", 200, {})]
+    # the paper's validation protocol: the report scores 1000 sequences (the same ones every
+    # time: a fixed seed), against the Bayes-optimal estimator on those sequences
+    report_sequences: ClassVar[int] = 1000
 
     def __init__(self, n: int = 6, length: int = 200, alpha: float = 0.5) -> None:
         self.n = self._int_arg("n", n, 1)
@@ -398,19 +404,26 @@ class DynamicNGrams(AlgorithmicTask):
         mask = np.ones((self.length, batch_size), np.float32)
         return inputs, targets, mask, np.full(batch_size, self.length)
 
-    def bayes_optimal_predictions(self, inputs: np.ndarray) -> np.ndarray:
+    def bayes_optimal_predictions(
+        self, inputs: np.ndarray, context_bits: int | None = None
+    ) -> np.ndarray:
         """[T, B] P(b_t = 1) of the paper's Bayes-optimal estimator: (N1 + alpha) /
-        (N1 + N0 + 2 alpha), N1/N0 counting the 1s/0s that followed the same n-1-bit context
-        earlier in the same sequence; 0.5 for the first n-1 bits (no full context yet). The
-        bits come from `inputs` (inputs[t] = b_(t-1))."""
+        (N1 + N0 + 2 alpha), N1/N0 counting the 1s/0s that followed the same context earlier in
+        the same sequence; 0.5 until a full context has been seen. The context is the n-1 bits
+        before b_t (the optimal estimator), or its last `context_bits` bits (an estimator of a
+        shorter order, 0 = the sequence's overall share of 1s: what a model that captures only
+        that much of the context can reach). The bits come from `inputs` (inputs[t] = b_(t-1))."""
+        k = self.n - 1 if context_bits is None else int(context_bits)
+        if not 0 <= k <= self.n - 1:
+            raise ValueError(f"context_bits must be in [0, n-1={self.n - 1}], got {context_bits}")
         seen = np.rint(np.asarray(inputs)[1:, :, 0]).astype(np.int64)  # b_0 .. b_(T-2)
         steps, batch_size = seen.shape[0] + 1, seen.shape[1]
-        contexts, cols = 2 ** (self.n - 1), np.arange(batch_size)
+        contexts, cols = 2**k, np.arange(batch_size)
         counts = np.zeros((batch_size, contexts, 2))
         out = np.full((steps, batch_size), 0.5)
-        ctx = np.zeros(batch_size, np.int64)  # bits t-n+1 .. t-1, the most recent lowest
+        ctx = np.zeros(batch_size, np.int64)  # bits t-k .. t-1, the most recent lowest
         for t in range(steps):
-            if t >= self.n - 1:
+            if t >= k:
                 ones, zeros = counts[cols, ctx, 1], counts[cols, ctx, 0]
                 out[t] = (ones + self.alpha) / (ones + zeros + 2 * self.alpha)
                 if t < steps - 1:  # b_t is the next input: count it after its context
@@ -420,11 +433,16 @@ class DynamicNGrams(AlgorithmicTask):
         return out
 
     def bayes_optimal_cost(
-        self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        mask: np.ndarray,
+        context_bits: int | None = None,
     ) -> float:
-        """The Bayes-optimal estimator's cross-entropy in bits per sequence: the sum over masked
-        steps of -log2 p(target), averaged over the batch."""
-        prob_one = self.bayes_optimal_predictions(inputs)
+        """The Bayes-optimal estimator's cross-entropy in bits per sequence (of a shorter order
+        with `context_bits`): the sum over masked steps of -log2 p(target), averaged over the
+        batch."""
+        prob_one = self.bayes_optimal_predictions(inputs, context_bits)
         prob = np.where(np.asarray(targets)[..., 0] > 0.5, prob_one, 1.0 - prob_one)
         return float(-(np.asarray(mask) * np.log2(prob)).sum() / prob.shape[1])
 

@@ -177,7 +177,8 @@ def test_associative_recall_rules():
 
 
 def brute_force_bayes(bits: np.ndarray, n: int, alpha: float) -> np.ndarray:
-    """P(b_t = 1) from the counts after the same context earlier in the sequence, slowly."""
+    """P(b_t = 1) from the counts after the same n-1-bit context earlier in the sequence,
+    slowly (n = 1: no context, the share of 1s so far)."""
     out = np.full(len(bits), 0.5)
     for t in range(n - 1, len(bits)):
         ctx = tuple(bits[t - n + 1 : t])
@@ -207,6 +208,29 @@ def test_dynamic_ngrams_layout_and_bayes_optimal():
     prob = np.where(targets[..., 0] > 0.5, predictions, 1 - predictions)
     expected = -(mask * np.log2(prob)).sum() / 5
     assert math.isclose(task.bayes_optimal_cost(inputs, targets, mask), expected)
+
+
+def test_dynamic_ngrams_bayes_estimators_of_shorter_order():
+    """context_bits=k is the estimator of a (k+1)-gram source on the same bits; the full
+    context is the optimal one, and on the paper's 6-grams less context costs more bits."""
+    task = DynamicNGrams(n=4, length=50, alpha=0.5)
+    inputs, targets, mask = batch(task, 3, seed=11)
+    for k in range(3):
+        predictions = task.bayes_optimal_predictions(inputs, context_bits=k)
+        for b in range(3):
+            bits = targets[:, b, 0].astype(int)
+            np.testing.assert_allclose(predictions[:, b], brute_force_bayes(bits, k + 1, 0.5))
+    np.testing.assert_array_equal(
+        task.bayes_optimal_predictions(inputs, context_bits=3),
+        task.bayes_optimal_predictions(inputs),
+    )
+    with pytest.raises(ValueError, match=r"context_bits must be in \[0, n-1=3\], got 4"):
+        task.bayes_optimal_predictions(inputs, context_bits=4)
+    paper = DynamicNGrams()
+    sample = batch(paper, 200, seed=2)
+    costs = [paper.bayes_optimal_cost(*sample, context_bits=k) for k in range(6)]
+    assert all(a > b for a, b in zip(costs, costs[1:])), costs
+    assert costs[0] > 180 and costs[-1] == paper.bayes_optimal_cost(*sample)
 
 
 def test_dynamic_ngrams_paper_bayes_optimal_cost():

@@ -424,3 +424,29 @@ def test_repeat_copy_report_scores_by_repeat_count_and_draws_every_head(tmp_path
     assert "memory rows" in rows["length 20 x 10 repeats"]["skipped"]
     pictures = sorted(p.name for p in tmp_path.glob("trace_*.png"))
     assert len(pictures) == 3 and (tmp_path / "generalisation.json").is_file()
+
+
+def test_dynamic_ngrams_report_follows_the_papers_validation_protocol(tmp_path):
+    """The n-grams report scores the paper's 1000 validation sequences (a fixed seed: the same
+    sequences every run), with the Bayes-optimal cost on those sequences, the model's gap to it
+    and the estimators of shorter order."""
+    from rollout.sequence_report import format_table, write_report
+
+    kwargs = {"n": 3, "length": 24}
+    env = envs.make("memrl/DynamicNGrams-v0", **kwargs).unwrapped
+    cfg = ntm.Config(memory_n=8, memory_m=4, controller_size=8, compile=False)
+    torch.manual_seed(0)
+    agent = make_agent(cfg, env.observation_space, env.action_space)
+    first = write_report(agent, "memrl/DynamicNGrams-v0", kwargs, tmp_path / "a", sequences=4)
+    again = write_report(agent, "memrl/DynamicNGrams-v0", kwargs, tmp_path / "b", sequences=4)
+    assert first["sequences_per_row"] == 1000
+    row = first["rows"][0]
+    assert row == again["rows"][0]  # the same validation set
+    assert row["gap_bits_per_seq"] == pytest.approx(
+        row["cost_bits_per_seq"] - row["bayes_optimal_cost_bits_per_seq"]
+    )
+    assert row["gap_bits_per_seq"] > 0  # an untrained model is worse than optimal
+    by_order = row["bayes_cost_by_context_bits"]
+    assert list(by_order) == ["0", "1"]
+    assert by_order["0"] > by_order["1"] > row["bayes_optimal_cost_bits_per_seq"]
+    assert "gap" in format_table(first)

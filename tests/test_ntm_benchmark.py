@@ -162,3 +162,32 @@ def test_sort_cost_points_names_each_run_with_a_cost_curve(tmp_path):
     assert sort_cost_points(result) == {"ntm, seed 0": [(5000, 120.0), (10000, 100.0)]}
     plot_sort_cost(result, tmp_path / "sort.png")
     assert (tmp_path / "sort.png").stat().st_size > 1000
+
+
+def test_ngrams_gap_is_summarised_and_tabled_for_protocol_runs_only():
+    """Dynamic n-grams runs carry their gap to the Bayes-optimal cost; the summary gives the
+    median and worst gap, and the n-grams table lists only the runs measured that way."""
+    from benchmarks.ntm_plot import ngrams_table
+
+    old = {**run(0, None), "curve": [[9648, 200.9, 76.97]], "total_time_s": 208.6}
+    new = [
+        {
+            **run(seed, None),
+            "curve": [[200_000, 3000.0, 70.0]],
+            "total_time_s": 3010.4,
+            "final_cost_bits": 134.1 + seed,
+            "bayes_optimal": [133.6],
+            "gap_bits": 0.5 + seed,
+        }
+        for seed in (0, 1, 2)
+    ]
+    assert "gap_bits" not in summarise([old])
+    assert summarise(new)["gap_bits"] == {"median": 1.5, "worst": 2.5}
+    machine = {"cpu": "AMD EPYC", "gpu": None}
+    result = {
+        "machine": machine,
+        "tasks": {"dynamic_ngrams": {"ntm": {"runs": [old, *new]}}},
+    }
+    rows = ngrams_table(result).splitlines()[2:]
+    assert len(rows) == 3
+    assert rows[0] == "| ntm | AMD EPYC | 0 | 134.10 | 133.60 | 0.50 | 200,000 | 3,010 |"
