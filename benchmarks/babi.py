@@ -177,12 +177,19 @@ def joint_entry(runs: list[dict], overrides: list[str], size: str = "1k") -> dic
     }
 
 
-def store_runs(result: dict, runs: list[dict], overrides: list[str], size: str = "1k") -> dict:
-    """Add `runs` to the stored `joint_{size}` entry of the same recipe (a different recipe's
-    entry moves to joint_{size}_superseded, or joint_{size}_superseded_N when that is taken)."""
+def store_runs(
+    result: dict,
+    runs: list[dict],
+    overrides: list[str],
+    size: str = "1k",
+    name: str | None = None,
+) -> dict:
+    """Add `runs` to the stored entry `name` (default `joint_{size}`) of the same recipe (a
+    different recipe's entry moves to NAME_superseded, or NAME_superseded_N when that is
+    taken). A named entry holds a variant beside the main one (e.g. another learning rate)."""
     if len({r["recipe"] for r in runs}) != 1:
         raise ValueError("runs of different recipes cannot form one entry")
-    name = f"joint_{size}"
+    name = name or f"joint_{size}"
     stored = result.get(name)
     previous: list[dict] = []
     if stored is not None:
@@ -275,7 +282,14 @@ def main() -> None:
     parser.add_argument("--skip-joint", action="store_true", help="only the new-words comparison")
     parser.add_argument("--keep", default="", help="copy each run's folder to KEEP/seed-N")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "babi.json"))
+    parser.add_argument(
+        "--entry",
+        help="store the runs under this entry beside joint_SIZE (a variant of the recipe, "
+        "e.g. joint_1k_reference_lr), leaving joint_SIZE as it is",
+    )
     args = parser.parse_args()
+    if args.entry is not None and not args.entry.startswith(f"joint_{args.size}_"):
+        parser.error(f"--entry must start with joint_{args.size}_ (got {args.entry!r})")
     out = Path(args.out)
     if args.table:
         stored = read_json(out)
@@ -290,7 +304,7 @@ def main() -> None:
         def change(result: dict) -> None:
             result["machine"] = machine_info()
             result["torch_threads"] = 1
-            store_runs(result, [run], args.overrides, args.size)
+            store_runs(result, [run], args.overrides, args.size, args.entry)
 
         return update_json(out, change, indent=2)
 
@@ -309,8 +323,8 @@ def main() -> None:
             run["wall_clock_s"], run["wall_clock_of"] = round(wall, 1), "the whole process"
             result = add(run)
             print(f"seed {seed}: mean {run['mean_error_pct']}, failed {run['failed_tasks']}")
-        if f"joint_{args.size}" in result:
-            print(markdown_table(result[f"joint_{args.size}"], args.size))
+        if (name := args.entry or f"joint_{args.size}") in result:
+            print(markdown_table(result[name], args.size))
     if args.unseen:
         figures = unseen_words(args.overrides)
         update_json(out, lambda result: result.update(unseen_words=figures), indent=2)

@@ -76,6 +76,11 @@ def test_runs_accumulate_by_recipe_and_size():
     with pytest.raises(ValueError, match="different recipes"):
         store_runs(result, [entry_run(5, "r3", 1, 1), entry_run(6, "r4", 1, 1)], [])
 
+    # a named variant entry sits beside joint_1k and leaves it alone
+    variant = store_runs(result, [entry_run(7, "r5", 4.0, 12.0)], ["x=1"], name="joint_1k_lr")
+    assert variant["runs"] == 1 and result["joint_1k"]["recipe"] == "r3"
+    assert result["joint_1k_lr"]["overrides"] == ["x=1"]
+
 
 def test_the_papers_columns():
     assert paper("1k")["test_error_pct"]["qa19"] == 88.0
