@@ -145,6 +145,11 @@ class RunConfig:
     eval_every_epochs: int = 1  # dataset tasks: a full pass over 'valid' every this many epochs
     eval_episodes: int = 20
     stop_return: float | None = None  # stop once the evaluation mean reaches this
+    # the weights the end-of-run report scores: the best evaluation's (model selection on the
+    # evaluation episodes; the final weights can sit in a late spike) or the final ones, where
+    # the evaluation's figure is not the report's and the learning rate anneals to the end
+    # (dynamic n-grams: evaluations count wrong bits, the report the cost in bits)
+    report_weights: Literal["best", "final"] = "best"
     # stop once the mean return of the last 100 training episodes reaches this (gym's "solved"
     # rule, e.g. the tape tasks' reward_threshold; episodes follow the env's own curriculum)
     stop_train_return: float | None = None

@@ -562,17 +562,22 @@ class Trainer:
         return self._summary(checkpoint)
 
     def _final_report(self) -> None:
-        """The task's own end-of-run evaluation, with the best weights: a full pass over the
-        test split (dataset tasks) or the generalisation report (sequence tasks)."""
+        """The task's own end-of-run evaluation, with the best weights (or the final ones, by
+        `run.report_weights`): a full pass over the test split (dataset tasks) or the
+        generalisation report (sequence tasks)."""
         folder = self.run_dir.path / "evaluation" / "final"
+        if self.cfg.run.report_weights == "final":
+            agent = copy.deepcopy(self.agent)
+        else:
+            agent = self.best_agent()
         if self.dataset_run:
-            report = write_split_report(self.best_agent(), self.task, "test", folder)
+            report = write_split_report(agent, self.task, "test", folder)
             self.console.print(format_split_table(report, "test"), highlight=False)
         elif isinstance(self.source, GeneratedSource) and getattr(self.task, "report_variants", ()):
             from rollout.sequence_report import format_table, write_report
 
             report = write_report(
-                self.best_agent(),
+                agent,
                 self.cfg.env.id,
                 {**self.cfg.env.kwargs, **self.cfg.env.eval_kwargs},
                 folder,

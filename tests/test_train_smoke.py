@@ -200,3 +200,45 @@ def test_lstm_learns_to_execute_through_ray(tmp_path, ray_local):
     report = json.loads((run.path / "evaluation/final/generalisation.json").read_text())
     assert [r["variant"] for r in report["rows"][1:]] == [f"{k} digits" for k in range(1, 10)]
     assert all(0.0 <= r["token_accuracy"] <= 1.0 for r in report["rows"])
+
+
+def test_report_weights_final_scores_the_last_weights(tmp_path, ray_local):
+    """`run.report_weights: final` (dynamic n-grams: the evaluations count wrong bits, the
+    report the cost) makes the end-of-run report score the final weights, not the best
+    evaluation's: its cost is the last checkpoint's on the same 1000 validation sequences."""
+    from rollout.sequence_report import write_report
+
+    cfg = load_config(
+        "configs/lstm_dynamic_ngrams.yaml",
+        [
+            "env.kwargs={n: 3, length: 20}",
+            "agent.hidden_size=8",
+            "agent.layers=1",
+            "run.total_sequences=96",
+            "run.eval_every_steps=400",
+            "run.eval_episodes=2",
+            "run.report_weights=final",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    untrained = {k: v.clone() for k, v in trainer.agent.acting_state_dict().items()}
+    trainer.train()
+    path = run.path / "evaluation/final/generalisation.json"
+    report = json.loads(path.read_text())
+    state = load_checkpoint(latest_checkpoint(run.checkpoints))
+    env = envs.make(cfg.env.id, **cfg.env.kwargs)
+    final = make_agent(cfg.agent, env.observation_space, env.action_space)
+    final.load_state_dict(state["learner"]["agent"])
+    again = write_report(final, cfg.env.id, cfg.env.kwargs, tmp_path / "again", seed=cfg.run.seed)
+    assert report["rows"][0] == again["rows"][0]
+    assert report["sequences_per_row"] == 1000
+    # with other best weights (here the untrained ones): 'final' ignores them, 'best' scores them
+    trainer.best_weights = untrained
+    trainer._final_report()
+    assert json.loads(path.read_text())["rows"][0] == again["rows"][0]
+    trainer.cfg.run.report_weights = "best"
+    trainer._final_report()
+    assert json.loads(path.read_text())["rows"][0] != again["rows"][0]
