@@ -89,6 +89,7 @@ def run_once(
         # dynamic n-grams, on the paper's 1000 validation sequences: cost - Bayes-optimal cost,
         # and the cost of the Bayes estimators that see only the last k bits
         **_gap_figures(report["rows"][0]),
+        "report_weights": report.get("weights", "best"),
         # the paper's learning curves: cross-entropy in bits per sequence on the training batches
         "train_cost_curve": train_cost_curve(rows),
         "final_cost_bits": report_cost[0] if report_cost else None,

@@ -225,8 +225,10 @@ def write_report(
     out_dir: Path,
     sequences: int = 256,
     seed: int = 0,
+    weights: str = "best",
 ) -> dict[str, Any]:
     """Score the agent on its task's variants and write the table, plot and pictures to out_dir.
+    `weights` names the weights scored in the report ('best': the best evaluation's, 'final').
     Every row scores `sequences` sequences drawn with a fixed seed, or the task's
     `report_sequences` where its paper fixes the validation set (dynamic n-grams: 1000)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -264,6 +266,7 @@ def write_report(
         "task": name,
         "env_id": env_id,
         "agent": agent.cfg.name,
+        "weights": weights,
         "sequences_per_row": sequences,
         "rows": rows,
     }

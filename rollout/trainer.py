@@ -582,6 +582,7 @@ class Trainer:
                 {**self.cfg.env.kwargs, **self.cfg.env.eval_kwargs},
                 folder,
                 seed=self.cfg.run.seed,
+                weights=self.cfg.run.report_weights,
             )
             self.console.print(format_table(report), highlight=False)
 

@@ -439,7 +439,7 @@ def test_dynamic_ngrams_report_follows_the_papers_validation_protocol(tmp_path):
     agent = make_agent(cfg, env.observation_space, env.action_space)
     first = write_report(agent, "memrl/DynamicNGrams-v0", kwargs, tmp_path / "a", sequences=4)
     again = write_report(agent, "memrl/DynamicNGrams-v0", kwargs, tmp_path / "b", sequences=4)
-    assert first["sequences_per_row"] == 1000
+    assert first["sequences_per_row"] == 1000 and first["weights"] == "best"
     row = first["rows"][0]
     assert row == again["rows"][0]  # the same validation set
     assert row["gap_bits_per_seq"] == pytest.approx(

@@ -188,6 +188,10 @@ def test_ngrams_gap_is_summarised_and_tabled_for_protocol_runs_only():
         "machine": machine,
         "tasks": {"dynamic_ngrams": {"ntm": {"runs": [old, *new]}}},
     }
+    new[1]["report_weights"] = "final"
+    new[2]["final_weights"] = {"cost_bits": 134.0, "bayes_optimal": 133.6, "gap_bits": 0.4}
     rows = ngrams_table(result).splitlines()[2:]
-    assert len(rows) == 3
-    assert rows[0] == "| ntm | AMD EPYC | 0 | 134.10 | 133.60 | 0.50 | 200,000 | 3,010 |"
+    assert len(rows) == 4
+    assert rows[0] == "| ntm | AMD EPYC | 0 | best | 134.10 | 133.60 | 0.50 | 200,000 | 3,010 |"
+    assert rows[1].startswith("| ntm | AMD EPYC | 1 | final | 135.10 |")
+    assert rows[3] == "| ntm | AMD EPYC | 2 | final | 134.00 | 133.60 | 0.40 | 200,000 | 3,010 |"
