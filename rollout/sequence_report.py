@@ -41,8 +41,8 @@ def score(
     symbols = bool(getattr(agent, "symbols", False))
     totals: dict[str, float] = {}
     scored_tokens = optimal = 0.0
+    bayes = hasattr(task, "bayes_optimal_cost")  # dynamic n-grams: the paper's reference
     by_order: dict[int, float] = {}  # the Bayes estimator with a shorter context, by its bits
-    orders = range(getattr(task, "n", 1) - 1) if hasattr(task, "bayes_optimal_cost") else ()
     done = 0
     while done < sequences:
         n = min(chunk, sequences - done)
@@ -57,9 +57,9 @@ def score(
             _, figures = sequence_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
         for key, value in figures.items():  # per-sequence means, weighted by the chunk size
             totals[key] = totals.get(key, 0.0) + float(value) * n
-        if hasattr(task, "bayes_optimal_cost"):
+        if bayes:
             optimal += task.bayes_optimal_cost(inputs, targets, mask) * n
-            for k in orders:
+            for k in range(task.n - 1):
                 cost = task.bayes_optimal_cost(inputs, targets, mask, context_bits=k)
                 by_order[k] = by_order.get(k, 0.0) + cost * n
         done += n
@@ -73,7 +73,7 @@ def score(
         }
     else:
         out = {"bit_errors_per_seq": mean["bit_errors"], "cost_bits_per_seq": mean["cost_bits"]}
-    if hasattr(task, "bayes_optimal_cost"):
+    if bayes:
         out["bayes_optimal_cost_bits_per_seq"] = optimal / sequences
         # how far the model is from optimal, in bits per sequence (the paper's comparison)
         out["gap_bits_per_seq"] = out["cost_bits_per_seq"] - optimal / sequences
