@@ -198,6 +198,23 @@ def td_loss(
     return loss, {"q_mean": q.detach().mean(), "td_abs": error.detach().abs().mean()}
 
 
+def masked_bce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy (nats) of every output bit, 0 off the scored steps: [T, B, K] from
+    logits/targets [T, B, K] and mask [T, B]."""
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return bce * mask.unsqueeze(-1).to(logits.dtype)
+
+
+def masked_nll(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Categorical cross-entropy (nats) of every step, 0 off the scored steps (whose targets may
+    hold anything, e.g. padding): [T, B] from logits [T, B, C], targets and mask [T, B]."""
+    safe = torch.where(mask > 0, targets.long(), torch.zeros_like(targets, dtype=torch.long))
+    nll = nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), safe.reshape(-1), reduction="none"
+    ).reshape(targets.shape)
+    return nll * mask.to(logits.dtype)
+
+
 def sequence_bce_loss(
     logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -206,7 +223,7 @@ def sequence_bce_loss(
     after thresholding at 0.5), as 0-d tensors (no wait on the device). logits/targets [T, B, K],
     mask [T, B]."""
     m = mask.unsqueeze(-1).to(logits.dtype)
-    bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none") * m
+    bce = masked_bce(logits, targets, mask)
     width = logits.shape[-1]
     loss = bce.sum() / (m.sum() * width).clamp_min(1.0)
     batch = logits.shape[1]
@@ -237,10 +254,7 @@ def sequence_cross_entropy_loss(
     m = mask.to(logits.dtype)
     real = mask > 0
     safe_targets = torch.where(real, targets.long(), torch.zeros_like(targets, dtype=torch.long))
-    nll = nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), safe_targets.reshape(-1), reduction="none"
-    ).reshape(targets.shape)
-    nll = nll * m
+    nll = masked_nll(logits, targets, mask)
     loss = nll.sum() / m.sum().clamp_min(1.0)
     batch = logits.shape[1]
     with torch.no_grad():

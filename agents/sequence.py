@@ -9,6 +9,7 @@ with the batch in dimension 0 (DESIGN.md, style rule 7).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +19,8 @@ import torch
 from torch import nn
 
 from agents.base import Agent, AgentError, SupervisedSpec
+from agents.losses import masked_bce, masked_nll, sequence_cross_entropy_loss
 from agents.losses import sequence_bce_loss as sequence_loss
-from agents.losses import sequence_cross_entropy_loss
 
 State = tuple[torch.Tensor, ...]
 StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
@@ -129,13 +130,18 @@ class SequenceAgent(Agent):
 
     @torch.no_grad()
     def score_examples(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Wrong bits (or symbols) per sequence and whether the whole sequence is right, [B]."""
+        """Per sequence, [B]: wrong bits (or symbols), whether the whole sequence is right, and
+        `cost_bits`, the training loss's cross-entropy summed over the scored steps, in bits."""
         logits, _ = self.core(batch["inputs"].float())
         mask = batch["mask"].float()
+        targets = batch["targets"]
         if self.symbols:
-            wrong = (logits.argmax(-1) != batch["targets"].long()).float() * mask
+            cost = masked_nll(logits, targets, mask).sum(0) / math.log(2.0)
+            wrong = (logits.argmax(-1) != targets.long()).float() * mask
             errors = wrong.sum(0)
-            return {"token_errors": errors, "correct": (errors == 0).float()}
-        wrong = ((logits > 0).float() != batch["targets"].float()).float().sum(-1) * mask
+            return {"token_errors": errors, "correct": (errors == 0).float(), "cost_bits": cost}
+        targets = targets.float()
+        cost = masked_bce(logits, targets, mask).sum((0, 2)) / math.log(2.0)
+        wrong = ((logits > 0).float() != targets).float().sum(-1) * mask
         errors = wrong.sum(0)
-        return {"bit_errors": errors, "correct": (errors == 0).float()}
+        return {"bit_errors": errors, "correct": (errors == 0).float(), "cost_bits": cost}

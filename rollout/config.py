@@ -144,7 +144,13 @@ class RunConfig:
     eval_every_steps: int = 10_000  # 0 = only at the end
     eval_every_epochs: int = 1  # dataset tasks: a full pass over 'valid' every this many epochs
     eval_episodes: int = 20
-    stop_return: float | None = None  # stop once the evaluation mean reaches this
+    stop_return: float | None = None  # stop once the evaluation score reaches this
+    # what an evaluation's score is (the `best` weights, stop_return and the curriculum compare
+    # it): 'return', the mean episode return (sequence tasks: minus the wrong bits); 'cost',
+    # minus the mean cost in bits of `eval_episodes` sequences from the task's sampler, the
+    # training loss's figure (sequence agents on generated tasks; dynamic n-grams, priority
+    # sort: the paper's measure). Both are logged (eval_return_mean, eval_cost_bits).
+    eval_metric: Literal["return", "cost"] = "return"
     # the weights the end-of-run report scores: the best evaluation's (model selection on the
     # evaluation episodes; the final weights can sit in a late spike) or the final ones, where
     # the evaluation's figure is not the report's and the learning rate anneals to the end

@@ -50,12 +50,24 @@ def episodic_result(
     returns: list[float],
     weights: dict[str, torch.Tensor],
     level_returns: list[float] | None = None,
+    costs: list[float] | None = None,
+    level_costs: list[float] | None = None,
 ) -> EvalResult:
+    """The result of one evaluation: scored on the mean return, or with `costs` (per-sequence
+    cost in bits, `run.eval_metric: cost`) on minus their mean; the level's likewise."""
     mean = float(np.mean(returns))
     result = EvalResult(env_steps, mean, {"eval_return_mean": mean}, weights, returns)
+    if costs is not None:
+        cost = float(np.mean(costs))
+        result.score = -cost
+        result.figures["eval_cost_bits"] = cost
     if level_returns is not None:
         result.level_score = float(np.mean(level_returns))
         result.figures["eval_level_return_mean"] = result.level_score
+    if level_costs is not None:
+        level_cost = float(np.mean(level_costs))
+        result.level_score = -level_cost
+        result.figures["eval_level_cost_bits"] = level_cost
     return result
 
 
@@ -82,6 +94,7 @@ class PeriodicEvaluator:
         run = cfg.run
         self.episodes = run.eval_episodes
         self.seed = run.seed + 12345  # the same episodes at every evaluation
+        self.cost = run.eval_metric == "cost"
         kwargs = {**cfg.env.kwargs, **cfg.env.eval_kwargs}
         args = (cfg.env.id, kwargs, cfg.agent, min(run.eval_episodes, 10))
         self.local: RolloutWorker | None = None
@@ -99,12 +112,28 @@ class PeriodicEvaluator:
                 RolloutWorker
             )
             self.actor = cls.remote(*args, seed=run.seed + 99991, evaluation=True)
-        self.pending: tuple[Any, Any, int, dict[str, torch.Tensor]] | None = None
+        # the refs of the evaluation in flight (by episodic_result's argument names), the env
+        # step and the weights it scores
+        self.pending: tuple[dict[str, Any], int, dict[str, torch.Tensor]] | None = None
         self.ready: list[EvalResult] = []
 
     @property
     def busy(self) -> bool:
         return self.pending is not None
+
+    def _calls(
+        self, env_kwargs: dict[str, Any] | None, level_kwargs: dict[str, Any] | None
+    ) -> list[tuple[str, dict[str, Any] | None, str]]:
+        """(result name, env kwargs, worker method) of each evaluation call, in order: the
+        level's first, then the evaluation kwargs'."""
+        calls = []
+        for prefix, kwargs in (("level_", level_kwargs), ("", env_kwargs)):
+            if prefix and kwargs is None:
+                continue
+            calls.append((f"{prefix}returns", kwargs, "evaluate"))
+            if self.cost:
+                calls.append((f"{prefix}costs", kwargs, "evaluate_cost"))
+        return calls
 
     def submit(
         self,
@@ -120,21 +149,17 @@ class PeriodicEvaluator:
             return False
         weights = snapshot(weights)
         if self.local is not None:
-            level_returns = None
-            if level_kwargs is not None:
-                self.local.set_weights(weights, level_kwargs)
-                level_returns = self.local.evaluate(self.episodes, seed=self.seed)
-            self.local.set_weights(weights, env_kwargs)
-            returns = self.local.evaluate(self.episodes, seed=self.seed)
-            self.ready.append(episodic_result(env_steps, returns, weights, level_returns))
+            figures = {}
+            for name, kwargs, method in self._calls(env_kwargs, level_kwargs):
+                self.local.set_weights(weights, kwargs)
+                figures[name] = getattr(self.local, method)(self.episodes, self.seed)
+            self.ready.append(episodic_result(env_steps, weights=weights, **figures))
             return True
-        level_ref = None  # calls on one actor run in the order they are made
-        if level_kwargs is not None:
-            self.actor.set_weights.remote(weights, level_kwargs)
-            level_ref = self.actor.evaluate.remote(self.episodes, self.seed)
-        self.actor.set_weights.remote(weights, env_kwargs)
-        ref = self.actor.evaluate.remote(self.episodes, self.seed)
-        self.pending = (ref, level_ref, env_steps, weights)
+        refs = {}  # calls on one actor run in the order they are made
+        for name, kwargs, method in self._calls(env_kwargs, level_kwargs):
+            self.actor.set_weights.remote(weights, kwargs)
+            refs[name] = getattr(self.actor, method).remote(self.episodes, self.seed)
+        self.pending = (refs, env_steps, weights)
         return True
 
     def poll(self, block: bool = False) -> list[EvalResult]:
@@ -142,12 +167,13 @@ class PeriodicEvaluator:
         if self.pending is not None:
             import ray
 
-            ref, level_ref, env_steps, weights = self.pending
-            done, _ = ray.wait([ref], timeout=None if block else 0)
-            if done:  # the level's evaluation ran before it, on the same actor
+            refs, env_steps, weights = self.pending
+            last = list(refs.values())[-1]  # the actor ran the others before it
+            done, _ = ray.wait([last], timeout=None if block else 0)
+            if done:
                 self.pending = None
-                level = ray.get(level_ref) if level_ref is not None else None
-                self.ready.append(episodic_result(env_steps, ray.get(ref), weights, level))
+                figures = {name: ray.get(ref) for name, ref in refs.items()}
+                self.ready.append(episodic_result(env_steps, weights=weights, **figures))
         ready, self.ready = self.ready, []
         return ready
 
@@ -172,5 +198,5 @@ class PeriodicEvaluator:
             import ray
 
             if self.pending is not None:
-                ray.wait([self.pending[0]], timeout=10)
+                ray.wait(list(self.pending[0].values()), timeout=10)
             ray.kill(self.actor)

@@ -24,7 +24,8 @@ import torch
 from rich.console import Console
 
 import envs
-from agents import Learner, NonFiniteLossError, make_agent
+from agents import AgentError, Learner, NonFiniteLossError, make_agent
+from agents.sequence import SequenceAgent
 from rollout.checkpoints import (
     CheckpointError,
     latest_checkpoint,
@@ -61,11 +62,30 @@ def probe_and_check(cfg: ExperimentConfig) -> tuple[Any, Any, list[str]]:
     try:
         agent = make_agent(cfg.agent, probe.observation_space, probe.action_space)
         agent.check_task(probe.unwrapped, cfg.env.id)
+        if cfg.run.eval_metric == "cost":
+            check_cost_metric(agent, probe.unwrapped, cfg)
         warnings = envs.check(cfg.env.id, cfg.env.kwargs) if cfg.env.check else []
     except BaseException:
         probe.close()
         raise
     return probe, agent, warnings
+
+
+def check_cost_metric(agent: Any, task: Any, cfg: ExperimentConfig) -> None:
+    """`run.eval_metric: cost` scores sequences drawn whole from the task's sampler with a
+    sequence agent's own loss; refuse the pairs that have no such thing."""
+    if not isinstance(agent, SequenceAgent) or not hasattr(task, "sample_batch"):
+        raise AgentError(
+            f"run.eval_metric: cost needs a sequence agent (ntm, lstm, stack_rnn) on a task that "
+            f"draws whole sequences (sample_batch), such as memrl/PrioritySort-v0; agent "
+            f"'{cfg.agent.name}' on env '{cfg.env.id}' has none: use run.eval_metric: return."
+        )
+    if learns_from_dataset(agent, task):
+        raise AgentError(
+            f"run.eval_metric: cost scores generated sequences, but env '{cfg.env.id}' serves "
+            "fixed splits (the best weights are chosen on the 'valid' split's accuracy): use "
+            "run.eval_metric: return."
+        )
 
 
 def learner_threads(agent: torch.nn.Module) -> int:
@@ -404,7 +424,9 @@ class Trainer:
             loop.stop_reason = budget
         now = time.monotonic()  # the row's rates leave out the final evaluation's time
         if loop.done and not loop.stop_reason.startswith("evaluation"):
-            # the final evaluation belongs to this last row: no extra row at the same step
+            if loop.evaluated:  # one came back this iteration: its own row, or it goes unlogged
+                self._log(now, keep_window=True)
+            # the final evaluation belongs to this last row
             self.evaluate()
             loop.evaluated = True
         self._log(now)
@@ -482,7 +504,9 @@ class Trainer:
         row["eval_env_steps"] = self.last_eval_steps  # when the weights were taken
         return row
 
-    def _log(self, now: float) -> None:
+    def _log(self, now: float, keep_window: bool = False) -> None:
+        """A metrics row when one is due (with the latest evaluation's figures when one came
+        back); `keep_window`: the next row repeats this one's rates (two rows at one step)."""
         loop = self.loop
         if loop.evaluated or loop.done or now - loop.last_log >= self.cfg.run.log_every_s:
             span = max(now - loop.window_start, 1e-9)
@@ -493,8 +517,9 @@ class Trainer:
                 learner_keys=self.last_metrics.keys(),
                 eval_keys=self.last_figures.keys(),
             )
-            loop.last_log, loop.window_start, loop.window_steps = now, now, self.counters.step
-            loop.window_updates = self.learner.updates
+            if not keep_window:
+                loop.last_log, loop.window_start, loop.window_steps = now, now, self.counters.step
+                loop.window_updates = self.learner.updates
         self.report.update(
             self.progress_value(),
             {

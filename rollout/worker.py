@@ -271,5 +271,25 @@ class RolloutWorker:
             ret[done] = 0.0
         return returns
 
+    @torch.no_grad()
+    def evaluate_cost(self, num_sequences: int, seed: int, chunk: int = 64) -> list[float]:
+        """The cost (cross-entropy in bits, the training loss's figure) of each of
+        `num_sequences` sequences drawn whole from the task's sampler with `seed`: what
+        `run.eval_metric: cost` selects on, where wrong bits miss the point (stochastic targets
+        such as dynamic n-grams, or costs the paper reports, such as priority sort)."""
+        task = self.env.envs[0].unwrapped
+        rng = np.random.default_rng(seed)
+        costs: list[float] = []
+        while len(costs) < num_sequences:
+            n = min(chunk, num_sequences - len(costs))
+            inputs, targets, mask = task.sample_batch(n, rng)
+            batch = {
+                "inputs": torch.as_tensor(inputs),
+                "targets": torch.as_tensor(targets),
+                "mask": torch.as_tensor(mask),
+            }
+            costs.extend(self.agent.score_examples(batch)["cost_bits"].tolist())
+        return costs
+
     def close(self) -> None:
         self.env.close()

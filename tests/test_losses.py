@@ -491,3 +491,37 @@ def test_reinforce_agent_with_moving_average_baseline_trains_without_a_value_hea
     assert float(agent.moving_baseline.value) == pytest.approx(0.1 * (2.9701 + 1.99) / 2)
     fresh = make_agent(cfg, space_o, space_a)
     fresh.load_acting_state_dict(agent.acting_state_dict())  # a worker's copy loads
+
+
+@pytest.mark.parametrize("env_id", ["memrl/PrioritySort-v0", "memrl/LearnToExecute-v0"])
+def test_score_examples_cost_per_sequence_sums_to_the_losses_cost(env_id):
+    """A sequence agent's per-sequence `cost_bits` (what `run.eval_metric: cost` selects on):
+    their mean is the loss's batch figure, for bit outputs (BCE) and symbol outputs (CE, with
+    padding targets off the mask ignored), and each is the hand sum of that sequence's steps."""
+    import envs
+    from agents.lstm import Config as LSTMConfig
+
+    env = envs.make(env_id)
+    torch.manual_seed(0)
+    agent = make_agent(LSTMConfig(hidden_size=8, layers=1), env.observation_space, env.action_space)
+    inputs, targets, mask = env.unwrapped.sample_batch(5, np.random.default_rng(1))
+    batch = {
+        k: torch.as_tensor(v)
+        for k, v in zip(("inputs", "targets", "mask"), (inputs, targets, mask))
+    }
+    per_sequence = agent.score_examples(batch)
+    with torch.no_grad():
+        logits, _ = agent.core(batch["inputs"])
+        _, figures = agent.targets_loss(logits, batch)
+    assert per_sequence["cost_bits"].shape == (5,)
+    assert float(per_sequence["cost_bits"].mean()) == pytest.approx(float(figures["cost_bits"]))
+    b = 2  # one sequence by hand
+    steps = np.flatnonzero(mask[:, b])
+    if agent.symbols:
+        logp = torch.log_softmax(logits[steps, b], -1)
+        nats = -logp[torch.arange(len(steps)), batch["targets"][steps, b].long()].sum()
+    else:
+        p = torch.sigmoid(logits[steps, b])
+        y = batch["targets"][steps, b].float()
+        nats = -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).sum()
+    assert float(per_sequence["cost_bits"][b]) == pytest.approx(float(nats) / math.log(2), rel=1e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -90,3 +91,92 @@ def test_training_through_ray_evaluates_on_an_actor_and_keeps_the_best(tmp_path,
     fresh.load_acting_state_dict(best["agent"])
     obs = torch.randn(8, 4)
     torch.testing.assert_close(fresh.q_values(obs), trainer.best_agent().q_values(obs))
+
+
+def sort_config(tmp_path, workers: int, extra: list[str] = ()):
+    """A tiny LSTM on a short priority sort, scored on the cost (`run.eval_metric: cost`)."""
+    return load_config(
+        "configs/lstm_priority_sort.yaml",
+        [
+            "env.kwargs={bits: 3, num_inputs: 4, num_outputs: 3}",
+            "agent.hidden_size=8",
+            "agent.layers=1",
+            "agent.batch_size=4",
+            f"rollout.num_workers={workers}",
+            "run.eval_episodes=6",
+            "run.eval_metric=cost",
+            "run.log_every_s=0",
+            f"run.dir={tmp_path}",
+            *extra,
+        ],
+    )
+
+
+def test_cost_metric_scores_the_loss_on_sampled_sequences_remote_and_local(tmp_path, ray_local):
+    """With `run.eval_metric: cost` the score is minus the mean cost in bits of eval_episodes
+    sequences from the task's sampler (seeded as the evaluator's episodes): the training loss's
+    own figure on those sequences, the same on the actor as in process; the wrong bits of the
+    episodes are still logged."""
+    from agents.losses import sequence_bce_loss
+
+    cfg = sort_config(tmp_path, workers=1)
+    env = envs.make(cfg.env.id, **cfg.env.kwargs)
+    torch.manual_seed(3)
+    agent = make_agent(cfg.agent, env.observation_space, env.action_space)
+    remote = PeriodicEvaluator(cfg, torch_threads=1)
+    local = PeriodicEvaluator(sort_config(tmp_path, workers=0), torch_threads=1)
+    try:
+        assert remote.submit(agent.acting_state_dict(), env_steps=10)
+        (result,) = remote.poll(block=True)
+        assert local.submit(agent.acting_state_dict(), env_steps=10)
+        (expected,) = local.poll()
+    finally:
+        remote.close()
+        local.close()
+    inputs, targets, mask = env.unwrapped.sample_batch(6, np.random.default_rng(remote.seed))
+    with torch.no_grad():
+        logits, _ = agent.core(torch.as_tensor(inputs))
+        _, figures = sequence_bce_loss(logits, torch.as_tensor(targets), torch.as_tensor(mask))
+    cost = float(figures["cost_bits"])
+    assert result.figures["eval_cost_bits"] == pytest.approx(cost, rel=1e-5)
+    assert result.score == pytest.approx(-cost, rel=1e-5)
+    assert result.score == pytest.approx(expected.score, rel=1e-6)
+    assert result.returns == expected.returns and len(result.returns) == 6
+    assert result.figures["eval_return_mean"] == pytest.approx(np.mean(result.returns))
+    assert result.score != result.figures["eval_return_mean"]
+
+
+def test_cost_metric_picks_the_best_weights_on_cost(tmp_path):
+    """In process (num_workers 0: every due evaluation runs at once, so the count is fixed):
+    every evaluation is logged with its cost and wrong bits, and `best` is the lowest cost."""
+    cfg = sort_config(
+        tmp_path,
+        0,
+        ["run.total_sequences=160", "run.eval_every_steps=200", "run.checkpoint_every_steps=0"],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    summary = trainer.train()
+    evals = [r for r in read_metrics(run.metrics) if "eval_cost_bits" in r]
+    assert len(evals) >= 3 and all("eval_return_mean" in r for r in evals)
+    best = load_checkpoint(run.checkpoints / "best")["best"]
+    assert best["eval_return_mean"] == pytest.approx(summary["best_eval_return"])
+    assert best["eval_return_mean"] == pytest.approx(-min(r["eval_cost_bits"] for r in evals))
+    assert all(r["eval_score"] == pytest.approx(-r["eval_cost_bits"]) for r in evals)
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ("configs/dqn_cartpole.yaml", "needs a sequence agent"),
+        ("configs/memn2n_babi_generated.yaml", "needs a sequence agent"),
+    ],
+)
+def test_cost_metric_is_refused_where_there_is_no_sequence_cost(config, words):
+    from agents import AgentError
+    from rollout.trainer import probe_and_check
+
+    cfg = load_config(config, ["run.eval_metric=cost"])
+    with pytest.raises(AgentError, match=words) as info:
+        probe_and_check(cfg)
+    assert "run.eval_metric: return" in str(info.value)
