@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ import envs  # noqa: E402
 from agents import Learner, lstm, make_agent, ntm  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
 from benchmarks.memrl_run import train_subprocess  # noqa: E402
+from benchmarks.ntm_summary import headline, summarise  # noqa: E402
 from benchmarks.results_store import read_json, update_json  # noqa: E402
 from rollout.config import LearnerConfig  # noqa: E402
 
@@ -191,48 +191,6 @@ def throughput(
                 out[f"ntm_b{batch}_train_seq_per_s"] / compiled, 2
             )
     return out
-
-
-def summarise(runs: list[dict]) -> dict:
-    """Median and worst over all seeds: a seed that did not reach 0.1 bits/seq counts as beyond
-    the budget, so the median is null when half the seeds or more did not reach it, and the
-    worst is null when any did not ('slowest_reached' is then the slowest seed that did)."""
-    done = [r for r in runs if r["reached"]]
-    out: dict = {"reached": f"{len(done)}/{len(runs)}"}
-    for key in ("sequences", "time_s"):
-        values = [r[key] if r["reached"] else math.inf for r in runs]
-        median = statistics.median(values) if values else math.inf
-        worst = max(values, default=math.inf)
-        out[key] = {
-            "median": None if math.isinf(median) else median,
-            "worst": None if math.isinf(worst) else worst,
-            "slowest_reached": max((r[key] for r in done), default=None),
-        }
-    if len(done) < len(runs):
-        out["worst_note"] = "some seeds did not reach 0.1 bits/seq within the budget"
-    gaps = [r["gap_bits"] for r in runs if r.get("gap_bits") is not None]
-    if gaps:  # dynamic n-grams: the goal is a gap to the Bayes-optimal cost, not 0.1 bits
-        out["gap_bits"] = {"median": statistics.median(gaps), "worst": max(gaps)}
-    costs = [r["cost_bits"][0] for r in runs if r.get("cost_bits")]
-    if costs:  # the report's cost on the training distribution (priority sort's figure)
-        out["cost_bits"] = {"median": statistics.median(costs), "worst": max(costs)}
-    return out
-
-
-# tasks whose figure is a cost, not the sequences to 0.1 wrong bits: the table's summary key
-COST_FIGURE = {"dynamic_ngrams": "gap_bits", "priority_sort": "cost_bits"}
-
-
-def headline(task: str, summary: dict) -> str:
-    """The table's first figure: seeds that reached 0.1 bits/seq, or for the cost tasks the
-    median (worst) gap to the Bayes-optimal cost or cost in bits."""
-    key = COST_FIGURE.get(task)
-    if key is None or key not in summary:
-        return summary["reached"]
-    figure = summary[key]
-    return (
-        f"{'gap' if key == 'gap_bits' else 'cost'} {figure['median']:.2f} ({figure['worst']:.2f})"
-    )
 
 
 def kept_runs(stored: dict | None, entry: dict, seeds: list[int], where: str) -> list[dict]:

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
+from benchmarks.ntm_summary import headline, summarise  # noqa: E402
 
 # the rows the figure shows: the default NTM (lr 2e-3, grad_clip 1), the earlier default (lr 1e-3)
 # on the same budget, and the LSTM baseline
@@ -128,7 +130,8 @@ def summary_table(result: dict) -> str:
         return f"{'>budget' if median is None else f'{median:,.0f}'} / {worst_text}"
 
     lines = [
-        "| task | agent | machine | seeds reached 0.1 bits/seq | sequences (median / worst) "
+        "| task | agent | machine | seeds reached 0.1 bits/seq (sort: cost, n-grams: gap to "
+        "optimal; median (worst)) | sequences (median / worst) "
         "| seconds (median / worst) | budget |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -140,7 +143,8 @@ def summary_table(result: dict) -> str:
             if budget["max_time_s"] is not None:
                 limit += f" or {budget['max_time_s']:.0f} s"
             lines.append(
-                f"| {task} | {agent} | {where} | {s['reached']} | {cell(s['sequences'])} "
+                f"| {task} | {agent} | {where} | {headline(task, summarise(entry['runs']))} "
+                f"| {cell(s['sequences'])} "
                 f"| {cell(s['time_s'])} | {limit} |"
             )
     return "\n".join(lines)
