@@ -315,6 +315,23 @@ class Trainer:
         )
         return self._record_eval(result)
 
+    def _final_evaluation(self, now: float) -> None:
+        """Evaluate the final weights, unless this iteration already did. An evaluation of
+        earlier weights that comes back now (or is still in flight) gets a row of its own at
+        this step first, so every evaluation the best weights were chosen from is logged."""
+        loop = self.loop
+        for earlier in self.evaluator.poll(block=True):
+            if loop.evaluated:
+                self._log(now, keep_window=True)
+            self._record_eval(earlier)
+            loop.evaluated = True
+        if loop.evaluated and self.last_eval_steps == self.counters.step:
+            return  # the final weights were just evaluated
+        if loop.evaluated:
+            self._log(now, keep_window=True)
+        self.evaluate()
+        loop.evaluated = True
+
     def _record_eval(self, result: EvalResult) -> float:
         self.last_eval, self.last_eval_steps = result.score, result.env_steps
         self.last_figures = result.figures
@@ -424,11 +441,7 @@ class Trainer:
             loop.stop_reason = budget
         now = time.monotonic()  # the row's rates leave out the final evaluation's time
         if loop.done and not loop.stop_reason.startswith("evaluation"):
-            if loop.evaluated:  # one came back this iteration: its own row, or it goes unlogged
-                self._log(now, keep_window=True)
-            # the final evaluation belongs to this last row
-            self.evaluate()
-            loop.evaluated = True
+            self._final_evaluation(now)  # it belongs to this last row
         self._log(now)
         if loop.next_ckpt and self._checkpoint_clock()[0] >= loop.next_ckpt and not loop.done:
             loop.next_ckpt = self._next_multiple(self._checkpoint_clock())

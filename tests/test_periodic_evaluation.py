@@ -180,3 +180,33 @@ def test_cost_metric_is_refused_where_there_is_no_sequence_cost(config, words):
     with pytest.raises(AgentError, match=words) as info:
         probe_and_check(cfg)
     assert "run.eval_metric: return" in str(info.value)
+
+
+def test_evaluations_that_come_back_at_the_end_each_get_a_row(tmp_path):
+    """Evaluations still out when the budget is reached (here: every result held back until the
+    final blocking poll) are each logged with their own eval_env_steps before the final one, so
+    the best weights are always among the logged evaluations; none is dropped or made up."""
+    cfg = sort_config(
+        tmp_path,
+        0,
+        ["run.total_sequences=64", "run.eval_every_steps=100", "run.checkpoint_every_steps=0"],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    trainer = Trainer(cfg, run)
+    poll = trainer.evaluator.poll
+    submitted = []
+    submit = trainer.evaluator.submit
+
+    def held_submit(weights, env_steps, *args):
+        submitted.append(env_steps)
+        return submit(weights, env_steps, *args)
+
+    trainer.evaluator.submit = held_submit
+    trainer.evaluator.poll = lambda block=False: poll() if block else []
+    trainer.train()
+    rows = [r for r in read_metrics(run.metrics) if "eval_cost_bits" in r]
+    assert len(submitted) >= 3
+    assert [r["eval_env_steps"] for r in rows] == submitted  # the last one is the final weights'
+    assert len({r["env_steps"] for r in rows}) == 1  # all logged in the last iteration
+    best = load_checkpoint(run.checkpoints / "best")["best"]
+    assert best["eval_return_mean"] == pytest.approx(-min(r["eval_cost_bits"] for r in rows))
