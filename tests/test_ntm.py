@@ -139,6 +139,43 @@ def test_collier_beel_options():
         ntm.Config(clip=-1.0).validate()
 
 
+def test_key_strength_bound_hand_computed_and_off_by_default():
+    """`key_strength_max` bounds beta smoothly: bound * tanh(softplus / bound), near softplus
+    well below the bound, below it everywhere, with a gradient; 0 (the default) is softplus."""
+    from agents.ntm import key_strength
+
+    x = torch.tensor([-3.0, 0.0, 1.0, 20.0, 60.0], requires_grad=True)
+    soft = torch.nn.functional.softplus(x)
+    torch.testing.assert_close(key_strength(x), soft)
+    bounded = key_strength(x, 10.0)
+    expected = 10.0 * torch.tanh(soft / 10.0)
+    torch.testing.assert_close(bounded, expected)
+    assert (bounded < 10.0).all() and (bounded <= soft).all()
+    assert abs(bounded[2].item() - soft[2].item()) / soft[2].item() < 0.01  # 1.31 -> 1.31
+    assert 9.6 < bounded[3].item() < 9.7  # softplus 20 -> 10 tanh 2
+    bounded.sum().backward()
+    assert (x.grad > 0).all()
+    # in the model: the same weights, huge key-strength pre-activations: content addressing at
+    # beta <= 2 stays spread where unbounded it is one-hot
+    torch.manual_seed(0)
+    cfg = dict(memory_n=16, memory_m=8, controller_size=16, compile=False, memory_init="learned")
+    plain = make_agent(ntm.Config(**cfg), *spaces()).core
+    capped = make_agent(ntm.Config(**cfg, key_strength_max=2.0), *spaces()).core
+    capped.load_state_dict(plain.state_dict())
+    m = cfg["memory_m"]
+    p = torch.zeros(1, 1, plain.address_size)
+    p[..., :m] = torch.randn(m)
+    p[..., m] = 50.0  # beta's pre-activation
+    p[..., m + 1] = 50.0  # gate 1: content addressing only
+    p[..., m + 2 + capped.shifts // 2] = 50.0  # no shift
+    memory = capped.memory0.unsqueeze(0)
+    w_prev = torch.full((1, 1, 16), 1 / 16)
+    sharp, spread = plain._address(p, w_prev, memory), capped._address(p, w_prev, memory)
+    assert sharp.max() > 0.99 and spread.max() < 0.5
+    with pytest.raises(ValueError, match="key_strength_max"):
+        ntm.Config(key_strength_max=-1.0).validate()
+
+
 def test_learned_controller_init_is_the_first_state_and_is_trained():
     torch.manual_seed(0)
     cfg = ntm.Config(
