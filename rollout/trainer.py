@@ -466,6 +466,8 @@ class Trainer:
         run, loop = self.cfg.run, self.loop
         if run.stop_return is not None and loop.evaluated and self.last_eval >= run.stop_return:
             what = "accuracy" if self.dataset_run else "return"
+            if run.eval_metric == "cost":
+                what = "score (minus the cost in bits)"
             loop.stop_reason = (
                 f"evaluation {what} {self.last_eval:.4g} >= stop_return {run.stop_return:g}"
             )

@@ -210,3 +210,15 @@ def test_evaluations_that_come_back_at_the_end_each_get_a_row(tmp_path):
     assert len({r["env_steps"] for r in rows}) == 1  # all logged in the last iteration
     best = load_checkpoint(run.checkpoints / "best")["best"]
     assert best["eval_return_mean"] == pytest.approx(-min(r["eval_cost_bits"] for r in rows))
+
+
+def test_cost_metric_stops_on_the_cost(tmp_path):
+    cfg = sort_config(
+        tmp_path,
+        0,
+        ["run.total_sequences=400", "run.eval_every_steps=100", "run.stop_return=-1000"],
+    )
+    run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    summary = Trainer(cfg, run).train()
+    assert summary["stop_reason"].startswith("evaluation score (minus the cost in bits)")
+    assert summary["sequences"] < 400
