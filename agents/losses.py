@@ -253,12 +253,11 @@ def sequence_cross_entropy_loss(
         )
     m = mask.to(logits.dtype)
     real = mask > 0
-    safe_targets = torch.where(real, targets.long(), torch.zeros_like(targets, dtype=torch.long))
     nll = masked_nll(logits, targets, mask)
     loss = nll.sum() / m.sum().clamp_min(1.0)
     batch = logits.shape[1]
     with torch.no_grad():
-        wrong = (logits.argmax(-1) != safe_targets) & real
+        wrong = (logits.argmax(-1) != targets.long()) & real  # off the mask: never wrong
         errors = wrong.to(logits.dtype).sum() / batch
         all_right = (~wrong.any(dim=0)).to(logits.dtype).mean()
         cost = nll.sum() / batch / math.log(2.0)
