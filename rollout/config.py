@@ -93,6 +93,10 @@ class EnvConfig:
     # instead of the threshold: one level up per this many training sequences, whatever the
     # evaluations say (the stack RNN paper's one more n per epoch); 0 = off. Sequence tasks only
     curriculum_every_sequences: int = 0
+    # with curriculum_threshold: the level also moves up when its evaluation score is below the
+    # score this many evaluations earlier at the same level (a stall; Learning to Execute's
+    # reference code moves on after 5); 0 = only the threshold moves it
+    curriculum_patience: int = 0
     # with `eval_kwargs` (a fixed target), the current level is evaluated too, in the level's
     # kwargs with these laid over (e.g. {strategy: naive}: only the level's own difficulty, not
     # a mixture's share of harder ones); its score is what moves the level
@@ -436,6 +440,16 @@ def _check_ranges(cfg: ExperimentConfig) -> None:
             cfg.env.curriculum_threshold is None or cfg.env.curriculum_every_sequences == 0,
             "'env.curriculum_threshold' and 'env.curriculum_every_sequences' exclude each other: "
             "the level moves on evaluations or on a fixed schedule, not both",
+        ),
+        (
+            cfg.env.curriculum_patience >= 0,
+            "'env.curriculum_patience' must be >= 0 (0 = only the threshold moves the level)",
+        ),
+        (
+            cfg.env.curriculum_patience == 0
+            or (cfg.env.curriculum_threshold is not None and bool(cfg.env.curriculum)),
+            "'env.curriculum_patience' needs 'env.curriculum_threshold' and 'env.curriculum' "
+            "(it moves a threshold curriculum on when its evaluations stall)",
         ),
         (
             cfg.env.curriculum_every_sequences == 0 or bool(cfg.env.curriculum),

@@ -189,6 +189,7 @@ class Trainer:
             cfg.env.curriculum,
             cfg.env.curriculum_threshold,
             cfg.env.curriculum_every_sequences,
+            cfg.env.curriculum_patience,
         )
         # seconds spent per stage of the loop (logged as t_<stage>_s, cumulative)
         self.stage_s: dict[str, float] = dict.fromkeys(("wait", "replay", "update", "weights"), 0.0)
@@ -348,7 +349,8 @@ class Trainer:
             on_evaluation(result.score)
         level_score = result.score if result.level_score is None else result.level_score
         if self.curriculum.update(level_score):
-            self._level_moved(f"evaluation score {level_score:.4g}")
+            stalled = f", a stall over {self.curriculum.patience}" if self.curriculum.stalled else ""
+            self._level_moved(f"evaluation score {level_score:.4g}{stalled}")
         return self.last_eval
 
     def _level_moved(self, cause: str) -> None:

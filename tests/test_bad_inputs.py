@@ -274,6 +274,8 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("curriculum-every-and-threshold", [*T, "env.curriculum=[{max_len: 2}]", "env.curriculum_threshold=0", "env.curriculum_every_sequences=10"], 2, r"'env.curriculum_threshold' and 'env.curriculum_every_sequences' exclude each other", None),
     ("curriculum-every-without-levels", [*T, "env.curriculum_every_sequences=10"], 2, r"'env.curriculum_every_sequences' is set but 'env.curriculum' has no levels", None),
     ("curriculum-every-not-sequences", [*T, "env.curriculum=[{}]", "env.curriculum_every_sequences=10"], 2, r"'env.curriculum_every_sequences' counts training sequences, and env 'CartPole-v1' is not a sequence task", None),
+    ("curriculum-patience-negative", [*T, "env.curriculum=[{max_len: 2}]", "env.curriculum_threshold=0", "env.curriculum_patience=-1"], 2, r"'env.curriculum_patience' must be >= 0", None),
+    ("curriculum-patience-without-threshold", [*T, "env.curriculum=[{max_len: 2}]", "env.curriculum_every_sequences=10", "env.curriculum_patience=5"], 2, r"'env.curriculum_patience' needs 'env.curriculum_threshold' and 'env.curriculum'", None),
     ("curriculum-not-mappings", [*T, "env.curriculum=[3]", "env.curriculum_threshold=0"], 2, r"'env.curriculum'\[0\] must be dict\[str, Any\], got 3", None),
     ("dataset-order", [*T, "rollout.dataset_order=sorted"], 2, r"'rollout.dataset_order' must be one of 'epochs', 'replacement'", None),
     ("eval-every", [*T, "run.eval_every_steps=-5", R], 2, r"'run.eval_every_steps' must be >= 0", None),

@@ -189,7 +189,7 @@ def test_curriculum_level_rises_and_changes_the_workers_data(tmp_path):
     assert rows[0]["curriculum_level"] == 0 and rows[-1]["curriculum_level"] == 1
     # the level is checkpointed
     state = torch.load(sorted(run.checkpoints.glob("0*"))[-1] / "state.pt", weights_only=True)
-    assert state["curriculum"] == {"level": 1}
+    assert state["curriculum"] == {"level": 1, "scores": []}
 
 
 def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(tmp_path):
@@ -235,6 +235,31 @@ def test_curriculum_schedule_moves_one_level_per_fixed_count_of_sequences():
     assert resumed.level == 2
     off = Curriculum({}, levels, 0.5)  # a threshold curriculum has no schedule
     assert not off.schedule(10**9) and off.level == 0
+
+
+def test_curriculum_patience_moves_a_stalled_level_as_the_l2e_reference_does():
+    """`patience` P: besides the threshold, the level moves up when its score is below the one
+    P evaluations earlier at the same level (Learning to Execute's main.lua, P = 5); rising or
+    flat scores keep it; the window restarts at each level and survives a checkpoint."""
+    from rollout.curriculum import Curriculum
+
+    levels = [{"length": 1}, {"length": 2}, {"length": 3}]
+    c = Curriculum({}, levels, -0.05, patience=2)
+    assert not c.update(-0.5) and not c.update(-0.4)  # rising: fewer than P+1 scores anyway
+    assert not c.update(-0.3) and not c.update(-0.3)  # -0.3 is not below -0.4 (two back)
+    assert not c.update(-0.28) and not c.update(-0.29)  # below the last, not -0.3 two back
+    assert c.update(-0.31) and c.stalled and c.level == 1  # -0.31 < -0.28 two evaluations back
+    assert c.scores == []  # a new level starts a new window
+    assert not c.update(-0.9) and not c.update(-0.95)
+    resumed = Curriculum({}, levels, -0.05, patience=2)
+    resumed.load_state_dict(c.state_dict())
+    assert resumed.level == 1 and resumed.scores == [-0.9, -0.95]
+    assert resumed.update(-0.04) and not resumed.stalled  # the threshold, in one evaluation
+    assert resumed.level == 2 and not resumed.update(-1.0)  # the last level never moves
+    plain = Curriculum({}, levels, -0.05)  # patience 0: only the threshold
+    for score in (-0.2, -0.3, -0.4, -0.5, -0.6, -0.7):
+        assert not plain.update(score)
+    assert plain.level == 0
 
 
 def test_curriculum_schedule_reaches_the_workers_data_at_its_sequence_count(tmp_path):
