@@ -349,7 +349,8 @@ class Trainer:
             on_evaluation(result.score)
         level_score = result.score if result.level_score is None else result.level_score
         if self.curriculum.update(level_score):
-            stall = f", a stall over {self.curriculum.patience}" if self.curriculum.stalled else ""
+            n = self.curriculum.patience
+            stall = f", below the score {n} evaluations earlier" if self.curriculum.stalled else ""
             self._level_moved(f"evaluation score {level_score:.4g}{stall}")
         return self.last_eval
 
