@@ -350,7 +350,8 @@ class Trainer:
         level_score = result.score if result.level_score is None else result.level_score
         if self.curriculum.update(level_score):
             n = self.curriculum.patience
-            stall = f", below the score {n} evaluations earlier" if self.curriculum.stalled else ""
+            back = f"{n} evaluation{'s' if n > 1 else ''} earlier"
+            stall = f", below the score {back}" if self.curriculum.stalled else ""
             self._level_moved(f"evaluation score {level_score:.4g}{stall}")
         return self.last_eval
 

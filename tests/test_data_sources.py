@@ -192,6 +192,39 @@ def test_curriculum_level_rises_and_changes_the_workers_data(tmp_path):
     assert state["curriculum"] == {"level": 1, "scores": []}
 
 
+def test_curriculum_patience_moves_the_trainers_level_on_a_stall(tmp_path):
+    """Through the trainer: a threshold no evaluation reaches (0 wrong bits) and patience 1, so
+    the level moves exactly when an evaluation scores below the one before it at its level."""
+    trainer, run = _copy_curriculum_trainer(
+        tmp_path,
+        16,
+        "env.curriculum=[{max_len: 2}, {max_len: 3}, {max_len: 4}, {max_len: 5}]",
+        "env.curriculum_threshold=0",
+        "env.curriculum_patience=1",
+        "learner.lr=0.03",  # scores that move between evaluations (the same sequences each)
+        "run.total_sequences=240",
+        "run.eval_every_steps=30",
+        "run.eval_episodes=4",
+        "rollout.overlap=false",
+    )
+    trainer.train()
+    evals = [r for r in read_metrics(run.metrics) if "eval_return_mean" in r]
+    assert len(evals) >= 6 and all(r["eval_return_mean"] < 0 for r in evals)
+    moves, previous = 0, None  # the score of the evaluation before, at the same level
+    for r in evals:
+        score = r["eval_return_mean"]
+        level_after = r["curriculum_level"]
+        if previous is not None and level_after > previous[1]:
+            assert level_after == previous[1] + 1 and score < previous[0]
+            moves += 1
+            previous = None  # a new level: a new window
+            continue
+        if previous is not None and previous[1] < 3:  # no stall at a level below the last
+            assert score >= previous[0]
+        previous = (score, level_after)
+    assert moves >= 1 and trainer.curriculum.level == moves
+
+
 def test_curriculum_moves_on_its_own_level_while_evaluation_stays_at_the_target(tmp_path):
     """With `env.eval_kwargs` (the target), the level is evaluated too and its score moves the
     curriculum: an untrained LSTM gets ~-3 at max_len 2 (above the threshold) and ~-40 at the
