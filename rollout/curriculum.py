@@ -30,7 +30,7 @@ class Curriculum:
         self.base, self.levels, self.threshold = dict(base), list(levels), threshold
         self.every_sequences, self.patience = every_sequences, patience
         self.level = 0
-        self.scores: list[float] = []  # the evaluations at this level, oldest first
+        self.scores: list[float] = []  # the last evaluations at this level, oldest first
         self.stalled = False  # whether the last move was for a stall (not the threshold)
 
     @property
@@ -46,12 +46,13 @@ class Curriculum:
         is below the score P evaluations earlier at this level; True if the level changed."""
         if not self.levels or self.threshold is None or self.level == len(self.levels) - 1:
             return False
-        self.scores.append(float(score))
+        # the window the stall rule reads: this score and the `patience` before it
+        self.scores = [*self.scores, float(score)][-1 - self.patience :]
         self.stalled = (
             score < self.threshold
             and self.patience > 0
             and len(self.scores) > self.patience
-            and score < self.scores[-1 - self.patience]
+            and score < self.scores[0]
         )
         if score >= self.threshold or self.stalled:
             self.level += 1

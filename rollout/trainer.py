@@ -310,6 +310,10 @@ class Trainer:
         """Evaluate the current weights now, blocking (before training and at its end)."""
         for earlier in self.evaluator.poll(block=True):  # one still in flight counts for best
             self._record_eval(earlier)
+        return self._evaluate_current()
+
+    def _evaluate_current(self) -> float:
+        """Evaluate the current weights now (nothing in flight any more)."""
         weights = self.agent.acting_state_dict()
         result = self.evaluator.evaluate_now(
             weights, self.counters.step, self._eval_kwargs(), self._level_kwargs()
@@ -330,7 +334,7 @@ class Trainer:
             return  # the final weights were just evaluated
         if loop.evaluated:
             self._log(now, keep_window=True)
-        self.evaluate()
+        self._evaluate_current()  # the poll above left nothing in flight
         loop.evaluated = True
 
     def _record_eval(self, result: EvalResult) -> float:
