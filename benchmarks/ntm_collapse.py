@@ -5,14 +5,21 @@ scores a fixed batch every `--every` updates, keeps the last `--keep` snapshots 
 optimiser state) and saves them when the score jumps by more than `--jump` wrong bits per
 sequence. For each saved snapshot it prints the median head parameters over the fixed batch:
 key strength beta, interpolation gate g (1 = content addressing, 0 = the previous weighting),
-sharpening gamma, the largest shift weight, and the entropy of the final weighting (0 = one row,
-ln N = spread over all N rows), with Adam's median |m| / sqrt(v). OUT/seed<S>/curve.json keeps the scores and every update's batch
-loss and gradient norm (before clipping).
+sharpening gamma, the largest shift weight, the mean shift (rows a step: +1 = one row forward,
+0 = stay), and the entropy of the final weighting (0 = one row, ln N = spread over all N rows),
+with Adam's median |m| / sqrt(v). OUT/seed<S>/curve.json keeps the scores and every update's
+batch loss and gradient norm (before clipping).
+
+`--run RUN_DIR` prints the same for a `memrl train` run's checkpoint instead (`--checkpoint`,
+default latest), on a batch of the run's task with `--env KEY=VALUE` laid over its env kwargs:
+e.g. whether the write head walks (mean shift ~1) or stays on a row (~0) on repeat copy's first
+curriculum level.
 
     python benchmarks/ntm_collapse.py --seed 2 --updates 1500
     python benchmarks/ntm_collapse.py --seed 2 --updates 3000 learner.lr_schedule=solved \\
         learner.lr_solved_score=-0.1 learner.lr_decay_factor=0.5 learner.lr_min=1e-4
     python benchmarks/ntm_collapse.py --analyse runs/collapse/seed2/collapse_u725.pt
+    python benchmarks/ntm_collapse.py --run runs/ntm_repeat_copy-... --env max_repeats=1
 
 Snapshots are tensors, numbers and lists only, read back with torch.load(weights_only=True):
 a file that holds anything else is refused, never unpickled.
@@ -31,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,7 +49,7 @@ from agents.learner import Learner  # noqa: E402
 from agents.ntm import NTMAgent  # noqa: E402
 from rollout.config import load_config  # noqa: E402
 
-STATISTICS = ("beta", "gate", "gamma", "shift_max", "entropy")
+STATISTICS = ("beta", "gate", "gamma", "shift_max", "shift_mean", "entropy")
 
 
 def head_statistics(agent: NTMAgent, batch: dict[str, torch.Tensor]) -> dict[str, dict]:
@@ -50,22 +58,25 @@ def head_statistics(agent: NTMAgent, batch: dict[str, torch.Tensor]) -> dict[str
     m, shifts, r = core.cfg.memory_m, core.shifts, core.cfg.read_heads
     calls: list[torch.Tensor] = []
     address = core._address
+    offsets = torch.arange(-(shifts // 2), shifts // 2 + 1, dtype=torch.float32)
 
     def spy(p: torch.Tensor, w_prev: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         w = address(p, w_prev, memory)
         f = torch.nn.functional
+        s = torch.softmax(p[..., m + 2 : m + 2 + shifts], -1)
         calls.append(
             torch.stack(
                 [
                     f.softplus(p[..., m]),
                     torch.sigmoid(p[..., m + 1]),
                     1.0 + f.softplus(p[..., m + 2 + shifts]),
-                    torch.softmax(p[..., m + 2 : m + 2 + shifts], -1).max(-1).values,
+                    s.max(-1).values,
+                    s @ offsets.to(s.device),
                     -(w * torch.log(w + 1e-12)).sum(-1),
                 ],
                 -1,
             )
-        )  # [B, heads, 5]
+        )  # [B, heads, len(STATISTICS)]
         return w
 
     core._address = spy  # the instance's attribute shadows the method for this pass only
@@ -128,13 +139,51 @@ def analyse(path: Path, config: Path, overrides: list[str]) -> None:
     batch = fixed_batch(task)
     for update, weights, optimizer in snapshots:
         agent.load_state_dict(weights)
-        agent.eval()
-        errors = float(agent.score_examples(batch)["bit_errors"].mean())
-        heads = head_statistics(agent, batch)
-        cells = " | ".join(
-            f"{k}: " + " ".join(f"{s}={v[s]:.2f}" for s in STATISTICS) for k, v in heads.items()
-        )
-        print(f"update {update}: {errors:.2f} wrong bits | {cells} | adam {adam_ratio(optimizer)}")
+        print(f"update {update}: {describe(agent, batch)} | adam {adam_ratio(optimizer)}")
+
+
+def describe(agent: NTMAgent, batch: dict[str, torch.Tensor]) -> str:
+    """Wrong bits per sequence on `batch` and the heads' median statistics, as one line."""
+    agent.eval()
+    errors = float(agent.score_examples(batch)["bit_errors"].mean())
+    heads = head_statistics(agent, batch)
+    cells = " | ".join(
+        f"{k}: " + " ".join(f"{s}={v[s]:.2f}" for s in STATISTICS) for k, v in heads.items()
+    )
+    return f"{errors:.2f} wrong bits | {cells}"
+
+
+def analyse_run(run_dir: Path, checkpoint: str, env_overrides: list[str]) -> str:
+    """`describe` for a `memrl train` run's checkpoint, on a fixed batch of its task with
+    `env_overrides` (KEY=VALUE, YAML values) laid over the run's env kwargs."""
+    from rollout.evaluation import (
+        EvaluationError,
+        load_agent,
+        open_run,
+        resolve_checkpoint,
+        run_config,
+    )
+
+    extra = {}
+    for item in env_overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"ntm_collapse: --env takes KEY=VALUE (got {item!r})")
+        extra[key] = yaml.safe_load(value)
+    try:
+        run = open_run(run_dir)
+        cfg = run_config(run, trust=False)
+        path = resolve_checkpoint(run, checkpoint)
+        kwargs = {**cfg.env.kwargs, **extra}
+        task = envs.make(cfg.env.id, **kwargs).unwrapped
+        agent, step = load_agent(cfg, path, kwargs)
+    except (EvaluationError, TypeError, ValueError) as error:
+        raise SystemExit(f"ntm_collapse: {error}") from None
+    if not isinstance(agent, NTMAgent):
+        raise SystemExit(f"ntm_collapse: {run_dir} trained {cfg.agent.name!r}, not the NTM")
+    return f"{run_dir} at env step {step}, env {extra or 'as trained'}: " + describe(
+        agent, fixed_batch(task)
+    )
 
 
 def main() -> None:
@@ -150,8 +199,16 @@ def main() -> None:
     parser.add_argument("--jump", type=float, default=10.0, help="wrong bits that make a collapse")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "collapse")
     parser.add_argument("--analyse", type=Path, help="print a saved file's snapshots and exit")
+    parser.add_argument("--run", type=Path, help="print a memrl train run's heads and exit")
+    parser.add_argument("--checkpoint", default="latest", help="with --run: N, latest or best")
+    parser.add_argument(
+        "--env", action="append", default=[], help="with --run: KEY=VALUE over its env kwargs"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.run is not None:
+        print(analyse_run(args.run, args.checkpoint, args.env))
+        return
     if args.analyse is not None:
         analyse(args.analyse, args.config, args.overrides)
         return

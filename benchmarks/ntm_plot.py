@@ -167,6 +167,36 @@ def generalisation_table(result: dict, task: str = "copy") -> str:
     return "\n".join(lines)
 
 
+def curve_table(result: dict, task: str, labels: list[str]) -> str:
+    """One markdown row per seed of each entry `labels` of `task`: the first evaluation at <= 5
+    wrong bits per sequence (the paper's repeat-copy figure) and at <= 0.1 (reached), the worst
+    evaluation after reaching 0.1 (the collapses), the run's seconds, and the generalisation
+    report of its best weights (wrong bits per sequence)."""
+    entries = [(label, result["tasks"][task][label]) for label in labels]
+    variants = next(iter(r["generalisation"] for _, e in entries for r in e["runs"]), {})
+    lines = [
+        "| entry | seed | <= 5 bits at | reached 0.1 at | total s | max after | "
+        + " | ".join(variants)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(variants),
+    ]
+    for label, entry in entries:
+        for run in sorted(entry["runs"], key=lambda r: r["seed"]):
+            curve = run["curve"]  # [sequences, seconds, wrong bits] per evaluation
+            five = next((seq for seq, _, bits in curve if bits <= 5), None)
+            hit = next((i for i, (_, _, bits) in enumerate(curve) if bits <= 0.1), None)
+            after = None if hit is None else max((b for _, _, b in curve[hit + 1 :]), default=None)
+            cells = [
+                "-" if five is None else f"{five:,}",
+                "-" if hit is None else f"{curve[hit][0]:,}",
+                f"{run['total_time_s']:,.0f}",
+                "-" if after is None else f"{after:.2f}",
+                *(f"{run['generalisation'][v]:.2f}" for v in variants),
+            ]
+            lines.append(f"| {label} | {run['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def ngrams_table(result: dict) -> str:
     """One markdown row per (agent, seed, weights) of dynamic n-grams measured on the paper's
     validation protocol: cost, Bayes-optimal cost and the gap (bits per sequence), sequences
@@ -210,6 +240,9 @@ if __name__ == "__main__":
         print(generalisation_table(result))
         print("\nDynamic n-grams on the paper's 1000 validation sequences:\n")
         print(ngrams_table(result))
+        curricula = [k for k in result["tasks"].get("repeat_copy", {}) if "curriculum" in k]
+        print("\nRepeat copy with the repeat-count curriculum, by seed:\n")
+        print(curve_table(result, "repeat_copy", curricula))
     elif "--sort" in sys.argv[1:]:
         plot_sort_cost(result, ROOT / "docs/ntm_priority_sort.png")
     else:

@@ -212,3 +212,28 @@ def test_cost_tasks_head_the_table_with_their_cost_not_the_seeds_that_reached():
     gaps = summarise([{**run(0, None), "gap_bits": 0.9}, {**run(1, None), "gap_bits": 2.1}])
     assert headline("dynamic_ngrams", gaps) == "gap 1.50 (2.10)"
     assert headline("dynamic_ngrams", summarise([run(0, None)])) == "0/1"  # before the protocol
+
+
+def test_curve_table_reads_the_figures_off_each_seeds_evaluation_curve():
+    from benchmarks.ntm_plot import curve_table
+
+    def run(seed: int, curve: list[list[float]]) -> dict:
+        report = {"training distribution": 0.5 * seed, "length 20 x 10 repeats": 3.0}
+        return {
+            "seed": seed,
+            "curve": curve,
+            "total_time_s": 100.0 + seed,
+            "generalisation": report,
+        }
+
+    curves = {
+        1: [[1000, 1, 90.0], [2000, 2, 4.0], [3000, 3, 0.05], [4000, 4, 60.0], [5000, 5, 0.0]],
+        0: [[1000, 1, 0.1], [2000, 2, 0.2]],  # reached at the first evaluation
+        2: [[1000, 1, 80.0], [2000, 2, 6.0]],  # never <= 5
+    }
+    result = {"tasks": {"repeat_copy": {"x": {"runs": [run(s, c) for s, c in curves.items()]}}}}
+    rows = curve_table(result, "repeat_copy", ["x"]).splitlines()
+    assert rows[0].endswith("| training distribution | length 20 x 10 repeats |")
+    assert rows[2] == "| x | 0 | 1,000 | 1,000 | 100 | 0.20 | 0.00 | 3.00 |"
+    assert rows[3] == "| x | 1 | 2,000 | 3,000 | 101 | 60.00 | 0.50 | 3.00 |"
+    assert rows[4] == "| x | 2 | - | - | 102 | - | 1.00 | 3.00 |"
