@@ -29,10 +29,19 @@ Curricula (the paper's section 4, `strategy`): `baseline` draws every program at
 an `env.curriculum` list of levels raises as evaluation passes `env.curriculum_threshold`;
 `mix` draws length and nesting uniformly up to the target for each program; `combined` draws a
 mix program with probability 1/5 and a naive one otherwise.
+
+Held-out programs (`split`): as the reference code (wojciechz/learning_to_execute, data.lua,
+which keeps a program for a set when a hash of its text modulo 3 names that set), every program
+belongs to one third by a stable hash of its text and output (`program_split`); `split="train"`,
+`"validation"` or `"test"` draws only that third's programs (redrawing the others), so a test
+program is never a training one. Short difficulties have few distinct programs (1-digit
+addition: 100), all of which training sees; without a split (`"all"`, the default) their test
+accuracy is partly memory. The end-of-run grid draws from `"test"` whenever `split` is set.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -43,6 +52,7 @@ from envs.algorithmic import AlgorithmicTask
 VOCAB = " \n0123456789abcdefghijklmnopqrstuvwxyz+-*=()<>:,.%_"
 CHAR_ID = {c: i for i, c in enumerate(VOCAB)}
 STRATEGIES = ("baseline", "naive", "mix", "combined")
+SPLITS = ("all", "train", "validation", "test")
 VARIABLES = "abcdefghij"
 
 
@@ -118,6 +128,13 @@ def generate_addition(length: int, rng: np.random.Generator) -> tuple[str, int]:
     b = _Builder(length, rng)
     code = f"print({b.number()}+{b.number()})"
     return code, run_program(code)
+
+
+def program_split(code: str, output: str) -> str:
+    """The third of all programs that `code` (printing `output`) belongs to: 'train',
+    'validation' or 'test', by the CRC-32 of its text modulo 3 (stable across runs and
+    machines, unlike Python's salted hash)."""
+    return SPLITS[1 + zlib.crc32(f"{code}\n{output}".encode()) % 3]
 
 
 # ----------------------------------------------------------------- the interpreter
@@ -263,12 +280,15 @@ class LearnToExecute(AlgorithmicTask):
         target_length: int | None = None,
         target_nesting: int | None = None,
         strategy: str = "baseline",
+        split: str = "all",
     ) -> None:
         if task not in ("programs", "addition"):
             raise ValueError(f"LearnToExecute: task={task!r}; valid: 'programs', 'addition'")
         if strategy not in STRATEGIES:
             raise ValueError(f"LearnToExecute: strategy={strategy!r}; valid: {STRATEGIES}")
-        self.task, self.strategy = task, strategy
+        if split not in SPLITS:
+            raise ValueError(f"LearnToExecute: split={split!r}; valid: {SPLITS}")
+        self.task, self.strategy, self.split = task, strategy, split
         self.length = self._int_arg("length", length, 1, 12, "in 1..12")
         self.nesting = self._int_arg("nesting", nesting, 1 if task == "programs" else 0, 6, "<= 6")
         self.target_length = self._int_arg(
@@ -283,10 +303,16 @@ class LearnToExecute(AlgorithmicTask):
         self.report_variants = self._test_grid()
 
     def _test_grid(self) -> list[tuple[str, int, dict[str, Any]]]:
-        """(label, length, env kwargs) of every difficulty up to the target, as baseline draws."""
+        """(label, length, env kwargs) of every difficulty up to the target, as baseline draws
+        (of the held-out test programs when this task draws from a split)."""
+        held_out = {"split": "test"} if self.split != "all" else {}
         if self.task == "addition":
             return [
-                (f"{k} digits", k, {"length": k, "target_length": k, "strategy": "baseline"})
+                (
+                    f"{k} digits",
+                    k,
+                    {"length": k, "target_length": k, "strategy": "baseline", **held_out},
+                )
                 for k in range(1, self.target_length + 1)
             ]
         return [
@@ -299,6 +325,7 @@ class LearnToExecute(AlgorithmicTask):
                     "target_length": k,
                     "target_nesting": m,
                     "strategy": "baseline",
+                    **held_out,
                 },
             )
             for k in range(1, self.target_length + 1)
@@ -319,13 +346,17 @@ class LearnToExecute(AlgorithmicTask):
         return self.length, self.nesting  # naive: the curriculum's current level
 
     def draw(self, rng: np.random.Generator) -> tuple[str, str]:
-        """One (program, printed output) pair under the strategy."""
-        length, nesting = self._difficulty(rng)
-        if self.task == "addition":
-            code, value = generate_addition(length, rng)
-        else:
-            code, value = generate_program(length, nesting, rng)
-        return code, f"{value}."
+        """One (program, printed output) pair under the strategy, from `split`'s third."""
+        for _ in range(1000):  # a third of the programs match: 1000 misses have p ~ 1e-176
+            length, nesting = self._difficulty(rng)
+            if self.task == "addition":
+                code, value = generate_addition(length, rng)
+            else:
+                code, value = generate_program(length, nesting, rng)
+            output = f"{value}."
+            if self.split == "all" or program_split(code, output) == self.split:
+                return code, output
+        raise RuntimeError(f"LearnToExecute: no {self.split!r} program in 1000 draws")
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """The base's step, its -1 per wrong character scaled by the output's length."""

@@ -21,6 +21,7 @@ from envs.learn_to_execute import (
     decode,
     generate_addition,
     generate_program,
+    program_split,
     run_program,
 )
 
@@ -170,3 +171,31 @@ def test_the_benchmark_records_where_each_curriculum_level_began() -> None:
         {"level": 2, "updates": 150, "sequences": 15000},
     ]
     assert level_changes([]) == []
+
+
+def test_splits_hold_disjoint_thirds_of_the_programs():
+    """As the reference's hash split: a test program is never a training one."""
+    rng = np.random.default_rng(0)
+    seen = {}
+    for split in ("train", "validation", "test"):
+        task = LearnToExecute(task="addition", length=1, target_length=1, split=split)
+        seen[split] = {task.draw(rng) for _ in range(2000)}
+        assert all(program_split(code, out) == split for code, out in seen[split])
+    assert not seen["train"] & seen["test"] and not seen["train"] & seen["validation"]
+    assert not seen["validation"] & seen["test"]
+    # 1-digit addition has 100 programs (0-9 + 0-9): the three thirds hold all of them
+    every = {LearnToExecute(task="addition", length=1).draw(rng) for _ in range(5000)}
+    assert len(every) == 100 and set().union(*seen.values()) == every
+    assert all(20 <= len(programs) <= 46 for programs in seen.values())
+    # programs with nesting: same rule, and the split is a function of the text alone
+    programs = LearnToExecute(length=2, nesting=2, split="validation")
+    drawn = [programs.draw(np.random.default_rng(1)) for _ in range(2)]
+    assert drawn[0] == drawn[1] and program_split(*drawn[0]) == "validation"
+
+
+def test_a_split_task_reports_on_test_programs_and_bad_splits_are_refused():
+    held = LearnToExecute(task="addition", length=1, target_length=3, split="train")
+    assert all(v[2]["split"] == "test" for v in held.report_variants)
+    assert all("split" not in v[2] for v in LearnToExecute(task="addition").report_variants)
+    with pytest.raises(envs.EnvSpecError, match="split.*valid"):
+        envs.make("memrl/LearnToExecute-v0", split="holdout")
