@@ -347,8 +347,8 @@ class LearnToExecute(AlgorithmicTask):
 
     def draw(self, rng: np.random.Generator) -> tuple[str, str]:
         """One (program, printed output) pair under the strategy, from `split`'s third."""
+        length, nesting = self._difficulty(rng)  # the strategy's draw, kept across redraws
         for _ in range(1000):  # a third of the programs match: 1000 misses have p ~ 1e-176
-            length, nesting = self._difficulty(rng)
             if self.task == "addition":
                 code, value = generate_addition(length, rng)
             else:
