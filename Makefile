@@ -21,12 +21,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/memrl train configs/ntm_copy.yaml
 
-# Two pytest processes, one test file each at a time (a file's Ray fixture starts Ray once):
-# much of a Ray test is waiting (start-up, actors, subprocesses), so 2 beat 1 on 2 cores.
+# Two pytest processes: much of a Ray test is waiting (start-up, actors, subprocesses), so 2 beat
+# 1 on 2 cores. Each keeps one Ray for all its tests (tests/conftest.py), so tests, not files,
+# are shared out, and an idle process takes queued tests from the busy one (worksteal).
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -s

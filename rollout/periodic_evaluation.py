@@ -105,13 +105,12 @@ class PeriodicEvaluator:
                 *args, seed=run.seed + 99991, torch_threads=torch_threads, evaluation=True
             )
         else:
-            import ray
+            from rollout.ray_runtime import actor_folder, remote_worker_class
 
-            restarts = cfg.rollout.max_worker_restarts
-            cls = ray.remote(num_cpus=0, max_restarts=restarts, max_task_retries=restarts)(
-                RolloutWorker
+            cls = remote_worker_class(num_cpus=0, restarts=cfg.rollout.max_worker_restarts)
+            self.actor = cls.remote(
+                *args, seed=run.seed + 99991, evaluation=True, folder=actor_folder()
             )
-            self.actor = cls.remote(*args, seed=run.seed + 99991, evaluation=True)
         # the refs of the evaluation in flight (by episodic_result's argument names), the env
         # step and the weights it scores
         self.pending: tuple[dict[str, Any], int, dict[str, torch.Tensor]] | None = None

@@ -13,10 +13,12 @@ nothing is added there (Ray refuses to merge two runtime_envs that set the same 
 
 Ray puts the driver's working folder first on its workers' sys.path, where an `envs/` folder or a
 `gymnasium.py` there would shadow memrl's modules and installed packages. So an embedded Ray
-starts from the folder that holds memrl's own packages (a cluster: from an empty folder), and a
-worker-process setup hook moves each worker into the user's working folder (relative paths in
-env kwargs still work; the folder is not on its sys.path); a plug-in module from the working
-folder reaches the workers through envs.PLUGIN_PATH_ENV instead.
+starts from the folder that holds memrl's own packages (a cluster: from an empty folder), and each
+rollout or evaluation actor of an embedded Ray moves into the driver's working folder when it
+starts (`actor_folder`; relative paths in env kwargs still work; the folder is not on its
+sys.path); a plug-in module from the working folder reaches the workers through
+envs.PLUGIN_PATH_ENV instead. (A constructor argument, not a runtime_env setup hook: any job
+runtime_env makes every worker process wait for Ray's runtime-env agent, ~0.7 s per actor.)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 MEMRL_PACKAGES = ("agents", "envs", "rollout")
 PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"  # the same name as envs.PLUGIN_PATH_ENV (no envs import)
+_embedded = False  # this process started the local Ray it is connected to
 
 
 def memrl_root() -> Path:
@@ -58,19 +61,6 @@ def _started_from(folder: Path | None) -> Iterator[None]:
         os.chdir(here)
         if empty is not None:
             shutil.rmtree(empty, ignore_errors=True)
-
-
-def _enter_folder(folder: str) -> Any:
-    """A worker-process setup hook that moves into `folder`. A closure, so Ray ships it by value:
-    the worker needs no import to run it."""
-
-    def enter() -> None:
-        import os
-
-        if os.path.isdir(folder):
-            os.chdir(folder)
-
-    return enter
 
 
 def _plugin_spec(top: str) -> Any:
@@ -155,10 +145,10 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
+    global _embedded
     if ray.is_initialized():
         return False
     if address is None:
-        here = os.getcwd()
         with _started_from(memrl_root()):  # where this process's memrl comes from
             ray.init(
                 address="local",
@@ -166,10 +156,8 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
                 include_dashboard=False,
                 logging_level="ERROR",
                 log_to_driver=True,
-                # every worker process then works in the user's folder (relative paths in env
-                # kwargs); its sys.path keeps memrl's folder, not this one
-                runtime_env={"worker_process_setup_hook": _enter_folder(here)},
             )
+        _embedded = True
         protect_token_file()
     else:
         runtime_env = None if in_ray_job() else code_runtime_env(env_id)
@@ -179,10 +167,19 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
 
 
 def stop_ray() -> None:
+    global _embedded
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
+    _embedded = False
+
+
+def actor_folder() -> str | None:
+    """The folder a rollout or evaluation actor works in: under an embedded Ray (its workers start
+    in memrl's folder, see start_ray) the driver's current one, so relative paths in env kwargs
+    mean what they mean to the user; None (stay where Ray put it) on a cluster."""
+    return os.getcwd() if _embedded else None
 
 
 def cluster_gpus() -> float:
@@ -207,16 +204,22 @@ def learner_placement_note(device: str) -> str | None:
     )
 
 
-def remote_worker_class() -> Any:
-    """RolloutWorker as a Ray actor class (CPU). Ray does not restart it by itself: WorkerGroup
-    replaces a dead worker with a fresh actor, so the new one gets the current weights and a
-    fresh seed before it samples again (a Ray restart would rerun the constructor and retry the
-    lost `sample` with the initial random weights)."""
+def remote_worker_class(num_cpus: float = 1, restarts: int = 0) -> Any:
+    """RolloutWorker as a Ray actor class, taking `folder=actor_folder()` to work in. Rollout
+    workers: one CPU, and Ray does not restart them by itself: WorkerGroup replaces a dead worker
+    with a fresh actor, so the new one gets the current weights and a fresh seed before it
+    samples again (a Ray restart would rerun the constructor and retry the lost `sample` with the
+    initial random weights). The evaluation actor: no CPU of its own, restarted by Ray."""
     import ray
 
     from rollout.worker import RolloutWorker
 
     class RemoteRolloutWorker(RolloutWorker):
+        def __init__(self, *args: Any, folder: str | None = None, **kwargs: Any):
+            if folder is not None and os.path.isdir(folder):
+                os.chdir(folder)
+            super().__init__(*args, **kwargs)
+
         def location(self) -> dict[str, Any]:
             """Where this worker runs, and which `rollout` package it imported (shipped or not)."""
             import rollout
@@ -225,7 +228,10 @@ def remote_worker_class() -> Any:
                 "node_id": ray.get_runtime_context().get_node_id(),
                 "pid": os.getpid(),
                 "rollout_path": str(Path(rollout.__file__).resolve().parent),
+                "cwd": os.getcwd(),
             }
 
     RemoteRolloutWorker.__name__ = RemoteRolloutWorker.__qualname__ = "RolloutWorker"
-    return ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(RemoteRolloutWorker)
+    return ray.remote(num_cpus=num_cpus, max_restarts=restarts, max_task_retries=restarts)(
+        RemoteRolloutWorker
+    )

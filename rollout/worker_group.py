@@ -54,6 +54,7 @@ class WorkerGroup:
         self.failures: list[int] = []  # replacements per worker slot
         self.locations: list[dict[str, Any]] = []  # node_id, pid, rollout_path per worker
         self.placement_group: Any = None
+        self.folder: str | None = None  # the actors' working folder (ray_runtime.actor_folder)
         self.first_bundle = 0  # the workers' bundles in the placement group start here
         self.owns_group = True  # False: a `memrl sweep` trial's group, which Ray Tune removes
         if r.num_workers == 0:
@@ -66,9 +67,10 @@ class WorkerGroup:
             return
         import ray
 
-        from rollout.ray_runtime import remote_worker_class
+        from rollout.ray_runtime import actor_folder, remote_worker_class
 
         self.actor_class = remote_worker_class()
+        self.folder = actor_folder()
         self.placement_group = self._reserve(r.num_workers)
         self.actors = [self._spawn(i, generation=0) for i in range(r.num_workers)]
         self.failures = [0] * r.num_workers
@@ -133,6 +135,7 @@ class WorkerGroup:
             num_workers=self.cfg.rollout.num_workers,
             nice=self.cfg.rollout.worker_nice,
             pipeline=self.cfg.rollout.pipeline,
+            folder=self.folder,
         )
 
     def _replace(self, index: int, error: Exception) -> None:

@@ -119,7 +119,7 @@ def test_windows_skip_warm_up_and_the_iteration_where_learning_starts():
 
 
 @pytest.mark.slow
-def test_short_rllib_run_learns_at_the_nature_replay_ratio():
+def test_short_rllib_run_learns_at_the_nature_replay_ratio(no_ray):
     out = run(max_time_s=20.0, seed=0, learning_starts=200, min_time_s_per_iteration=2.0)
     after = out["after_learning"]
     assert out["updates"] > 0 and after is not None

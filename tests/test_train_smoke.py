@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import ray
 import torch
 
 import envs
@@ -67,10 +68,13 @@ def distributions(agent, obs: np.ndarray) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("agent_name", ["dqn", "reinforce", "ntm", "lstm"])
-def test_train_checkpoint_reload_resume_through_ray(agent_name, tmp_path, ray_local):
+def test_train_checkpoint_reload_resume_through_ray(agent_name, tmp_path, ray_local, monkeypatch):
     cfg = smoke_config(agent_name, tmp_path, steps=1200)
     run = RunDir.create(tmp_path, cfg.run.name, dump_config(cfg))
+    monkeypatch.chdir(tmp_path)  # the actors work in the driver's folder of the moment
     trainer = Trainer(cfg, run)
+    evaluator = ray.get(trainer.evaluator.actor.location.remote())
+    assert {loc["cwd"] for loc in [*trainer.workers.locations, evaluator]} == {str(tmp_path)}
     summary = trainer.train()
     assert summary["env_steps"] >= 1200
     assert trainer.learner.updates > 0
