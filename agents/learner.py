@@ -74,8 +74,13 @@ class LearnerConfig:
     # 'norm': scale the whole gradient down to norm grad_clip; 'value': clamp every component to
     # [-grad_clip, grad_clip] (the NTM paper's "all gradient components are clipped elementwise
     # to the range (-10, 10)", with RMSProp); an agent that clips its own gradients (MemN2N) needs
-    # 'norm'
-    grad_clip_mode: Literal["norm", "value"] = "norm"
+    # 'norm'; 'adaptive': 'norm', and also at grad_clip_ratio x the running average of the
+    # (clipped) norms of the updates before (decay grad_clip_decay), so a rare batch whose
+    # gradient is 100x the usual cannot move the weights much more than a usual one does (the
+    # NTM's collapses after learning copy: docs/ntm_tasks.md)
+    grad_clip_mode: Literal["norm", "value", "adaptive"] = "norm"
+    grad_clip_ratio: float = 3.0
+    grad_clip_decay: float = 0.99
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # 0 = automatic: 1 for models under 1M parameters, else the cores the workers leave free.
     torch_threads: int = 0
@@ -146,6 +151,16 @@ class LearnerConfig:
             (
                 self.grad_clip >= 0,
                 "'learner.grad_clip' must be >= 0 (0 turns clipping off)",
+            ),
+            (
+                self.grad_clip_ratio > 1,
+                "'learner.grad_clip_ratio' must be > 1 (the norm limit as a multiple of the "
+                "running average norm, with grad_clip_mode: adaptive)",
+            ),
+            (
+                0 < self.grad_clip_decay < 1,
+                "'learner.grad_clip_decay' must be in (0, 1) (the running average's decay per "
+                "update, with grad_clip_mode: adaptive)",
             ),
             (self.eps > 0, "'learner.eps' must be > 0"),
             (0 <= self.momentum < 1, "'learner.momentum' must be in [0, 1)"),
@@ -242,7 +257,7 @@ def use_cuda_graphs(cfg: Any, device: torch.device, agent: Agent) -> bool:
     if cfg.optimizer != "adam" or getattr(cfg, "lr_schedule", "constant") != "constant":
         reasons.append("it needs learner.optimizer adam with a constant lr")
     if getattr(cfg, "grad_clip_mode", "norm") != "norm":
-        reasons.append("it clips by norm only (learner.grad_clip_mode: norm)")
+        reasons.append("it clips by a fixed norm only (learner.grad_clip_mode: norm)")
     if setting == "on" and reasons:
         raise AgentError(
             f"learner.cuda_graphs is 'on' but {'; '.join(reasons)}; use 'auto' or 'off'."
@@ -395,13 +410,18 @@ class Learner:
         problems = cfg.errors() if isinstance(cfg, LearnerConfig) else []
         if problems:
             raise AgentError(problems[0] + ".")
-        self.clip_values = getattr(cfg, "grad_clip_mode", "norm") == "value" and cfg.grad_clip > 0
+        mode = getattr(cfg, "grad_clip_mode", "norm")
+        self.clip_values = mode == "value" and cfg.grad_clip > 0
         own_clip = getattr(type(agent), "clip_gradients", Agent.clip_gradients)
-        if self.clip_values and own_clip is not Agent.clip_gradients:
+        if mode != "norm" and own_clip is not Agent.clip_gradients:
             raise AgentError(
                 f"agent '{agent.cfg.name}' clips its own gradients by norm; "
-                "'learner.grad_clip_mode: value' is for agents that leave clipping to the learner."
+                f"'learner.grad_clip_mode: {mode}' is for agents that leave clipping to the "
+                "learner."
             )
+        # grad_clip_mode 'adaptive': the running average of the clipped gradient norms
+        self.adaptive_clip = mode == "adaptive"
+        self.norm_average: float | None = None
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.agent = agent.to(self.device)
@@ -459,12 +479,14 @@ class Learner:
         # an agent's own clipping (Agent.clip_gradients), else None: the learner's global clip
         own_clip = getattr(self.agent, "clip_gradients", None)
         grad_norm = own_clip(self.cfg.grad_clip) if own_clip is not None else None
-        if grad_norm is None and self.cfg.grad_clip > 0:
+        if grad_norm is None and (self.cfg.grad_clip > 0 or self.adaptive_clip):
             # without clipping the norm is not computed (4% of a DQN update)
             params = [
                 p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None
             ]
-            if self.clip_values:  # the norm before clamping, as 'norm' reports it
+            if self.adaptive_clip:
+                grad_norm, metrics["grad_norm_limit"] = self._clip_adaptive(params)
+            elif self.clip_values:  # the norm before clamping, as 'norm' reports it
                 grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
                 torch.nn.utils.clip_grad_value_(params, self.cfg.grad_clip)
             else:
@@ -480,6 +502,25 @@ class Learner:
         self.optimizer.step()
         metrics["loss"] = loss.detach()
         return floats(metrics)
+
+    def _clip_adaptive(self, params: list[torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """Clip the gradient's norm at grad_clip (0: no fixed limit) and at grad_clip_ratio x the
+        running average of the norms after clipping; the first update sets the average.
+        Returns the norm before clipping and the limit applied."""
+        cfg = self.cfg
+        limit = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        if self.norm_average is not None:
+            limit = min(limit, cfg.grad_clip_ratio * self.norm_average)
+        norm = torch.nn.utils.clip_grad_norm_(params, limit)
+        clipped = min(float(norm), limit)
+        if math.isfinite(clipped):  # a non-finite norm stops the update (the caller raises)
+            decay = cfg.grad_clip_decay
+            self.norm_average = (
+                clipped
+                if self.norm_average is None
+                else decay * self.norm_average + (1 - decay) * clipped
+            )
+        return norm, limit
 
     @property
     def lr(self) -> float:
@@ -524,6 +565,7 @@ class Learner:
                 "epochs": self.epochs,
                 "plateau": None if self.plateau is None else self.plateau.state_dict(),
             },
+            "grad_norm_average": self.norm_average,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -539,3 +581,5 @@ class Learner:
             self.epochs = int(schedule["epochs"])
         if self.plateau is not None and schedule.get("plateau") is not None:
             self.plateau.load_state_dict(schedule["plateau"])
+        # grad_clip_mode 'adaptive' (a checkpoint without it: the next update sets it afresh)
+        self.norm_average = state.get("grad_norm_average")

@@ -3,10 +3,13 @@
 python benchmarks/ntm_plot.py           # writes docs/ntm_copy.png
 python benchmarks/ntm_plot.py --table   # prints the README's summary and generalisation tables
 python benchmarks/ntm_plot.py --sort    # writes docs/ntm_priority_sort.png (cost curves)
+python benchmarks/ntm_plot.py --curves copy "ntm (constant lr, eval every 10k steps)"
+                                        # per seed: reached, collapses after it, generalisation
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -170,8 +173,9 @@ def generalisation_table(result: dict, task: str = "copy") -> str:
 def curve_table(result: dict, task: str, labels: list[str]) -> str:
     """One markdown row per seed of each entry `labels` of `task`: the first evaluation at <= 5
     wrong bits per sequence (the paper's repeat-copy figure) and at <= 0.1 (reached), the worst
-    evaluation after reaching 0.1 (the collapses), the run's seconds, and the generalisation
-    report of its best weights (wrong bits per sequence)."""
+    evaluation after reaching 0.1 (the collapses) with how many of the evaluations after it
+    were above 1 wrong bit, the run's seconds, and the generalisation report of its best weights
+    (wrong bits per sequence)."""
     entries = [(label, result["tasks"][task][label]) for label in labels]
     variants = next(iter(r["generalisation"] for _, e in entries for r in e["runs"]), {})
     lines = [
@@ -185,12 +189,13 @@ def curve_table(result: dict, task: str, labels: list[str]) -> str:
             curve = run["curve"]  # [sequences, seconds, wrong bits] per evaluation
             five = next((seq for seq, _, bits in curve if bits <= 5), None)
             hit = next((i for i, (_, _, bits) in enumerate(curve) if bits <= 0.1), None)
-            after = None if hit is None else max((b for _, _, b in curve[hit + 1 :]), default=None)
+            later = [] if hit is None else [b for _, _, b in curve[hit + 1 :]]
+            above = sum(b > 1 for b in later)
             cells = [
                 "-" if five is None else f"{five:,}",
                 "-" if hit is None else f"{curve[hit][0]:,}",
                 f"{run['total_time_s']:,.0f}",
-                "-" if after is None else f"{after:.2f}",
+                f"{max(later):.2f} ({above} of {len(later)} > 1)" if later else "-",
                 *(f"{run['generalisation'][v]:.2f}" for v in variants),
             ]
             lines.append(f"| {label} | {run['seed']} | " + " | ".join(cells) + " |")
@@ -228,11 +233,37 @@ def ngrams_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a not in ("--table", "--sort")]
-    source = Path(args[0]) if args else ROOT / "benchmarks/results/ntm.json"
-    result = json.loads(source.read_text())
-    if "--table" in sys.argv[1:]:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Figures and tables from benchmarks/results/ntm.json (issue 22)."
+    )
+    parser.add_argument(
+        "results", nargs="?", type=Path, default=ROOT / "benchmarks/results/ntm.json"
+    )
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--table", action="store_true", help="print the README's tables")
+    what.add_argument("--sort", action="store_true", help="write docs/ntm_priority_sort.png")
+    what.add_argument(
+        "--curves",
+        nargs="+",
+        metavar=("TASK", "LABEL"),
+        help="print TASK's per-seed table for the entries LABEL ... (default: all of them)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        result = json.loads(args.results.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {args.results}: {exc}")
+    if args.curves:
+        task, *labels = args.curves
+        entries = result["tasks"].get(task)
+        if entries is None:
+            parser.error(f"no task '{task}' in {args.results}; tasks: {', '.join(result['tasks'])}")
+        missing = [label for label in labels if label not in entries]
+        if missing:
+            parser.error(f"no entry {missing[0]!r} for {task}; entries: {', '.join(entries)}")
+        print(curve_table(result, task, labels or list(entries)))
+    elif args.table:
         print(summary_table(result))
         print(
             "\nGeneralisation on copy (wrong bits per sequence; weights of the best evaluation):\n"
@@ -243,7 +274,11 @@ if __name__ == "__main__":
         curricula = [k for k in result["tasks"].get("repeat_copy", {}) if "curriculum" in k]
         print("\nRepeat copy with the repeat-count curriculum, by seed:\n")
         print(curve_table(result, "repeat_copy", curricula))
-    elif "--sort" in sys.argv[1:]:
+    elif args.sort:
         plot_sort_cost(result, ROOT / "docs/ntm_priority_sort.png")
     else:
         plot(result, ROOT / "docs/ntm_copy.png")
+
+
+if __name__ == "__main__":
+    main()

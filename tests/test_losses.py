@@ -185,6 +185,53 @@ def test_value_clipping_clamps_each_component_and_reports_the_norm_before():
         build_config({"agent": {"name": "reinforce"}, "learner": {"grad_clip_mode": "both"}})
 
 
+def test_adaptive_clipping_limits_a_spike_to_a_multiple_of_the_running_norm():
+    """grad_clip_mode 'adaptive': after a usual update, a batch with a 100x gradient moves the
+    weights (plain SGD) by lr x ratio x the running norm, not by lr x grad_clip; the running
+    average follows the clipped norms and survives a checkpoint."""
+    space_o, space_a = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2)
+
+    def batch(reward: float) -> dict[str, np.ndarray]:
+        return {
+            "obs": np.full((2, 1, 3), 3.0, np.float32),
+            "actions": np.zeros((2, 1), np.int64),
+            "rewards": np.array([[reward], [reward / 2]], np.float32),
+            "mask": np.ones((2, 1), np.float32),
+        }
+
+    torch.manual_seed(0)
+    agent = make_agent(reinforce.Config(hidden=[8]), space_o, space_a)
+    cfg = LearnerConfig(
+        optimizer="sgd", lr=0.1, grad_clip=1000.0, grad_clip_mode="adaptive", device="cpu"
+    )
+    learner = Learner(agent, cfg)
+    first = learner.update(batch(1.0))
+    usual = first["grad_norm"]
+    assert first["grad_norm_limit"] == 1000.0 and learner.norm_average == pytest.approx(usual)
+
+    before = torch.nn.utils.parameters_to_vector(agent.parameters()).detach().clone()
+    spike = learner.update(batch(100.0))
+    moved = torch.nn.utils.parameters_to_vector(agent.parameters()).detach() - before
+    assert spike["grad_norm"] > 10 * usual  # the raw norm is reported
+    assert spike["grad_norm_limit"] == pytest.approx(3.0 * usual)
+    assert float(moved.norm()) == pytest.approx(0.1 * 3.0 * usual, rel=1e-4)
+    assert learner.norm_average == pytest.approx(0.99 * usual + 0.01 * 3.0 * usual)
+
+    other = Learner(make_agent(reinforce.Config(hidden=[8]), space_o, space_a), cfg)
+    other.load_state_dict(learner.state_dict())
+    assert other.norm_average == learner.norm_average
+    old = learner.state_dict()
+    del old["grad_norm_average"]  # a checkpoint from before the mode: the next update sets it
+    other.load_state_dict(old)
+    assert other.norm_average is None
+
+    from rollout.config import ConfigError, build_config
+
+    for key, value in (("grad_clip_ratio", 1.0), ("grad_clip_decay", 1.0)):
+        with pytest.raises(ConfigError, match=f"learner.{key}"):
+            build_config({"agent": {"name": "reinforce"}, "learner": {key: value}})
+
+
 def test_lr_schedules_hand_computed_and_applied_from_the_update_count():
     from agents.learner import scheduled_lr
 

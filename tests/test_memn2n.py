@@ -151,8 +151,9 @@ def test_nil_rows_stay_zero_through_training():
     assert figures["grad_norm"] > 0
     assert torch.all(agent.embeddings[:, 0] == 0)
     assert agent.embeddings[:, 2:].abs().sum() > 0
-    with pytest.raises(AgentError, match="clips its own gradients"):
-        Learner(agent, LearnerConfig(grad_clip=40.0, grad_clip_mode="value"))
+    for mode in ("value", "adaptive"):
+        with pytest.raises(AgentError, match=f"clips its own gradients.*grad_clip_mode: {mode}"):
+            Learner(agent, LearnerConfig(grad_clip=40.0, grad_clip_mode=mode))
 
 
 def test_each_table_is_clipped_on_its_own_then_scaled_during_linear_start():

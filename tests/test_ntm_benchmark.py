@@ -1,5 +1,8 @@
 """benchmarks/ntm.py's summary: seeds that did not converge count against the median."""
 
+import json
+import re
+
 import pytest
 
 from benchmarks.ntm import kept_runs, store_entry, summarise, train_cost_curve
@@ -234,6 +237,25 @@ def test_curve_table_reads_the_figures_off_each_seeds_evaluation_curve():
     result = {"tasks": {"repeat_copy": {"x": {"runs": [run(s, c) for s, c in curves.items()]}}}}
     rows = curve_table(result, "repeat_copy", ["x"]).splitlines()
     assert rows[0].endswith("| training distribution | length 20 x 10 repeats |")
-    assert rows[2] == "| x | 0 | 1,000 | 1,000 | 100 | 0.20 | 0.00 | 3.00 |"
-    assert rows[3] == "| x | 1 | 2,000 | 3,000 | 101 | 60.00 | 0.50 | 3.00 |"
+    assert rows[2] == "| x | 0 | 1,000 | 1,000 | 100 | 0.20 (0 of 1 > 1) | 0.00 | 3.00 |"
+    assert rows[3] == "| x | 1 | 2,000 | 3,000 | 101 | 60.00 (1 of 2 > 1) | 0.50 | 3.00 |"
     assert rows[4] == "| x | 2 | - | - | 102 | - | 1.00 | 3.00 |"
+
+
+def test_plot_cli_prints_a_tasks_curves_and_names_what_is_missing(tmp_path, capsys):
+    from benchmarks.ntm_plot import main
+
+    run = {"seed": 0, "curve": [[500, 1, 0.0]], "total_time_s": 9.0, "generalisation": {}}
+    path = tmp_path / "ntm.json"
+    path.write_text(json.dumps({"tasks": {"copy": {"a": {"runs": [run]}}}}))
+    main([str(path), "--curves", "copy"])
+    assert "| a | 0 | 500 | 500 | 9 | - |" in capsys.readouterr().out
+    for argv, message in (
+        ([str(path), "--curves", "sort"], "no task 'sort' in .*; tasks: copy"),
+        ([str(path), "--curves", "copy", "b"], "no entry 'b' for copy; entries: a"),
+        ([str(tmp_path / "none.json"), "--table"], "cannot read .*none.json"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert re.search(message, capsys.readouterr().err)
