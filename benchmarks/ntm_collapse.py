@@ -10,6 +10,11 @@ sharpening gamma, the largest shift weight, the mean shift (rows a step: +1 = on
 with Adam's median |m| / sqrt(v). OUT/seed<S>/curve.json keeps the scores and every update's
 batch loss and gradient norm (before clipping).
 
+`--store LABEL` records the run's scores and a summary (the first score <= 0.1 wrong bits, the
+worst after it, how many after it were above 1 and above 10) under LABEL, seed by seed, in
+benchmarks/results/ntm_collapse.json; `--from DIR --store LABEL` records the curve.json files of
+runs already made in DIR/seed<S>/ (name their config and overrides the same way).
+
 `--run RUN_DIR` prints the same for a `memrl train` run's checkpoint instead (`--checkpoint`,
 default latest), on a batch of the run's task with `--env KEY=VALUE` laid over its env kwargs:
 e.g. whether the write head walks (mean shift ~1) or stays on a row (~0) on repeat copy's first
@@ -18,6 +23,8 @@ curriculum level.
     python benchmarks/ntm_collapse.py --seed 2 --updates 1500
     python benchmarks/ntm_collapse.py --seed 2 --updates 3000 learner.lr_schedule=solved \\
         learner.lr_solved_score=-0.1 learner.lr_decay_factor=0.5 learner.lr_min=1e-4
+    python benchmarks/ntm_collapse.py --seed 2 --updates 4000 --store "adaptive clipping" \
+        learner.grad_clip_mode=adaptive
     python benchmarks/ntm_collapse.py --analyse runs/collapse/seed2/collapse_u725.pt
     python benchmarks/ntm_collapse.py --run runs/ntm_repeat_copy-... --env max_repeats=1
 
@@ -47,9 +54,49 @@ import envs  # noqa: E402
 from agents import make_agent  # noqa: E402
 from agents.learner import Learner  # noqa: E402
 from agents.ntm import NTMAgent  # noqa: E402
+from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.results_store import update_json  # noqa: E402
 from rollout.config import load_config  # noqa: E402
 
 STATISTICS = ("beta", "gate", "gamma", "shift_max", "shift_mean", "entropy")
+RESULTS = ROOT / "benchmarks" / "results" / "ntm_collapse.json"
+
+
+def collapse_summary(scores: list[dict[str, float]]) -> dict[str, Any]:
+    """A run's scores (update, bit_errors) in one line: the first update scoring <= 0.1 wrong bits
+    per sequence, and of the scores after it the worst and how many were above 1 and above 10
+    (10: a collapse; chance on copy is ~40)."""
+    first = next((i for i, s in enumerate(scores) if s["bit_errors"] <= 0.1), None)
+    later = [] if first is None else [s["bit_errors"] for s in scores[first + 1 :]]
+    return {
+        "first_reached_update": None if first is None else scores[first]["update"],
+        "scores_after": len(later),
+        "worst_after": max(later, default=None),
+        "above_1_after": sum(b > 1 for b in later),
+        "above_10_after": sum(b > 10 for b in later),
+        "last": scores[-1]["bit_errors"] if scores else None,
+    }
+
+
+def store(label: str, seed: int, scores: list[dict[str, float]], meta: dict[str, Any]) -> None:
+    """Record one seed's scores under `label` (its config, overrides and score spacing must be
+    the label's: a label names one protocol)."""
+
+    def change(stored: dict[str, Any]) -> None:
+        entry = stored.setdefault(label, {**meta, "runs": {}})
+        clash = [k for k in meta if k not in ("machine", "date") and entry.get(k) != meta[k]]
+        if clash:
+            raise SystemExit(
+                f"label {label!r} in {RESULTS} was stored with {clash[0]}={entry.get(clash[0])!r}, "
+                f"not {meta[clash[0]]!r}: use another label"
+            )
+        entry["runs"][str(seed)] = {
+            **collapse_summary(scores),
+            "scores": [[s["update"], round(s["bit_errors"], 4)] for s in scores],
+        }
+
+    update_json(RESULTS, change)
+    print(f"stored seed {seed} under {label!r} in {RESULTS}")
 
 
 def head_statistics(agent: NTMAgent, batch: dict[str, torch.Tensor]) -> dict[str, dict]:
@@ -204,8 +251,30 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], help="with --run: KEY=VALUE over its env kwargs"
     )
+    parser.add_argument("--store", metavar="LABEL", help="record the scores under LABEL")
+    parser.add_argument("--from", dest="source", type=Path, help="with --store: DIR/seed<S>/")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    meta = {
+        "config": str(Path(args.config).resolve().relative_to(ROOT))
+        if Path(args.config).resolve().is_relative_to(ROOT)
+        else str(args.config),
+        "overrides": list(args.overrides),
+        "every": args.every,
+        "batch": "64 sequences of the task, seed 12345 (fixed_batch)",
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if args.source is not None:
+        if args.store is None:
+            parser.error("--from needs --store LABEL")
+        found = sorted(args.source.glob("seed*/curve.json"))
+        if not found:
+            parser.error(f"no seed*/curve.json in {args.source}")
+        for path in found:
+            scores = json.loads(path.read_text())["scores"]
+            store(args.store, int(path.parent.name.removeprefix("seed")), scores, meta)
+        return
     if args.run is not None:
         print(analyse_run(args.run, args.checkpoint, args.env))
         return
@@ -247,6 +316,10 @@ def main() -> None:
         previous = errors
     record = {"scores": curve, "updates": steps}  # every update's batch loss and gradient norm
     (out / "curve.json").write_text(json.dumps(record) + "\n")
+    summary = collapse_summary(curve)
+    print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    if args.store is not None:
+        store(args.store, args.seed, curve, meta)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -98,3 +99,31 @@ def test_analyse_run_reads_a_run_folder_with_env_overrides(tmp_path) -> None:
         analyse_run(run, "latest", ["colour=1"])
     with pytest.raises(SystemExit, match="does not exist"):
         analyse_run(tmp_path / "missing", "latest", [])
+
+
+def test_collapse_summary_and_store_keep_one_protocol_per_label(tmp_path, monkeypatch):
+    from benchmarks import ntm_collapse
+
+    scores = [
+        {"update": u, "bit_errors": b}
+        for u, b in ((25, 30.0), (50, 0.05), (75, 1.2), (100, 39.0), (125, 0.0))
+    ]
+    assert ntm_collapse.collapse_summary(scores) == {
+        "first_reached_update": 50,
+        "scores_after": 3,
+        "worst_after": 39.0,
+        "above_1_after": 2,
+        "above_10_after": 1,
+        "last": 0.0,
+    }
+    never = ntm_collapse.collapse_summary(scores[:1])
+    assert never["first_reached_update"] is None and never["worst_after"] is None
+
+    monkeypatch.setattr(ntm_collapse, "RESULTS", tmp_path / "ntm_collapse.json")
+    meta = {"config": "configs/ntm_copy.yaml", "overrides": [], "every": 25, "date": "d"}
+    ntm_collapse.store("plain", 3, scores, meta)
+    ntm_collapse.store("plain", 4, scores[:2], {**meta, "date": "another day"})
+    stored = json.loads((tmp_path / "ntm_collapse.json").read_text())["plain"]
+    assert sorted(stored["runs"]) == ["3", "4"] and stored["runs"]["3"]["scores"][1] == [50, 0.05]
+    with pytest.raises(SystemExit, match="stored with overrides=\\[\\], not \\['a=1'\\]"):
+        ntm_collapse.store("plain", 5, scores, {**meta, "overrides": ["a=1"]})
