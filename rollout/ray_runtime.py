@@ -38,7 +38,9 @@ from typing import Any
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 MEMRL_PACKAGES = ("agents", "envs", "rollout")
 PLUGIN_PATH_ENV = "MEMRL_PLUGIN_PATH"  # the same name as envs.PLUGIN_PATH_ENV (no envs import)
-_embedded = False  # this process started the local Ray it is connected to
+# Set by an embedded start before ray.init, so every process of that Ray inherits it (a sweep's
+# trials, which create rollout actors of their own); cleared when joining a cluster
+EMBEDDED_RAY_ENV = "MEMRL_EMBEDDED_RAY"
 
 
 def memrl_root() -> Path:
@@ -145,10 +147,10 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    global _embedded
     if ray.is_initialized():
         return False
     if address is None:
+        os.environ[EMBEDDED_RAY_ENV] = "1"
         with _started_from(memrl_root()):  # where this process's memrl comes from
             ray.init(
                 address="local",
@@ -157,9 +159,9 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
                 logging_level="ERROR",
                 log_to_driver=True,
             )
-        _embedded = True
         protect_token_file()
     else:
+        os.environ.pop(EMBEDDED_RAY_ENV, None)
         runtime_env = None if in_ray_job() else code_runtime_env(env_id)
         with _started_from(None):  # the workers get memrl from the shipped runtime_env
             ray.init(address=address, runtime_env=runtime_env, logging_level="ERROR")
@@ -167,19 +169,19 @@ def start_ray(address: str | None, num_workers: int, env_id: str | None = None) 
 
 
 def stop_ray() -> None:
-    global _embedded
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
-    _embedded = False
+    os.environ.pop(EMBEDDED_RAY_ENV, None)
 
 
 def actor_folder() -> str | None:
     """The folder a rollout or evaluation actor works in: under an embedded Ray (its workers start
     in memrl's folder, see start_ray) the driver's current one, so relative paths in env kwargs
-    mean what they mean to the user; None (stay where Ray put it) on a cluster."""
-    return os.getcwd() if _embedded else None
+    mean what they mean to the user (a sweep's trial works in the user's folder too); None (stay
+    where Ray put it) on a cluster."""
+    return os.getcwd() if os.environ.get(EMBEDDED_RAY_ENV) else None
 
 
 def cluster_gpus() -> float:

@@ -246,3 +246,15 @@ def test_report_weights_final_scores_the_last_weights(tmp_path, ray_local):
     trainer.cfg.run.report_weights = "best"
     trainer._final_report()
     assert json.loads(path.read_text())["rows"][0] != again["rows"][0]
+
+
+def test_actors_take_the_drivers_folder_only_under_an_embedded_ray(tmp_path, monkeypatch):
+    """An embedded start marks its processes (a sweep's trials inherit the mark, and their
+    rollout actors then work in the trial's folder, the user's); joining a cluster does not."""
+    from rollout.ray_runtime import EMBEDDED_RAY_ENV, actor_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(EMBEDDED_RAY_ENV, "1")
+    assert actor_folder() == str(tmp_path)
+    monkeypatch.delenv(EMBEDDED_RAY_ENV)
+    assert actor_folder() is None
