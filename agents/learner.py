@@ -393,6 +393,19 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
     optimizer.load_state_dict({"state": copy.deepcopy(state["state"]), "param_groups": groups})
 
 
+def check_clipping(cfg: Any, agent: Agent) -> None:
+    """AgentError when learner.grad_clip_mode is not 'norm' for an agent that clips its own
+    gradients (Agent.clip_gradients overridden: MemN2N's per-table clipping)."""
+    mode = getattr(cfg, "grad_clip_mode", "norm")
+    own_clip = getattr(type(agent), "clip_gradients", Agent.clip_gradients)
+    if mode != "norm" and own_clip is not Agent.clip_gradients:
+        raise AgentError(
+            f"agent '{agent.cfg.name}' clips its own gradients by norm; "
+            f"'learner.grad_clip_mode: {mode}' is for agents that leave clipping to the "
+            "learner (use learner.grad_clip_mode: norm)."
+        )
+
+
 def floats(metrics: dict[str, Any]) -> dict[str, float]:
     """Metrics as floats; the tensors among them are read with one device sync."""
     out = {k: float(v) for k, v in metrics.items() if not torch.is_tensor(v)}
@@ -410,15 +423,9 @@ class Learner:
         problems = cfg.errors() if isinstance(cfg, LearnerConfig) else []
         if problems:
             raise AgentError(problems[0] + ".")
+        check_clipping(cfg, agent)
         mode = getattr(cfg, "grad_clip_mode", "norm")
         self.clip_values = mode == "value" and cfg.grad_clip > 0
-        own_clip = getattr(type(agent), "clip_gradients", Agent.clip_gradients)
-        if mode != "norm" and own_clip is not Agent.clip_gradients:
-            raise AgentError(
-                f"agent '{agent.cfg.name}' clips its own gradients by norm; "
-                f"'learner.grad_clip_mode: {mode}' is for agents that leave clipping to the "
-                "learner."
-            )
         # grad_clip_mode 'adaptive': the running average of the clipped gradient norms
         self.adaptive_clip = mode == "adaptive"
         self.norm_average: float | None = None

@@ -22,7 +22,7 @@ def check_before_start(cfg: ExperimentConfig, console: Console, resume: bool = F
     missing or unfit warm-start source, a curriculum schedule on a task without sequences.
     Raises EnvSpecError, AgentError, RunDirError, WarmStartError or ConfigError; prints the env
     checker's warnings."""
-    from agents.learner import resolve_device, use_cuda_graphs
+    from agents.learner import check_clipping, resolve_device, use_cuda_graphs
     from rollout.trainer import probe_and_check
     from rollout.warm_start import warm_start
 
@@ -42,6 +42,7 @@ def check_before_start(cfg: ExperimentConfig, console: Console, resume: bool = F
             note = escape(f"env '{cfg.env.id}': {warning}")
             console.print(f"[yellow]memrl: warning:[/] {note}", highlight=False)
         use_cuda_graphs(cfg.learner, resolve_device(cfg.learner.device), agent)
+        check_clipping(cfg.learner, agent)
         if cfg.run.init_from and not resume:
             warm_start(agent, cfg.run.init_from)
     finally:

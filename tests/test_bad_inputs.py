@@ -247,6 +247,8 @@ CASES: list[tuple[str, list[str], int, str, Callable[[Path], None] | None]] = [
     ("mixed-precision", [*T, "learner.mixed_precision=maybe"], 2, r"'learner.mixed_precision' must be one of", None),
     ("cuda-graphs-sgd", [*T, "learner.cuda_graphs=on", "learner.optimizer=sgd"], 2, r"'learner.cuda_graphs: on' needs 'learner.optimizer: adam'", None),
     ("centered", [*T, "learner.centered=maybe"], 2, r"'learner.centered' must be bool, got 'maybe'", None),
+    ("clip-mode-memn2n", ["train", str(ROOT / "configs/memn2n_babi_generated.yaml"), "learner.grad_clip_mode=adaptive", "run.dir={dir}/runs"], 2, r"agent 'memn2n' clips its own gradients by norm; 'learner.grad_clip_mode: adaptive'", None),
+    ("clip-ratio", [*T, "learner.grad_clip_ratio=1"], 2, r"'learner.grad_clip_ratio' must be > 1", None),
     # --- rollout
     ("workers-negative", [*T, "rollout.num_workers=-1"], 2, r"'rollout.num_workers' must be >= 0", None),
     ("workers-text", [*T, "rollout.num_workers=two"], 2, r"'rollout.num_workers' must be int, got 'two'", None),
