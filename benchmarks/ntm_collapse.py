@@ -55,6 +55,7 @@ from agents import make_agent  # noqa: E402
 from agents.learner import Learner  # noqa: E402
 from agents.ntm import NTMAgent  # noqa: E402
 from benchmarks.machine import machine_info  # noqa: E402
+from benchmarks.ntm_summary import after_reaching  # noqa: E402
 from benchmarks.results_store import update_json  # noqa: E402
 from rollout.config import load_config  # noqa: E402
 
@@ -66,8 +67,7 @@ def collapse_summary(scores: list[dict[str, float]]) -> dict[str, Any]:
     """A run's scores (update, bit_errors) in one line: the first update scoring <= 0.1 wrong bits
     per sequence, and of the scores after it the worst and how many were above 1 and above 10
     (10: a collapse; chance on copy is ~40)."""
-    first = next((i for i, s in enumerate(scores) if s["bit_errors"] <= 0.1), None)
-    later = [] if first is None else [s["bit_errors"] for s in scores[first + 1 :]]
+    first, later = after_reaching([s["bit_errors"] for s in scores])
     return {
         "first_reached_update": None if first is None else scores[first]["update"],
         "scores_after": len(later),
@@ -97,6 +97,19 @@ def store(label: str, seed: int, scores: list[dict[str, float]], meta: dict[str,
 
     update_json(RESULTS, change)
     print(f"stored seed {seed} under {label!r} in {RESULTS}")
+
+
+def protocol(args: argparse.Namespace) -> dict[str, Any]:
+    """What a stored label's runs share (config, overrides, score spacing), and where and when."""
+    config = Path(args.config).resolve()
+    return {
+        "config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else args.config),
+        "overrides": list(args.overrides),
+        "every": args.every,
+        "batch": "64 sequences of the task, seed 12345 (fixed_batch)",
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def head_statistics(agent: NTMAgent, batch: dict[str, torch.Tensor]) -> dict[str, dict]:
@@ -255,16 +268,6 @@ def main() -> None:
     parser.add_argument("--from", dest="source", type=Path, help="with --store: DIR/seed<S>/")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    meta = {
-        "config": str(Path(args.config).resolve().relative_to(ROOT))
-        if Path(args.config).resolve().is_relative_to(ROOT)
-        else str(args.config),
-        "overrides": list(args.overrides),
-        "every": args.every,
-        "batch": "64 sequences of the task, seed 12345 (fixed_batch)",
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
     if args.source is not None:
         if args.store is None:
             parser.error("--from needs --store LABEL")
@@ -273,7 +276,7 @@ def main() -> None:
             parser.error(f"no seed*/curve.json in {args.source}")
         for path in found:
             scores = json.loads(path.read_text())["scores"]
-            store(args.store, int(path.parent.name.removeprefix("seed")), scores, meta)
+            store(args.store, int(path.parent.name.removeprefix("seed")), scores, protocol(args))
         return
     if args.run is not None:
         print(analyse_run(args.run, args.checkpoint, args.env))
@@ -319,7 +322,7 @@ def main() -> None:
     summary = collapse_summary(curve)
     print("summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     if args.store is not None:
-        store(args.store, args.seed, curve, meta)
+        store(args.store, args.seed, curve, protocol(args))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.ntm_summary import headline, summarise  # noqa: E402
+from benchmarks.ntm_summary import after_reaching, headline, summarise  # noqa: E402
 
 # the rows the figure shows: the default NTM (lr 2e-3, grad_clip 1), the earlier default (lr 1e-3)
 # on the same budget, and the LSTM baseline
@@ -188,8 +188,7 @@ def curve_table(result: dict, task: str, labels: list[str]) -> str:
         for run in sorted(entry["runs"], key=lambda r: r["seed"]):
             curve = run["curve"]  # [sequences, seconds, wrong bits] per evaluation
             five = next((seq for seq, _, bits in curve if bits <= 5), None)
-            hit = next((i for i, (_, _, bits) in enumerate(curve) if bits <= 0.1), None)
-            later = [] if hit is None else [b for _, _, b in curve[hit + 1 :]]
+            hit, later = after_reaching([bits for _, _, bits in curve])
             above = sum(b > 1 for b in later)
             cells = [
                 "-" if five is None else f"{five:,}",

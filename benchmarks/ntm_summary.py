@@ -33,6 +33,13 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+def after_reaching(bits: list[float], reached: float = 0.1) -> tuple[int | None, list[float]]:
+    """The index of the first evaluation at <= `reached` wrong bits per sequence (None: never),
+    and the evaluations after it: where a converged run's collapses show."""
+    first = next((i for i, b in enumerate(bits) if b <= reached), None)
+    return first, ([] if first is None else list(bits[first + 1 :]))
+
+
 # tasks whose figure is a cost, not the sequences to 0.1 wrong bits: the table's summary key
 COST_FIGURE = {"dynamic_ngrams": "gap_bits", "priority_sort": "cost_bits"}
 
